@@ -1,1 +1,28 @@
-//! placeholder
+//! # subhub-brokers
+//!
+//! The broker boundary: how the hub opens a *source* on a broker topic, receives its events and
+//! publishes into it. Each broker kind is one module with its config, its implementation and its
+//! tests; a plain `#[serde(tag = "kind")]` enum selects among them.
+//!
+//! A source is opened with [`Broker::subscribe`], which returns only once the broker delivers
+//! the topic's events into the given [`EventSink`] ("live"), and closes when the returned
+//! [`SourceGuard`] is dropped. The hub's registry makes sure each (broker, topic) is subscribed
+//! at most once at a time.
+//!
+//! ## Layout
+//! - [`broker`]: the [`Broker`] trait, [`Publish`] and [`PublishAck`], [`BrokerError`].
+//! - [`event`]: [`Event`], one message read from a broker, its body decoded once.
+//! - [`sink`]: [`EventSink`], where a broker delivers a source's events, and [`BrokerStats`].
+//! - [`config`]: [`BrokerConfig`] and [`Brokers`], the configured brokers by name.
+//! - [`memory`]: the embedded in-process broker.
+
+pub mod broker;
+pub mod config;
+pub mod event;
+pub mod memory;
+pub mod sink;
+
+pub use broker::{Broker, BrokerError, Publish, PublishAck, SourceGuard};
+pub use config::{BrokerConfig, Brokers};
+pub use event::Event;
+pub use sink::{BrokerStats, EventSink};

@@ -1,1 +1,31 @@
-//! placeholder
+//! # subhub-subscriptions
+//!
+//! The registry that keeps the hub's promise: every source is opened once, shared by every
+//! subscriber that needs it and closed when the last one leaves; every event is executed once
+//! per distinct operation and fanned out as shared bytes into bounded per-connection queues.
+//!
+//! Teardown is driven by ownership, not by the next event failing to send: a [`SourceLease`]
+//! and an [`Attachment`] undo themselves when dropped, so a quiet source still closes when its
+//! last subscriber leaves, politely or by dropping its socket.
+//!
+//! ## Layout
+//! - [`sources`]: one source per (broker, topic), refcounted by [`SourceLease`]s, with `linger`.
+//! - [`executions`]: one shared execution per [`OperationKey`], its subscribers' [`Attachment`]s.
+//! - [`outbox`]: the bounded per-connection queue and its slow-consumer policy.
+//! - [`metrics`]: the hub's counters and gauges, rendered as Prometheus text.
+
+pub mod executions;
+pub mod metrics;
+pub mod outbox;
+pub mod sources;
+
+pub use executions::{Attachment, ExecutionItem, ExecutionStream, Executions, OperationKey};
+pub use metrics::Metrics;
+pub use outbox::{Outbound, Outbox, OutboxConfig, SharedPayload, SlowConsumerPolicy, Slot};
+pub use sources::{SourceError, SourceLease, Sources};
+
+/// Locks a std mutex, going on with the data if a panicking thread poisoned it: every critical
+/// section in this crate leaves its data consistent before anything can panic.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -1,0 +1,78 @@
+//! The trait every broker implements.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::sink::{BrokerStats, EventSink};
+
+/// Closes a broker subscription when dropped. What it holds is the broker's business.
+pub type SourceGuard = Box<dyn Any + Send + Sync>;
+
+/// A message to publish.
+#[derive(Clone, Debug)]
+pub struct Publish {
+    pub topic: String,
+    pub key: Option<String>,
+    pub body: Bytes,
+}
+
+/// What the broker said about a published message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublishAck {
+    /// The broker's position of the message, where it has one.
+    pub id: Option<String>,
+}
+
+/// Why a broker operation failed. The display text is safe to show clients: it names the
+/// broker or topic and never carries a driver's internal error text.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BrokerError {
+    #[error("unknown broker `{0}`")]
+    UnknownBroker(String),
+    #[error("invalid topic `{topic}` for broker `{broker}`: {reason}")]
+    InvalidTopic { broker: String, topic: String, reason: String },
+    #[error("broker `{0}` is not available")]
+    Unavailable(String),
+    #[error("message of {size} bytes exceeds the limit of {max} bytes")]
+    TooLarge { size: usize, max: usize },
+}
+
+/// One configured broker.
+#[async_trait]
+pub trait Broker: Send + Sync + 'static {
+    /// The broker's name in the config.
+    fn name(&self) -> &str;
+
+    /// The broker's kind (`memory`, `kafka`, `redis`, `amqp`).
+    fn kind(&self) -> &'static str;
+
+    /// Counters and gauges of this broker.
+    fn stats(&self) -> &Arc<BrokerStats>;
+
+    /// Checks a topic name against the broker's rules before anything is opened.
+    fn validate_topic(&self, topic: &str) -> Result<(), BrokerError>;
+
+    /// Subscribes to `topic`. Returns once the subscription is live: an event published after
+    /// this returns reaches `sink`. Dropping the guard unsubscribes.
+    async fn subscribe(&self, topic: &str, sink: EventSink) -> Result<SourceGuard, BrokerError>;
+
+    /// Publishes one message.
+    async fn publish(&self, message: Publish) -> Result<PublishAck, BrokerError>;
+}
+
+/// The rules every broker shares: a topic is a non-empty name of at most 255 bytes.
+pub fn validate_common(broker: &str, topic: &str) -> Result<(), BrokerError> {
+    let reason = if topic.is_empty() {
+        "a topic must not be empty"
+    } else if topic.len() > 255 {
+        "a topic must be at most 255 bytes"
+    } else if topic.chars().any(char::is_control) {
+        "a topic must not contain control characters"
+    } else {
+        return Ok(());
+    };
+    Err(BrokerError::InvalidTopic { broker: broker.to_owned(), topic: topic.to_owned(), reason: reason.to_owned() })
+}

@@ -1,0 +1,66 @@
+//! Broker configuration (`[brokers.NAME]` tables) and the set of running brokers.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::broker::{Broker, BrokerError};
+use crate::memory::{MemoryBroker, MemoryConfig};
+
+/// One `[brokers.NAME]` table; `kind` picks the broker.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum BrokerConfig {
+    /// The embedded in-process broker.
+    Memory(MemoryConfig),
+}
+
+impl BrokerConfig {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BrokerConfig::Memory(_) => "memory",
+        }
+    }
+
+    /// Starts the broker.
+    pub async fn build(&self, name: &str) -> Result<Arc<dyn Broker>, BrokerError> {
+        match self {
+            BrokerConfig::Memory(_) => Ok(Arc::new(MemoryBroker::new(name))),
+        }
+    }
+}
+
+/// The configured brokers by name, and which one a subscription without `broker` uses.
+pub struct Brokers {
+    by_name: BTreeMap<String, Arc<dyn Broker>>,
+    default: String,
+}
+
+impl Brokers {
+    /// Starts every configured broker. `default` must name one of them.
+    pub async fn build(configs: &BTreeMap<String, BrokerConfig>, default: &str) -> Result<Self, BrokerError> {
+        let mut by_name = BTreeMap::new();
+        for (name, config) in configs {
+            by_name.insert(name.clone(), config.build(name).await?);
+        }
+        if !by_name.contains_key(default) {
+            return Err(BrokerError::UnknownBroker(default.to_owned()));
+        }
+        Ok(Brokers { by_name, default: default.to_owned() })
+    }
+
+    /// The broker with this name, or the default broker for `None`.
+    pub fn get(&self, name: Option<&str>) -> Result<&Arc<dyn Broker>, BrokerError> {
+        let name = name.unwrap_or(&self.default);
+        self.by_name.get(name).ok_or_else(|| BrokerError::UnknownBroker(name.to_owned()))
+    }
+
+    pub fn default_name(&self) -> &str {
+        &self.default
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn Broker>> {
+        self.by_name.values()
+    }
+}

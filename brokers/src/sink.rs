@@ -1,0 +1,49 @@
+//! Where a broker delivers a source's events, and the numbers each broker keeps.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::broadcast;
+
+use crate::event::Event;
+
+/// Counters and gauges of one broker, read by the hub's `/metrics`.
+#[derive(Debug, Default)]
+pub struct BrokerStats {
+    /// 1 while the broker's connection is up.
+    pub connected: AtomicBool,
+    /// Sources open on this broker (maintained by the registry).
+    pub sources_open: AtomicI64,
+    /// Events read from this broker.
+    pub events_received: AtomicU64,
+    /// Events published through the hub into this broker.
+    pub published: AtomicU64,
+    /// Events dropped because their body exceeded the message limit.
+    pub dropped_too_large: AtomicU64,
+}
+
+/// The output of one source: every execution on the source reads from it. Bounded: an execution
+/// that falls more than the configured capacity behind loses the oldest events and counts them.
+#[derive(Clone, Debug)]
+pub struct EventSink {
+    sender: broadcast::Sender<Arc<Event>>,
+    stats: Arc<BrokerStats>,
+}
+
+impl EventSink {
+    pub fn new(sender: broadcast::Sender<Arc<Event>>, stats: Arc<BrokerStats>) -> Self {
+        EventSink { sender, stats }
+    }
+
+    /// Delivers one event to every reader of the source.
+    pub fn send(&self, event: Event) {
+        self.stats.events_received.fetch_add(1, Ordering::Relaxed);
+        // No reader means every execution has just left; the source is closing.
+        let _ = self.sender.send(Arc::new(event));
+    }
+
+    /// True when both sinks feed the same source.
+    pub fn same_source(&self, other: &EventSink) -> bool {
+        self.sender.same_channel(&other.sender)
+    }
+}

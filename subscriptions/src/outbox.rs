@@ -1,0 +1,250 @@
+//! The bounded queue between the registry and one connection's writer.
+//!
+//! Policy for a client that reads slower than events arrive: when the queue is full, the oldest
+//! queued `next` is dropped and counted (`subhub_dropped_total{reason="slow_consumer"}`). With
+//! [`SlowConsumerPolicy::DropOldest`], a connection whose queue keeps overflowing for longer than
+//! `close_after` without the client catching up is closed with 1013; with
+//! [`SlowConsumerPolicy::Close`] the first overflow closes it. Terminal messages (`error`,
+//! `complete`) are never dropped.
+//!
+//! Memory: a queued message is a pointer to its subscription and a reference to the payload
+//! shared by every subscriber, so a queue costs a few dozen bytes per entry however large the
+//! payload is.
+
+use std::collections::VecDeque;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use subhub_protocol::{FramePrefix, Protocol};
+use tokio::sync::Notify;
+
+use crate::lock;
+use crate::metrics::Metrics;
+
+/// A serialized GraphQL result shared by every subscriber of one execution.
+pub type SharedPayload = Arc<str>;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SlowConsumerPolicy {
+    /// Drop the oldest queued message; close with 1013 once behind for longer than `close_after`.
+    #[default]
+    DropOldest,
+    /// Close with 1013 on the first overflow.
+    Close,
+}
+
+/// Limits of one connection's queue.
+#[derive(Clone, Copy, Debug)]
+pub struct OutboxConfig {
+    /// Queued messages at most.
+    pub capacity: usize,
+    pub policy: SlowConsumerPolicy,
+    pub close_after: Duration,
+}
+
+/// One client subscription as the writer sees it: its id, the prefix of its `next` frames, and
+/// whether it is still active (messages for a completed subscription are skipped, not sent).
+#[derive(Debug)]
+pub struct Slot {
+    pub id: Box<str>,
+    pub prefix: FramePrefix,
+    active: AtomicBool,
+}
+
+impl Slot {
+    pub fn new(protocol: Protocol, id: &str) -> Arc<Self> {
+        Arc::new(Slot { id: id.into(), prefix: FramePrefix::new(protocol, id), active: AtomicBool::new(true) })
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.active.load(Relaxed)
+    }
+
+    pub fn deactivate(&self) {
+        self.active.store(false, Relaxed);
+    }
+}
+
+/// A message waiting for the writer.
+#[derive(Debug)]
+pub enum Outbound {
+    Next { slot: Arc<Slot>, payload: SharedPayload },
+    /// Ends the operation with errors (a serialized JSON array).
+    Error { slot: Arc<Slot>, errors: SharedPayload },
+    /// Ends the operation.
+    Complete { slot: Arc<Slot> },
+}
+
+impl Outbound {
+    pub fn slot(&self) -> &Arc<Slot> {
+        match self {
+            Outbound::Next { slot, .. } | Outbound::Error { slot, .. } | Outbound::Complete { slot } => slot,
+        }
+    }
+
+    fn is_droppable(&self) -> bool {
+        matches!(self, Outbound::Next { .. })
+    }
+}
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<Outbound>,
+    /// When the queue first overflowed since the writer last emptied it.
+    behind_since: Option<Instant>,
+    slow: bool,
+    closed: bool,
+}
+
+/// One connection's queue.
+pub struct Outbox {
+    state: Mutex<State>,
+    ready: Notify,
+    slow: Notify,
+    config: OutboxConfig,
+    metrics: Arc<Metrics>,
+}
+
+impl Outbox {
+    pub fn new(config: OutboxConfig, metrics: Arc<Metrics>) -> Arc<Self> {
+        Arc::new(Outbox { state: Mutex::default(), ready: Notify::new(), slow: Notify::new(), config, metrics })
+    }
+
+    /// Queues a message, applying the slow-consumer policy when the queue is full.
+    pub fn push(&self, message: Outbound) {
+        let mut state = lock(&self.state);
+        if state.closed {
+            return;
+        }
+        if state.queue.len() >= self.config.capacity && message.is_droppable() {
+            if let Some(oldest) = state.queue.iter().position(Outbound::is_droppable) {
+                state.queue.remove(oldest);
+                self.metrics.queued.fetch_sub(1, Relaxed);
+                self.metrics.dropped_slow_consumer.fetch_add(1, Relaxed);
+            }
+            let now = Instant::now();
+            let since = *state.behind_since.get_or_insert(now);
+            let too_long = now.duration_since(since) >= self.config.close_after;
+            if !state.slow && (self.config.policy == SlowConsumerPolicy::Close || too_long) {
+                state.slow = true;
+                self.slow.notify_one();
+            }
+        }
+        state.queue.push_back(message);
+        self.metrics.queued.fetch_add(1, Relaxed);
+        drop(state);
+        self.ready.notify_one();
+    }
+
+    /// Moves up to `max` queued messages into `out`.
+    pub fn drain_into(&self, out: &mut Vec<Outbound>, max: usize) {
+        let mut state = lock(&self.state);
+        let n = state.queue.len().min(max);
+        out.extend(state.queue.drain(..n));
+        if state.queue.is_empty() {
+            state.behind_since = None;
+        }
+        drop(state);
+        self.metrics.queued.fetch_sub(n as i64, Relaxed);
+    }
+
+    /// Waits until something may have been queued.
+    pub async fn ready(&self) {
+        self.ready.notified().await;
+    }
+
+    /// Waits until the connection has stayed behind past the policy's threshold.
+    pub async fn too_slow(&self) {
+        self.slow.notified().await;
+    }
+
+    pub fn is_too_slow(&self) -> bool {
+        lock(&self.state).slow
+    }
+
+    pub fn len(&self) -> usize {
+        lock(&self.state).queue.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Refuses every later message and frees the queued ones: the connection is gone.
+    pub fn close(&self) {
+        let mut state = lock(&self.state);
+        state.closed = true;
+        let n = state.queue.len();
+        state.queue.clear();
+        drop(state);
+        self.metrics.queued.fetch_sub(n as i64, Relaxed);
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outbox(capacity: usize, policy: SlowConsumerPolicy, close_after: Duration) -> (Arc<Outbox>, Arc<Metrics>) {
+        let metrics = Arc::new(Metrics::default());
+        (Outbox::new(OutboxConfig { capacity, policy, close_after }, metrics.clone()), metrics)
+    }
+
+    fn next(slot: &Arc<Slot>, n: u32) -> Outbound {
+        Outbound::Next { slot: slot.clone(), payload: n.to_string().into() }
+    }
+
+    #[test]
+    fn drops_the_oldest_next_and_keeps_terminal_messages() {
+        let (outbox, metrics) = outbox(3, SlowConsumerPolicy::DropOldest, Duration::from_secs(60));
+        let slot = Slot::new(Protocol::TransportWs, "1");
+        outbox.push(Outbound::Complete { slot: slot.clone() });
+        for n in 0..5 {
+            outbox.push(next(&slot, n));
+        }
+        let mut out = Vec::new();
+        outbox.drain_into(&mut out, 100);
+        let kept: Vec<String> = out
+            .iter()
+            .map(|m| match m {
+                Outbound::Next { payload, .. } => payload.to_string(),
+                Outbound::Complete { .. } => "complete".into(),
+                Outbound::Error { .. } => "error".into(),
+            })
+            .collect();
+        assert_eq!(kept, ["complete", "3", "4"]);
+        assert_eq!(metrics.dropped_slow_consumer.load(Relaxed), 3);
+        assert_eq!(metrics.queued.load(Relaxed), 0);
+        assert!(!outbox.is_too_slow());
+    }
+
+    #[test]
+    fn close_policy_flags_the_first_overflow() {
+        let (outbox, _) = outbox(1, SlowConsumerPolicy::Close, Duration::from_secs(60));
+        let slot = Slot::new(Protocol::TransportWs, "1");
+        outbox.push(next(&slot, 1));
+        assert!(!outbox.is_too_slow());
+        outbox.push(next(&slot, 2));
+        assert!(outbox.is_too_slow());
+    }
+
+    #[test]
+    fn staying_behind_past_the_threshold_flags_the_connection() {
+        let (outbox, metrics) = outbox(1, SlowConsumerPolicy::DropOldest, Duration::ZERO);
+        let slot = Slot::new(Protocol::TransportWs, "1");
+        outbox.push(next(&slot, 1));
+        outbox.push(next(&slot, 2));
+        assert!(outbox.is_too_slow());
+        outbox.close();
+        outbox.push(next(&slot, 3));
+        assert_eq!(metrics.queued.load(Relaxed), 0);
+    }
+}
