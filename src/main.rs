@@ -1,1 +1,103 @@
-fn main() {}
+//! The `subhub` command: `subhub [serve] [--config FILE] [--listen ADDR]` and `subhub check`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use subhub::{termination_signal, Config, Server};
+
+#[derive(Parser)]
+#[command(
+    name = "subhub",
+    version,
+    about = "A real-time GraphQL subscription hub"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the hub (the default).
+    Serve(ServeArgs),
+    /// Validate a config file and exit.
+    Check(ConfigArg),
+}
+
+#[derive(Args, Clone)]
+struct ConfigArg {
+    /// TOML config file; without one the hub serves the built-in schema on the memory broker.
+    #[arg(long, env = "SUBHUB_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Args, Clone)]
+struct ServeArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Address to listen on (overrides `listen` in the config).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let result = match cli.command {
+        Some(Command::Check(args)) => check(&args),
+        Some(Command::Serve(args)) => serve(args),
+        None => serve(cli.serve),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("subhub: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(config: &ConfigArg) -> anyhow::Result<Config> {
+    Ok(Config::load(config.config.as_deref(), std::env::vars())?)
+}
+
+fn check(args: &ConfigArg) -> anyhow::Result<()> {
+    let config = load(args)?;
+    println!(
+        "config ok: listen {}, brokers: {}",
+        config.listen,
+        config
+            .brokers
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = load(&args.config)?;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(async {
+        let server = Server::bind(config).await?;
+        server.run(termination_signal()).await?;
+        anyhow::Ok(())
+    })
+}

@@ -21,11 +21,13 @@ pub mod sources;
 
 pub use executions::{Attachment, ExecutionItem, ExecutionStream, Executions, OperationKey};
 pub use metrics::Metrics;
-pub use outbox::{Outbound, Outbox, OutboxConfig, SharedPayload, SlowConsumerPolicy, Slot};
+pub use outbox::{Outbound, Outbox, OutboxConfig, SharedPayload, Slot, SlowConsumerPolicy};
 pub use sources::{SourceError, SourceLease, Sources};
 
 /// Locks a std mutex, going on with the data if a panicking thread poisoned it: every critical
 /// section in this crate leaves its data consistent before anything can panic.
 pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -55,7 +55,11 @@ pub struct Slot {
 
 impl Slot {
     pub fn new(protocol: Protocol, id: &str) -> Arc<Self> {
-        Arc::new(Slot { id: id.into(), prefix: FramePrefix::new(protocol, id), active: AtomicBool::new(true) })
+        Arc::new(Slot {
+            id: id.into(),
+            prefix: FramePrefix::new(protocol, id),
+            active: AtomicBool::new(true),
+        })
     }
 
     pub fn is_active(&self) -> bool {
@@ -70,9 +74,15 @@ impl Slot {
 /// A message waiting for the writer.
 #[derive(Debug)]
 pub enum Outbound {
-    Next { slot: Arc<Slot>, payload: SharedPayload },
+    Next {
+        slot: Arc<Slot>,
+        payload: SharedPayload,
+    },
     /// Ends the operation with errors (a serialized JSON array).
-    Error { slot: Arc<Slot>, errors: SharedPayload },
+    Error {
+        slot: Arc<Slot>,
+        errors: SharedPayload,
+    },
     /// Ends the operation.
     Complete { slot: Arc<Slot> },
 }
@@ -80,7 +90,9 @@ pub enum Outbound {
 impl Outbound {
     pub fn slot(&self) -> &Arc<Slot> {
         match self {
-            Outbound::Next { slot, .. } | Outbound::Error { slot, .. } | Outbound::Complete { slot } => slot,
+            Outbound::Next { slot, .. }
+            | Outbound::Error { slot, .. }
+            | Outbound::Complete { slot } => slot,
         }
     }
 
@@ -109,7 +121,13 @@ pub struct Outbox {
 
 impl Outbox {
     pub fn new(config: OutboxConfig, metrics: Arc<Metrics>) -> Arc<Self> {
-        Arc::new(Outbox { state: Mutex::default(), ready: Notify::new(), slow: Notify::new(), config, metrics })
+        Arc::new(Outbox {
+            state: Mutex::default(),
+            ready: Notify::new(),
+            slow: Notify::new(),
+            config,
+            metrics,
+        })
     }
 
     /// Queues a message, applying the slow-consumer policy when the queue is full.
@@ -193,13 +211,30 @@ impl Drop for Outbox {
 mod tests {
     use super::*;
 
-    fn outbox(capacity: usize, policy: SlowConsumerPolicy, close_after: Duration) -> (Arc<Outbox>, Arc<Metrics>) {
+    fn outbox(
+        capacity: usize,
+        policy: SlowConsumerPolicy,
+        close_after: Duration,
+    ) -> (Arc<Outbox>, Arc<Metrics>) {
         let metrics = Arc::new(Metrics::default());
-        (Outbox::new(OutboxConfig { capacity, policy, close_after }, metrics.clone()), metrics)
+        (
+            Outbox::new(
+                OutboxConfig {
+                    capacity,
+                    policy,
+                    close_after,
+                },
+                metrics.clone(),
+            ),
+            metrics,
+        )
     }
 
     fn next(slot: &Arc<Slot>, n: u32) -> Outbound {
-        Outbound::Next { slot: slot.clone(), payload: n.to_string().into() }
+        Outbound::Next {
+            slot: slot.clone(),
+            payload: n.to_string().into(),
+        }
     }
 
     #[test]

@@ -1,0 +1,394 @@
+//! The config file (DESIGN §7): TOML, every key defaulted, unknown keys refused with the file,
+//! line and column, and `SUBHUB_*` environment variables overriding keys
+//! (`SUBHUB_LISTEN`, `SUBHUB_LIMITS__MAX_CONNECTIONS`: `__` separates table levels).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use subhub_brokers::memory::MemoryConfig;
+use subhub_brokers::BrokerConfig;
+
+/// Environment variables starting with this override config keys.
+pub const ENV_PREFIX: &str = "SUBHUB_";
+/// Names the config file; not a key override.
+pub const ENV_CONFIG_FILE: &str = "SUBHUB_CONFIG";
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address to serve on.
+    #[serde(default = "defaults::listen")]
+    pub listen: SocketAddr,
+    /// Broker of subscriptions and publishes that name none.
+    #[serde(default = "defaults::default_broker")]
+    pub default_broker: String,
+    /// Serve the built-in `events` / `publish` / `brokers` schema.
+    #[serde(default = "defaults::yes")]
+    pub generic_api: bool,
+    #[serde(default)]
+    pub brokers: BTreeMap<String, BrokerConfig>,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// `[limits]`: every queue, buffer and per-connection structure is bounded by one of these.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Open client connections at most; more are refused with HTTP 503.
+    pub max_connections: usize,
+    /// Operations one connection may run at once.
+    pub max_subscriptions_per_connection: usize,
+    /// Largest WebSocket message or frame a client may send (close 1009), and largest body
+    /// published through the hub (HTTP 413).
+    pub max_message_bytes: usize,
+    /// Messages queued for one connection at most.
+    pub connection_queue: usize,
+    /// What happens when a connection's queue overflows.
+    pub slow_consumer: SlowConsumer,
+    /// How long a connection may stay behind (its queue overflowing) before it is closed with 1013.
+    #[serde(with = "humantime_serde")]
+    pub slow_consumer_timeout: Duration,
+    /// Events a shared execution may fall behind its source before it loses the oldest.
+    pub source_buffer: usize,
+    #[serde(with = "humantime_serde")]
+    pub connection_init_timeout: Duration,
+    /// Interval of server pings (and graphql-ws `ka`); a client silent for two intervals is dropped.
+    #[serde(with = "humantime_serde")]
+    pub keepalive: Duration,
+    /// How long a source stays open after its last subscriber leaves.
+    #[serde(with = "humantime_serde")]
+    pub linger: Duration,
+    /// How long shutdown waits for connections to drain.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SlowConsumer {
+    /// Drop the oldest queued message and count it; close after `slow_consumer_timeout` behind.
+    #[default]
+    DropOldest,
+    /// Close with 1013 at the first overflow.
+    Close,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 20_000,
+            max_subscriptions_per_connection: 100,
+            max_message_bytes: 1024 * 1024,
+            connection_queue: 1024,
+            slow_consumer: SlowConsumer::DropOldest,
+            slow_consumer_timeout: Duration::from_secs(10),
+            source_buffer: 1024,
+            connection_init_timeout: Duration::from_secs(3),
+            keepalive: Duration::from_secs(12),
+            linger: Duration::ZERO,
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+mod defaults {
+    use std::net::{Ipv4Addr, SocketAddr};
+
+    pub fn listen() -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 4000))
+    }
+
+    pub fn default_broker() -> String {
+        "local".to_owned()
+    }
+
+    pub fn yes() -> bool {
+        true
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let mut config = Config {
+            listen: defaults::listen(),
+            default_broker: defaults::default_broker(),
+            generic_api: true,
+            brokers: BTreeMap::new(),
+            limits: Limits::default(),
+        };
+        config.fill_defaults();
+        config
+    }
+}
+
+/// Why the config cannot be used; each message names the file, key or variable at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+    #[error("environment {vars}: {message}")]
+    Env { vars: String, message: String },
+}
+
+impl Config {
+    /// Reads the config file (if any) and applies `SUBHUB_*` overrides from `env`.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let overrides: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(name, _)| name.starts_with(ENV_PREFIX) && name != ENV_CONFIG_FILE)
+            .collect();
+        let (text, source) = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                (text, path.display().to_string())
+            }
+            None => (String::new(), "(defaults)".to_owned()),
+        };
+        // Parse the file alone first, so its mistakes are reported with line and column.
+        let mut config: Config =
+            toml::from_str(&text).map_err(|error| parse_error(path, &text, &error))?;
+        if !overrides.is_empty() {
+            let mut table: toml::Table =
+                toml::from_str(&text).map_err(|error| parse_error(path, &text, &error))?;
+            for (name, value) in &overrides {
+                apply_override(&mut table, name, value)?;
+            }
+            let vars = overrides
+                .iter()
+                .map(|(name, _)| name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            config = toml::Value::Table(table)
+                .try_into()
+                .map_err(|error: toml::de::Error| ConfigError::Env {
+                    vars,
+                    message: error.message().to_owned(),
+                })?;
+        }
+        config.fill_defaults();
+        config.validate().map_err(|message| ConfigError::Invalid {
+            path: source,
+            message,
+        })?;
+        Ok(config)
+    }
+
+    fn fill_defaults(&mut self) {
+        if self.brokers.is_empty() {
+            self.brokers.insert(
+                self.default_broker.clone(),
+                BrokerConfig::Memory(MemoryConfig::default()),
+            );
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if !self.brokers.contains_key(&self.default_broker) {
+            let names = self.brokers.keys().cloned().collect::<Vec<_>>().join(", ");
+            return Err(format!(
+                "default_broker = \"{}\" names no configured broker (configured: {names}); add [brokers.{}] or change default_broker",
+                self.default_broker, self.default_broker
+            ));
+        }
+        if !self.generic_api {
+            return Err("generic_api = false leaves nothing to serve: this build serves only the built-in schema".to_owned());
+        }
+        let limits = &self.limits;
+        for (key, value) in [
+            ("limits.max_connections", limits.max_connections),
+            (
+                "limits.max_subscriptions_per_connection",
+                limits.max_subscriptions_per_connection,
+            ),
+            ("limits.max_message_bytes", limits.max_message_bytes),
+            ("limits.connection_queue", limits.connection_queue),
+            ("limits.source_buffer", limits.source_buffer),
+        ] {
+            if value == 0 {
+                return Err(format!("{key} must be at least 1"));
+            }
+        }
+        if limits.keepalive.is_zero() || limits.connection_init_timeout.is_zero() {
+            return Err(
+                "limits.keepalive and limits.connection_init_timeout must be longer than 0s"
+                    .to_owned(),
+            );
+        }
+        Ok(())
+    }
+}
+
+fn parse_error(path: Option<&Path>, text: &str, error: &toml::de::Error) -> ConfigError {
+    let offset = error.span().map_or(0, |span| span.start);
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let path = path.map_or_else(|| PathBuf::from("(defaults)"), Path::to_owned);
+    ConfigError::Parse {
+        path,
+        line,
+        column,
+        message: error.message().trim().to_owned(),
+    }
+}
+
+/// `SUBHUB_LIMITS__LINGER=5s` sets `limits.linger`. The value is read as a TOML value when it
+/// is one (numbers, booleans) and as a string otherwise.
+fn apply_override(table: &mut toml::Table, name: &str, raw: &str) -> Result<(), ConfigError> {
+    let path: Vec<String> = name[ENV_PREFIX.len()..]
+        .split("__")
+        .map(str::to_lowercase)
+        .collect();
+    let bad = |message: &str| ConfigError::Env {
+        vars: name.to_owned(),
+        message: message.to_owned(),
+    };
+    if path.iter().any(String::is_empty) {
+        return Err(bad("the variable names no key"));
+    }
+    let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()));
+    let (last, parents) = path
+        .split_last()
+        .ok_or_else(|| bad("the variable names no key"))?;
+    let mut current = table;
+    for key in parents {
+        let entry = current
+            .entry(key.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = entry
+            .as_table_mut()
+            .ok_or_else(|| bad(&format!("`{key}` is not a table")))?;
+    }
+    current.insert(last.clone(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn file(text: &str) -> tempfile_path::TempPath {
+        tempfile_path::TempPath::with(text)
+    }
+
+    /// A file in the target directory's temp area, removed on drop.
+    mod tempfile_path {
+        use super::*;
+        pub struct TempPath(pub PathBuf);
+        impl TempPath {
+            pub fn with(text: &str) -> Self {
+                static NEXT: std::sync::atomic::AtomicUsize =
+                    std::sync::atomic::AtomicUsize::new(0);
+                let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let path = std::env::temp_dir()
+                    .join(format!("subhub-config-{}-{n}.toml", std::process::id()));
+                let mut f = std::fs::File::create(&path).unwrap();
+                f.write_all(text.as_bytes()).unwrap();
+                TempPath(path)
+            }
+        }
+        impl Drop for TempPath {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_file(&self.0);
+            }
+        }
+    }
+
+    fn no_env() -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    #[test]
+    fn no_file_means_the_memory_broker_on_port_4000() {
+        let config = Config::load(None, no_env()).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:4000");
+        assert_eq!(config.brokers["local"].kind(), "memory");
+        assert_eq!(config.limits.max_message_bytes, 1024 * 1024);
+        assert_eq!(
+            config.limits.connection_init_timeout,
+            Duration::from_secs(3)
+        );
+    }
+
+    #[test]
+    fn a_full_file_parses() {
+        let f = file(
+            "listen = \"127.0.0.1:0\"\ndefault_broker = \"mem\"\n[brokers.mem]\nkind = \"memory\"\n[limits]\nlinger = \"250ms\"\nconnection_queue = 8\nslow_consumer = \"close\"\n",
+        );
+        let config = Config::load(Some(&f.0), no_env()).unwrap();
+        assert_eq!(config.limits.linger, Duration::from_millis(250));
+        assert_eq!(config.limits.connection_queue, 8);
+        assert_eq!(config.limits.slow_consumer, SlowConsumer::Close);
+    }
+
+    #[test]
+    fn unknown_keys_name_the_key_file_and_line() {
+        let f = file("listen = \"127.0.0.1:0\"\n\n[limits]\nmax_conections = 5\n");
+        let message = Config::load(Some(&f.0), no_env()).unwrap_err().to_string();
+        assert!(
+            message.contains(&format!("{}:4:1:", f.0.display())),
+            "{message}"
+        );
+        assert!(message.contains("max_conections"), "{message}");
+    }
+
+    #[test]
+    fn wrong_types_and_bad_brokers_are_reported() {
+        let f = file("[limits]\nlinger = 5\n");
+        let message = Config::load(Some(&f.0), no_env()).unwrap_err().to_string();
+        assert!(message.contains(":2:"), "{message}");
+        let f = file("[brokers.x]\nkind = \"kafkaa\"\n");
+        let message = Config::load(Some(&f.0), no_env()).unwrap_err().to_string();
+        assert!(message.contains("kafkaa"), "{message}");
+        let f = file("default_broker = \"nope\"\n[brokers.local]\nkind = \"memory\"\n");
+        let message = Config::load(Some(&f.0), no_env()).unwrap_err().to_string();
+        assert!(message.contains("nope"), "{message}");
+    }
+
+    #[test]
+    fn environment_overrides_keys() {
+        let env = vec![
+            ("SUBHUB_LISTEN".to_owned(), "127.0.0.1:5000".to_owned()),
+            ("SUBHUB_LIMITS__MAX_CONNECTIONS".to_owned(), "7".to_owned()),
+            ("SUBHUB_LIMITS__LINGER".to_owned(), "2s".to_owned()),
+            ("SUBHUB_CONFIG".to_owned(), "ignored.toml".to_owned()),
+        ];
+        let config = Config::load(None, env).unwrap();
+        assert_eq!(config.listen.port(), 5000);
+        assert_eq!(config.limits.max_connections, 7);
+        assert_eq!(config.limits.linger, Duration::from_secs(2));
+        let err = Config::load(None, vec![("SUBHUB_LIMITZ__X".to_owned(), "1".to_owned())])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("SUBHUB_LIMITZ__X") && err.contains("limitz"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,34 @@
+//! The HTTP surface (DESIGN §3): one router over the hub.
+
+mod graphql;
+mod ops;
+mod publish;
+
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::hub::Hub;
+
+pub fn router(hub: Arc<Hub>) -> Router {
+    Router::new()
+        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/publish/{topic}", post(publish::publish))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/graphiql", get(ops::graphiql))
+        .route("/", get(ops::index))
+        .with_state(hub)
+}
+
+/// A JSON error body `{"errors":[{"message":…}]}` with a status.
+pub fn error_response(status: axum::http::StatusCode, message: &str) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        status,
+        axum::Json(serde_json::json!({ "errors": [{ "message": message }] })),
+    )
+        .into_response()
+}

@@ -1,0 +1,52 @@
+//! `POST /publish/{topic}`: the request body, as it is, becomes one event.
+//! `?broker=NAME` picks a broker, `?key=K` sets the event key.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use subhub_brokers::BrokerError;
+
+use super::error_response;
+use crate::hub::Hub;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishParams {
+    broker: Option<String>,
+    key: Option<String>,
+}
+
+pub async fn publish(
+    State(hub): State<Arc<Hub>>,
+    Path(topic): Path<String>,
+    params: Result<Query<PublishParams>, axum::extract::rejection::QueryRejection>,
+    body: Bytes,
+) -> Response {
+    let Ok(Query(params)) = params else {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "unknown query parameter: use ?broker=NAME and ?key=KEY",
+        );
+    };
+    match hub
+        .publisher
+        .publish(params.broker.as_deref(), topic, params.key, body)
+        .await
+    {
+        Ok(ack) => Json(serde_json::json!({ "ok": true, "id": ack.id })).into_response(),
+        Err(error) => {
+            let status = match error {
+                BrokerError::UnknownBroker(_) => StatusCode::NOT_FOUND,
+                BrokerError::InvalidTopic { .. } => StatusCode::BAD_REQUEST,
+                BrokerError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                BrokerError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            error_response(status, &error.to_string())
+        }
+    }
+}

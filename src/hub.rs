@@ -1,0 +1,78 @@
+//! The hub's shared state: brokers, the registry, the schema, metrics, and the shutdown signal
+//! every session watches.
+
+use std::sync::Arc;
+
+use subhub_brokers::{BrokerError, Brokers};
+use subhub_subscriptions::{Executions, Metrics, OutboxConfig, SlowConsumerPolicy, Sources};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, SlowConsumer};
+use crate::publish::Publisher;
+use crate::schema;
+
+pub struct Hub {
+    pub config: Config,
+    pub metrics: Arc<Metrics>,
+    pub brokers: Arc<Brokers>,
+    pub sources: Arc<Sources>,
+    pub executions: Arc<Executions>,
+    pub publisher: Arc<Publisher>,
+    pub schema: async_graphql::dynamic::Schema,
+    /// Cancelled when the hub starts shutting down.
+    pub shutdown: CancellationToken,
+    /// Every WebSocket session, so shutdown can wait for them to drain.
+    pub sessions: TaskTracker,
+}
+
+/// Why the hub could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("broker setup failed: {0}")]
+    Broker(#[from] BrokerError),
+    #[error("schema: {0}")]
+    Schema(String),
+}
+
+impl Hub {
+    pub async fn new(config: Config) -> Result<Arc<Self>, StartError> {
+        let metrics = Arc::new(Metrics::default());
+        let brokers = Arc::new(Brokers::build(&config.brokers, &config.default_broker).await?);
+        let limits = &config.limits;
+        let sources = Sources::new(
+            brokers.clone(),
+            limits.linger,
+            limits.source_buffer,
+            metrics.clone(),
+        );
+        let executions = Executions::new(metrics.clone());
+        let publisher = Arc::new(Publisher::new(brokers.clone(), limits.max_message_bytes));
+        let schema = schema::build(sources.clone(), publisher.clone())
+            .map_err(|e| StartError::Schema(e.0))?;
+        Ok(Arc::new(Hub {
+            schema,
+            publisher,
+            config,
+            metrics,
+            brokers,
+            sources,
+            executions,
+            shutdown: CancellationToken::new(),
+            sessions: TaskTracker::new(),
+        }))
+    }
+
+    /// The queue limits every connection gets.
+    pub fn outbox_config(&self) -> OutboxConfig {
+        let limits = &self.config.limits;
+        OutboxConfig {
+            capacity: limits.connection_queue,
+            policy: match limits.slow_consumer {
+                SlowConsumer::DropOldest => SlowConsumerPolicy::DropOldest,
+                SlowConsumer::Close => SlowConsumerPolicy::Close,
+            },
+            close_after: limits.slow_consumer_timeout,
+        }
+    }
+}

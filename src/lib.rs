@@ -1,0 +1,32 @@
+//! # subhub
+//!
+//! A real-time GraphQL subscription hub: clients subscribe over WebSocket (graphql-transport-ws
+//! or the legacy graphql-ws) and the hub bridges each subscription to a shared source on a
+//! broker. Every source is opened once and closed after its last subscriber; every event is
+//! executed once per distinct operation and fanned out as shared bytes.
+//!
+//! ## Layout
+//! - [`config`]: the TOML config, `SUBHUB_*` overrides, validation.
+//! - [`hub`]: the shared state: brokers, registry, schema, metrics, shutdown.
+//! - [`server`]: binding, serving, graceful shutdown.
+//! - [`schema`]: the schema the hub serves (the built-in `events` / `publish` / `brokers`).
+//! - [`operation`]: from a GraphQL request to shared results: kind, operation key, serialization.
+//! - [`publish`]: publishing through the hub.
+//! - `http`: GraphQL over HTTP, `POST /publish/{topic}`, health, readiness, metrics, GraphiQL.
+//! - `ws`: the WebSocket endpoint and each connection's session loop.
+//!
+//! The protocol types live in `subhub-protocol`, the broker boundary in `subhub-brokers`, and the
+//! registry in `subhub-subscriptions`.
+
+pub mod config;
+mod http;
+pub mod hub;
+pub mod operation;
+pub mod publish;
+pub mod schema;
+pub mod server;
+mod ws;
+
+pub use config::Config;
+pub use hub::Hub;
+pub use server::{termination_signal, Server};

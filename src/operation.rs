@@ -1,0 +1,211 @@
+//! From a client's GraphQL request to results: which kind of operation it is, the key that
+//! makes identical operations share one execution, and results turned into shared bytes.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use async_graphql::dynamic::Schema;
+use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::{Request, Response, ServerError, Value, Variables};
+use futures_util::StreamExt;
+use subhub_protocol::OperationPayload;
+use subhub_subscriptions::{ExecutionItem, ExecutionStream, OperationKey};
+
+/// What a request turned out to be before anything ran.
+pub enum Kind {
+    Subscription,
+    /// Queries and mutations: one result.
+    Single(OperationType),
+}
+
+/// Reads the document once to find the operation's kind. A document that does not parse is
+/// answered with its errors (serialized as a JSON array).
+pub fn kind(payload: &OperationPayload) -> Result<Kind, String> {
+    let document = async_graphql::parser::parse_query(&payload.query)
+        .map_err(|error| errors_json(&[ServerError::from(error)]))?;
+    let operation = match (&document.operations, payload.operation_name.as_deref()) {
+        (DocumentOperations::Single(op), _) => Some(op.node.ty),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
+        // A lone named operation is the one to run even when the request names none.
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
+            ops.values().next().map(|op| op.node.ty)
+        }
+        (DocumentOperations::Multiple(_), None) => None,
+    };
+    // An operation that cannot be picked is left to the executor, which says why.
+    Ok(match operation {
+        Some(OperationType::Subscription) => Kind::Subscription,
+        Some(other) => Kind::Single(other),
+        None => Kind::Single(OperationType::Query),
+    })
+}
+
+pub fn request(payload: &OperationPayload) -> Request {
+    let mut request = Request::new(payload.query.clone());
+    if let Some(name) = &payload.operation_name {
+        request = request.operation_name(name.clone());
+    }
+    if let Some(variables) = &payload.variables {
+        request = request.variables(Variables::from_json(serde_json::Value::Object(
+            variables.clone(),
+        )));
+    }
+    request
+}
+
+/// The key of the shared execution: the same document, operation name, variables and auth
+/// scope run once, whatever order the variables' keys came in.
+pub fn key(payload: &OperationPayload, scope: &str) -> OperationKey {
+    let mut variables = String::new();
+    if let Some(vars) = &payload.variables {
+        canonical_json(&serde_json::Value::Object(vars.clone()), &mut variables);
+    }
+    OperationKey {
+        document: payload.query.as_str().into(),
+        operation_name: payload.operation_name.clone(),
+        variables,
+        scope: scope.to_owned(),
+    }
+}
+
+fn canonical_json(value: &serde_json::Value, out: &mut String) {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (i, (k, v)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                let _ = write!(out, "{}:", serde_json::Value::String(k.clone()));
+                canonical_json(v, out);
+            }
+            out.push('}');
+        }
+        serde_json::Value::Array(items) => {
+            out.push('[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical_json(v, out);
+            }
+            out.push(']');
+        }
+        other => {
+            let _ = write!(out, "{other}");
+        }
+    }
+}
+
+/// The results of a shared execution, each serialized once. An operation that fails before its
+/// first result (validation, an unknown broker or topic) ends with `error`.
+pub fn shared_results(schema: &Schema, request: Request) -> ExecutionStream {
+    let responses = schema.execute_stream(request);
+    futures_util::stream::unfold(Some((responses, true)), |state| async move {
+        let (mut responses, first) = state?;
+        let response = responses.next().await?;
+        let item = item(response, first);
+        let next = match item {
+            ExecutionItem::Error(_) => None,
+            ExecutionItem::Next(_) => Some((responses, false)),
+        };
+        Some((item, next))
+    })
+    .boxed()
+}
+
+/// Runs a query or mutation.
+pub async fn single_result(schema: &Schema, request: Request) -> ExecutionItem {
+    item(schema.execute(request).await, true)
+}
+
+fn item(response: Response, first: bool) -> ExecutionItem {
+    if first && failed_before_execution(&response) {
+        ExecutionItem::Error(errors_json(&response.errors).into())
+    } else {
+        ExecutionItem::Next(response_json(&response).into())
+    }
+}
+
+/// No data at all, only errors: the request never produced a result.
+pub fn failed_before_execution(response: &Response) -> bool {
+    response.data == Value::Null && !response.errors.is_empty()
+}
+
+/// True when every error is a request error (parse, validation, variables): none has a path.
+pub fn is_request_error(response: &Response) -> bool {
+    failed_before_execution(response) && response.errors.iter().all(|e| e.path.is_empty())
+}
+
+pub fn response_json(response: &Response) -> String {
+    serde_json::to_string(response).unwrap_or_else(|_| internal_error_json())
+}
+
+pub fn errors_json(errors: &[ServerError]) -> String {
+    serde_json::to_string(errors).unwrap_or_else(|_| internal_error_json())
+}
+
+fn internal_error_json() -> String {
+    r#"[{"message":"internal error"}]"#.to_owned()
+}
+
+/// Shared payloads are reference-counted strings.
+pub type Shared = Arc<str>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payload(query: &str, variables: serde_json::Value) -> OperationPayload {
+        OperationPayload {
+            query: query.into(),
+            variables: variables.as_object().cloned(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn keys_ignore_variable_order() {
+        let a = key(
+            &payload("q", serde_json::json!({"a": 1, "b": {"y": 2, "x": 1}})),
+            "",
+        );
+        let b = key(
+            &payload("q", serde_json::json!({"b": {"x": 1, "y": 2}, "a": 1})),
+            "",
+        );
+        assert_eq!(a, b);
+        assert_ne!(a, key(&payload("q", serde_json::json!({"a": 2})), ""));
+    }
+
+    #[test]
+    fn kinds() {
+        assert!(matches!(
+            kind(&payload(
+                "subscription { events(topic: \"t\") { id } }",
+                serde_json::Value::Null
+            )),
+            Ok(Kind::Subscription)
+        ));
+        assert!(matches!(
+            kind(&payload("{ brokers { name } }", serde_json::Value::Null)),
+            Ok(Kind::Single(OperationType::Query))
+        ));
+        assert!(matches!(
+            kind(&payload(
+                "subscription S { events(topic: \"t\") { id } }",
+                serde_json::Value::Null
+            )),
+            Ok(Kind::Subscription)
+        ));
+        let errors = kind(&payload("subscription {", serde_json::Value::Null))
+            .err()
+            .unwrap();
+        assert!(
+            errors.starts_with('[') && errors.contains("locations"),
+            "{errors}"
+        );
+    }
+}

@@ -1,0 +1,338 @@
+//! One client connection: reads frames into the protocol session, starts and stops
+//! operations, and writes everything queued for the socket in one write.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame as WsCloseFrame, Message, WebSocket};
+use futures_util::SinkExt;
+use subhub_protocol::{server, CloseFrame, OperationPayload, Protocol, Session, Step};
+use subhub_subscriptions::{ExecutionItem, Outbound, Outbox, Slot};
+use tokio::time::{interval_at, sleep, timeout, Instant};
+
+use super::operations::{Operations, Running};
+use crate::hub::Hub;
+use crate::operation::{self, Kind};
+
+/// Queued messages written per batch at most, so one busy socket cannot starve its reads.
+const MAX_BATCH: usize = 256;
+/// How long a close frame or the last messages may take to go out before the socket is dropped.
+const CLOSING_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How a session ends.
+enum Exit {
+    /// Send this close frame.
+    Close(CloseFrame),
+    /// The client closed or the socket broke: nothing more to send.
+    Gone,
+}
+
+pub async fn serve(mut socket: WebSocket, protocol: Option<Protocol>, hub: Arc<Hub>) {
+    let Some(protocol) = protocol else {
+        close(&mut socket, CloseFrame::subprotocol_not_acceptable()).await;
+        return;
+    };
+    hub.metrics.connection_opened(protocol);
+    let outbox = Outbox::new(hub.outbox_config(), hub.metrics.clone());
+    let mut connection = Connection {
+        socket,
+        session: Session::new(protocol),
+        operations: Operations::default(),
+        outbox,
+        batch: Vec::with_capacity(0),
+        awaiting_pong: false,
+        hub: hub.clone(),
+    };
+    let exit = connection.run().await;
+    connection.finish(exit).await;
+    hub.metrics.connection_closed(protocol);
+}
+
+struct Connection {
+    socket: WebSocket,
+    session: Session,
+    operations: Operations,
+    outbox: Arc<Outbox>,
+    batch: Vec<Outbound>,
+    /// A ping went out and nothing has come back since.
+    awaiting_pong: bool,
+    hub: Arc<Hub>,
+}
+
+impl Connection {
+    async fn run(&mut self) -> Exit {
+        let limits = &self.hub.config.limits;
+        let init_deadline = sleep(limits.connection_init_timeout);
+        tokio::pin!(init_deadline);
+        let mut keepalive = interval_at(Instant::now() + limits.keepalive, limits.keepalive);
+        let shutdown = self.hub.shutdown.clone();
+        let outbox = self.outbox.clone();
+        loop {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => return self.shutdown().await,
+                () = outbox.too_slow() => return self.too_slow(),
+                () = &mut init_deadline, if !self.session.is_acknowledged() => {
+                    return Exit::Close(CloseFrame::init_timeout());
+                }
+                message = self.socket.recv() => {
+                    self.awaiting_pong = false;
+                    let exit = match message {
+                        None => Some(Exit::Gone),
+                        Some(Err(error)) => Some(read_failed(error)),
+                        Some(Ok(message)) => self.on_message(message).await,
+                    };
+                    if let Some(exit) = exit {
+                        return exit;
+                    }
+                }
+                () = outbox.ready() => {
+                    if let Err(exit) = self.write_queued().await {
+                        return exit;
+                    }
+                }
+                _ = keepalive.tick() => {
+                    if let Err(exit) = self.keepalive().await {
+                        return exit;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn on_message(&mut self, message: Message) -> Option<Exit> {
+        match message {
+            Message::Text(text) => self.on_text(text.as_str()).await,
+            // Binary frames are read as text; one that is not UTF-8 is as invalid as bad JSON,
+            // and the empty string takes that path.
+            Message::Binary(bytes) => {
+                self.on_text(std::str::from_utf8(&bytes).unwrap_or(""))
+                    .await
+            }
+            // tungstenite answers pings itself; any frame proves the client alive.
+            Message::Ping(_) | Message::Pong(_) => None,
+            Message::Close(_) => Some(Exit::Gone),
+        }
+    }
+
+    async fn on_text(&mut self, text: &str) -> Option<Exit> {
+        match self.session.receive(text) {
+            Step::Ignore => None,
+            Step::Reply(reply) => self.send(reply).await.err(),
+            Step::Close(frame) => Some(Exit::Close(frame)),
+            Step::Init(_payload) => {
+                for message in self.session.acknowledge() {
+                    if let Err(exit) = self.send(message.to_owned()).await {
+                        return Some(exit);
+                    }
+                }
+                None
+            }
+            Step::Subscribe {
+                id,
+                payload,
+                replaces,
+            } => {
+                if replaces {
+                    self.operations.stop(&id);
+                }
+                self.start(&id, &payload).await.err()
+            }
+            Step::Unsubscribe { id, reply } => {
+                self.operations.stop(&id);
+                match reply {
+                    Some(reply) => self.send(reply).await.err(),
+                    None => None,
+                }
+            }
+        }
+    }
+
+    /// Starts an operation: a subscription joins the shared execution of its key, a query or
+    /// mutation runs on its own. Results arrive through the outbox.
+    async fn start(&mut self, id: &str, payload: &OperationPayload) -> Result<(), Exit> {
+        let limit = self.hub.config.limits.max_subscriptions_per_connection;
+        if self.operations.len() >= limit {
+            self.session.operation_ended(id);
+            let message = format!("too many operations on this connection (limit {limit})");
+            return self
+                .send(server::error(id, &server::error_list(&message)))
+                .await;
+        }
+        let kind = match operation::kind(payload) {
+            Ok(kind) => kind,
+            Err(errors) => {
+                self.session.operation_ended(id);
+                return self.send(server::error(id, &errors)).await;
+            }
+        };
+        let slot = Slot::new(self.session.protocol(), id);
+        let schema = self.hub.schema.clone();
+        let request = operation::request(payload);
+        let running = match kind {
+            Kind::Subscription => {
+                let key = operation::key(payload, "");
+                let attachment =
+                    self.hub
+                        .executions
+                        .attach(key, self.outbox.clone(), slot, move || {
+                            operation::shared_results(&schema, request)
+                        });
+                Running::subscription(attachment, self.hub.metrics.clone())
+            }
+            Kind::Single(_) => {
+                let (outbox, task_slot) = (self.outbox.clone(), slot.clone());
+                let task = tokio::spawn(async move {
+                    match operation::single_result(&schema, request).await {
+                        ExecutionItem::Next(payload) => {
+                            outbox.push(Outbound::Next {
+                                slot: task_slot.clone(),
+                                payload,
+                            });
+                            outbox.push(Outbound::Complete { slot: task_slot });
+                        }
+                        ExecutionItem::Error(errors) => outbox.push(Outbound::Error {
+                            slot: task_slot,
+                            errors,
+                        }),
+                    }
+                });
+                Running::Single { slot, task }
+            }
+        };
+        self.operations.insert(id, running);
+        Ok(())
+    }
+
+    /// Writes what the outbox holds, batch by batch, each batch flushed once.
+    async fn write_queued(&mut self) -> Result<(), Exit> {
+        loop {
+            self.outbox.drain_into(&mut self.batch, MAX_BATCH);
+            if self.batch.is_empty() {
+                return Ok(());
+            }
+            let mut deliveries = 0;
+            let mut batch = std::mem::take(&mut self.batch);
+            for message in batch.drain(..) {
+                let slot = message.slot();
+                if !slot.is_active() {
+                    continue;
+                }
+                let text = match &message {
+                    Outbound::Next { slot, payload } => {
+                        deliveries += 1;
+                        slot.prefix.frame(payload)
+                    }
+                    Outbound::Error { slot, errors } => {
+                        self.ended(slot);
+                        server::error(&slot.id, errors)
+                    }
+                    Outbound::Complete { slot } => {
+                        self.ended(slot);
+                        server::complete(&slot.id)
+                    }
+                };
+                if self.socket.feed(Message::Text(text.into())).await.is_err() {
+                    return Err(Exit::Gone);
+                }
+            }
+            self.batch = batch;
+            self.flush().await?;
+            self.hub.metrics.deliveries.fetch_add(deliveries, Relaxed);
+        }
+    }
+
+    fn ended(&mut self, slot: &Arc<Slot>) {
+        if self.operations.ended(slot) {
+            self.session.operation_ended(&slot.id);
+        }
+    }
+
+    /// Flushes the socket; a client that stopped reading cannot hold the session past its
+    /// slow-consumer policy or the hub's shutdown.
+    async fn flush(&mut self) -> Result<(), Exit> {
+        let outbox = self.outbox.clone();
+        let shutdown = self.hub.shutdown.clone();
+        tokio::select! {
+            result = self.socket.flush() => result.map_err(|_| Exit::Gone),
+            () = outbox.too_slow() => Err(self.too_slow()),
+            () = shutdown.cancelled() => Err(Exit::Gone),
+        }
+    }
+
+    async fn send(&mut self, text: String) -> Result<(), Exit> {
+        if self.socket.feed(Message::Text(text.into())).await.is_err() {
+            return Err(Exit::Gone);
+        }
+        self.flush().await
+    }
+
+    async fn keepalive(&mut self) -> Result<(), Exit> {
+        if self.awaiting_pong {
+            tracing::debug!("client silent for two keepalive intervals; dropping it");
+            return Err(Exit::Gone);
+        }
+        self.awaiting_pong = true;
+        if self.session.protocol() == Protocol::LegacyWs && self.session.is_acknowledged() {
+            self.socket
+                .feed(Message::Text(server::KEEP_ALIVE.into()))
+                .await
+                .map_err(|_| Exit::Gone)?;
+        }
+        self.socket
+            .feed(Message::Ping(Default::default()))
+            .await
+            .map_err(|_| Exit::Gone)?;
+        self.flush().await
+    }
+
+    fn too_slow(&self) -> Exit {
+        self.hub.metrics.slow_consumer_closes.fetch_add(1, Relaxed);
+        Exit::Close(CloseFrame::slow_consumer())
+    }
+
+    /// The hub is going away: `complete` every operation, then close 1001.
+    async fn shutdown(&mut self) -> Exit {
+        self.operations.clear();
+        let (completes, frame) = self.session.shutdown();
+        let write = async {
+            for text in completes {
+                self.socket.feed(Message::Text(text.into())).await?;
+            }
+            self.socket.flush().await
+        };
+        if timeout(CLOSING_WRITE_TIMEOUT, write).await.is_err() {
+            return Exit::Gone;
+        }
+        Exit::Close(frame)
+    }
+
+    async fn finish(&mut self, exit: Exit) {
+        self.operations.clear();
+        self.outbox.close();
+        if let Exit::Close(frame) = exit {
+            close(&mut self.socket, frame).await;
+        }
+    }
+}
+
+fn read_failed(error: axum::Error) -> Exit {
+    let too_big = error
+        .into_inner()
+        .downcast_ref::<tungstenite::Error>()
+        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)));
+    if too_big {
+        Exit::Close(CloseFrame::message_too_big())
+    } else {
+        Exit::Gone
+    }
+}
+
+async fn close(socket: &mut WebSocket, frame: CloseFrame) {
+    let message = Message::Close(Some(WsCloseFrame {
+        code: frame.code,
+        reason: frame.reason.into(),
+    }));
+    let _ = timeout(CLOSING_WRITE_TIMEOUT, socket.send(message)).await;
+}

@@ -1,0 +1,86 @@
+//! What one connection has running, by operation id.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use subhub_subscriptions::{Attachment, Metrics, Slot};
+use tokio::task::JoinHandle;
+
+/// A running operation. Dropping it stops it: a subscription leaves its shared execution, a
+/// query or mutation is aborted.
+pub enum Running {
+    Subscription {
+        attachment: Attachment,
+        metrics: Arc<Metrics>,
+    },
+    Single {
+        slot: Arc<Slot>,
+        task: JoinHandle<()>,
+    },
+}
+
+impl Running {
+    pub fn subscription(attachment: Attachment, metrics: Arc<Metrics>) -> Self {
+        metrics.subscriptions.fetch_add(1, Relaxed);
+        Running::Subscription {
+            attachment,
+            metrics,
+        }
+    }
+
+    fn slot(&self) -> &Arc<Slot> {
+        match self {
+            Running::Subscription { attachment, .. } => attachment.slot(),
+            Running::Single { slot, .. } => slot,
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        match self {
+            Running::Subscription { metrics, .. } => {
+                metrics.subscriptions.fetch_sub(1, Relaxed);
+            }
+            Running::Single { slot, task } => {
+                slot.deactivate();
+                task.abort();
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Operations(HashMap<Box<str>, Running>);
+
+impl Operations {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn insert(&mut self, id: &str, running: Running) {
+        self.0.insert(id.into(), running);
+    }
+
+    /// Stops the operation with this id.
+    pub fn stop(&mut self, id: &str) {
+        self.0.remove(id);
+    }
+
+    /// Forgets an operation that ended by itself, if `slot` is still the one running under its id.
+    pub fn ended(&mut self, slot: &Arc<Slot>) -> bool {
+        let current = self
+            .0
+            .get(&*slot.id)
+            .is_some_and(|running| Arc::ptr_eq(running.slot(), slot));
+        if current {
+            self.0.remove(&*slot.id);
+        }
+        current
+    }
+
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+}
