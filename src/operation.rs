@@ -2,14 +2,16 @@
 //! makes identical operations share one execution, and results turned into shared bytes.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_graphql::dynamic::Schema;
 use async_graphql::parser::types::{DocumentOperations, OperationType};
-use async_graphql::{Request, Response, ServerError, Value, Variables};
+use async_graphql::{Data, Request, Response, ServerError, Value, Variables};
+use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use subhub_protocol::OperationPayload;
 use subhub_subscriptions::{ExecutionItem, ExecutionStream, OperationKey};
+use tokio::sync::oneshot;
 
 /// What a request turned out to be before anything ran.
 pub enum Kind {
@@ -99,17 +101,66 @@ fn canonical_json(value: &serde_json::Value, out: &mut String) {
     }
 }
 
-/// The results of a shared execution, each serialized once. An operation that fails before its
-/// first result (validation, an unknown broker or topic) ends with `error`.
+/// Put into a shared execution's session data: a subscription resolver marks it once its
+/// sources are live, and the execution reports [`ExecutionItem::Live`].
+#[derive(Clone)]
+pub struct LiveSignal(Arc<Mutex<Option<oneshot::Sender<()>>>>);
+
+impl LiveSignal {
+    fn new() -> (Self, oneshot::Receiver<()>) {
+        let (sender, receiver) = oneshot::channel();
+        (LiveSignal(Arc::new(Mutex::new(Some(sender)))), receiver)
+    }
+
+    pub fn mark(&self) {
+        let sender = self.0.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(sender) = sender {
+            let _ = sender.send(());
+        }
+    }
+}
+
+struct SharedState {
+    responses: BoxStream<'static, Response>,
+    live: Option<oneshot::Receiver<()>>,
+    first: bool,
+}
+
+/// The results of a shared execution, each serialized once: `Live` once its sources are live,
+/// then one `Next` per event. An operation that fails before its first result (validation, an
+/// unknown broker or topic) ends with `error`.
 pub fn shared_results(schema: &Schema, request: Request) -> ExecutionStream {
-    let responses = schema.execute_stream(request);
-    futures_util::stream::unfold(Some((responses, true)), |state| async move {
-        let (mut responses, first) = state?;
-        let response = responses.next().await?;
-        let item = item(response, first);
+    let (signal, live) = LiveSignal::new();
+    let mut data = Data::default();
+    data.insert(signal);
+    let responses = schema.execute_stream_with_session_data(request, Arc::new(data));
+    let state = SharedState {
+        responses,
+        live: Some(live),
+        first: true,
+    };
+    futures_util::stream::unfold(Some(state), |state| async move {
+        let mut state = state?;
+        let response = loop {
+            let Some(live) = state.live.as_mut() else {
+                break state.responses.next().await?;
+            };
+            tokio::select! {
+                biased;
+                signal = live => {
+                    state.live = None;
+                    if signal.is_ok() {
+                        return Some((ExecutionItem::Live, Some(state)));
+                    }
+                }
+                response = state.responses.next() => break response?,
+            }
+        };
+        let item = item(response, state.first);
+        state.first = false;
         let next = match item {
             ExecutionItem::Error(_) => None,
-            ExecutionItem::Next(_) => Some((responses, false)),
+            _ => Some(state),
         };
         Some((item, next))
     })
@@ -150,9 +201,6 @@ pub fn errors_json(errors: &[ServerError]) -> String {
 fn internal_error_json() -> String {
     r#"[{"message":"internal error"}]"#.to_owned()
 }
-
-/// Shared payloads are reference-counted strings.
-pub type Shared = Arc<str>;
 
 #[cfg(test)]
 mod tests {

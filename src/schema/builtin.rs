@@ -22,6 +22,7 @@ use bytes::Bytes;
 use subhub_brokers::{Event, PublishAck};
 use subhub_subscriptions::Sources;
 
+use crate::operation::LiveSignal;
 use crate::publish::Publisher;
 
 pub fn register(builder: SchemaBuilder) -> SchemaBuilder {
@@ -192,6 +193,9 @@ fn events_field() -> SubscriptionField {
                 .acquire(broker.as_deref(), &topic)
                 .await
                 .map_err(|e| Error::new(e.to_string()))?;
+            if let Some(live) = ctx.data_opt::<LiveSignal>() {
+                live.mark();
+            }
             Ok(futures_util::stream::unfold(
                 lease,
                 |mut lease| async move {

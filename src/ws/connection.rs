@@ -179,7 +179,7 @@ impl Connection {
                         .attach(key, self.outbox.clone(), slot, move || {
                             operation::shared_results(&schema, request)
                         });
-                Running::subscription(attachment, self.hub.metrics.clone())
+                Running::Subscription(attachment)
             }
             Kind::Single(_) => {
                 let (outbox, task_slot) = (self.outbox.clone(), slot.clone());
@@ -192,6 +192,7 @@ impl Connection {
                             });
                             outbox.push(Outbound::Complete { slot: task_slot });
                         }
+                        ExecutionItem::Live => {}
                         ExecutionItem::Error(errors) => outbox.push(Outbound::Error {
                             slot: task_slot,
                             errors,

@@ -1,19 +1,15 @@
 //! What one connection has running, by operation id.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use subhub_subscriptions::{Attachment, Metrics, Slot};
+use subhub_subscriptions::{Attachment, Slot};
 use tokio::task::JoinHandle;
 
 /// A running operation. Dropping it stops it: a subscription leaves its shared execution, a
 /// query or mutation is aborted.
 pub enum Running {
-    Subscription {
-        attachment: Attachment,
-        metrics: Arc<Metrics>,
-    },
+    Subscription(Attachment),
     Single {
         slot: Arc<Slot>,
         task: JoinHandle<()>,
@@ -21,17 +17,9 @@ pub enum Running {
 }
 
 impl Running {
-    pub fn subscription(attachment: Attachment, metrics: Arc<Metrics>) -> Self {
-        metrics.subscriptions.fetch_add(1, Relaxed);
-        Running::Subscription {
-            attachment,
-            metrics,
-        }
-    }
-
     fn slot(&self) -> &Arc<Slot> {
         match self {
-            Running::Subscription { attachment, .. } => attachment.slot(),
+            Running::Subscription(attachment) => attachment.slot(),
             Running::Single { slot, .. } => slot,
         }
     }
@@ -39,14 +27,9 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        match self {
-            Running::Subscription { metrics, .. } => {
-                metrics.subscriptions.fetch_sub(1, Relaxed);
-            }
-            Running::Single { slot, task } => {
-                slot.deactivate();
-                task.abort();
-            }
+        if let Running::Single { slot, task } = self {
+            slot.deactivate();
+            task.abort();
         }
     }
 }

@@ -26,6 +26,9 @@ pub struct OperationKey {
 /// One result of an execution.
 #[derive(Clone, Debug)]
 pub enum ExecutionItem {
+    /// The execution's sources are live: every event published from now on reaches it. Its
+    /// subscribers count in `subhub_subscriptions` from this moment.
+    Live,
     /// A serialized execution result, sent as `next`.
     Next(SharedPayload),
     /// The operation failed before producing results: a serialized error list, sent as `error`.
@@ -52,6 +55,8 @@ struct Execution {
 struct ExecutionState {
     next_subscriber: u64,
     subscribers: HashMap<u64, Subscriber>,
+    /// Its subscribers are counted in `subhub_subscriptions`.
+    live: bool,
     ended: bool,
 }
 
@@ -95,7 +100,7 @@ impl Executions {
         if let Some(execution) = alive.get(&key) {
             let mut state = lock(&execution.state);
             if !state.ended {
-                let id = state.add(subscriber);
+                let id = state.add(subscriber, &self.metrics);
                 drop(state);
                 return Attachment {
                     executions: self.clone(),
@@ -110,7 +115,7 @@ impl Executions {
             state: Mutex::default(),
             cancel: CancellationToken::new(),
         });
-        let id = lock(&execution.state).add(subscriber);
+        let id = lock(&execution.state).add(subscriber, &self.metrics);
         alive.insert(key, execution.clone());
         self.metrics.executions.fetch_add(1, Relaxed);
         drop(alive);
@@ -131,6 +136,15 @@ impl Executions {
                 item = results.next() => item,
             };
             match item {
+                Some(ExecutionItem::Live) => {
+                    let mut state = lock(&execution.state);
+                    if !state.live && !state.ended {
+                        state.live = true;
+                        self.metrics
+                            .subscriptions
+                            .fetch_add(state.subscribers.len() as i64, Relaxed);
+                    }
+                }
                 Some(ExecutionItem::Next(payload)) => {
                     let state = lock(&execution.state);
                     for subscriber in state.subscribers.values() {
@@ -158,7 +172,9 @@ impl Executions {
             self.forget(&mut alive, execution);
             let mut state = lock(&execution.state);
             state.ended = true;
-            std::mem::take(&mut state.subscribers)
+            let subscribers = std::mem::take(&mut state.subscribers);
+            state.uncount(subscribers.len(), &self.metrics);
+            subscribers
         };
         for subscriber in subscribers.into_values() {
             subscriber.outbox.push(last(subscriber.slot));
@@ -182,7 +198,9 @@ impl Executions {
     fn detach(&self, execution: &Arc<Execution>, subscriber: u64) {
         let mut alive = lock(&self.alive);
         let mut state = lock(&execution.state);
-        state.subscribers.remove(&subscriber);
+        if state.subscribers.remove(&subscriber).is_some() {
+            state.uncount(1, &self.metrics);
+        }
         if state.subscribers.is_empty() && !state.ended {
             state.ended = true;
             drop(state);
@@ -193,11 +211,20 @@ impl Executions {
 }
 
 impl ExecutionState {
-    fn add(&mut self, subscriber: Subscriber) -> u64 {
+    fn add(&mut self, subscriber: Subscriber, metrics: &Metrics) -> u64 {
         let id = self.next_subscriber;
         self.next_subscriber += 1;
         self.subscribers.insert(id, subscriber);
+        if self.live {
+            metrics.subscriptions.fetch_add(1, Relaxed);
+        }
         id
+    }
+
+    fn uncount(&self, n: usize, metrics: &Metrics) {
+        if self.live {
+            metrics.subscriptions.fetch_sub(n as i64, Relaxed);
+        }
     }
 }
 
@@ -275,18 +302,23 @@ mod tests {
         );
         assert_eq!(executions.len(), 1);
         assert_eq!(metrics.executions.load(Relaxed), 1);
+        assert_eq!(metrics.subscriptions.load(Relaxed), 0);
 
+        tx.send(ExecutionItem::Live).unwrap();
         tx.send(ExecutionItem::Next("{}".into())).unwrap();
         b.ready().await;
         let mut out = Vec::new();
         b.drain_into(&mut out, 10);
         assert!(matches!(&out[..], [Outbound::Next { slot, .. }] if &*slot.id == "2"));
 
+        assert_eq!(metrics.subscriptions.load(Relaxed), 2);
         drop(first);
+        assert_eq!(metrics.subscriptions.load(Relaxed), 1);
         assert_eq!(executions.len(), 1);
         drop(second);
         assert_eq!(executions.len(), 0);
         assert_eq!(metrics.executions.load(Relaxed), 0);
+        assert_eq!(metrics.subscriptions.load(Relaxed), 0);
         // The cancelled task drops its stream, and with it the sender's receiver.
         tokio::time::timeout(Duration::from_secs(5), tx.closed())
             .await

@@ -67,7 +67,7 @@ impl Metrics {
         gauge(
             &mut out,
             "subhub_subscriptions",
-            "Active client subscriptions.",
+            "Client subscriptions receiving from live sources.",
             self.subscriptions.load(Relaxed),
         );
         gauge(

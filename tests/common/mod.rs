@@ -201,21 +201,26 @@ impl Client {
     }
 
     pub async fn connect_url(url: &str, protocol: Option<&str>) -> Self {
+        Self::try_connect_url(url, protocol).await.expect("connect")
+    }
+
+    pub async fn try_connect_url(
+        url: &str,
+        protocol: Option<&str>,
+    ) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
         let mut request = url.into_client_request().expect("request");
         if let Some(protocol) = protocol {
             request
                 .headers_mut()
                 .insert("Sec-WebSocket-Protocol", protocol.parse().expect("header"));
         }
-        let (ws, response) = tokio_tungstenite::connect_async(request)
-            .await
-            .expect("connect");
+        let (ws, response) = tokio_tungstenite::connect_async(request).await?;
         let protocol = response
             .headers()
             .get("Sec-WebSocket-Protocol")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        Client { ws, protocol }
+        Ok(Client { ws, protocol })
     }
 
     /// Connects through a socket whose receive buffer is tiny, so the hub's writes back up fast
