@@ -1,0 +1,121 @@
+//! A client that stops reading never slows the others, never grows the hub's memory past its
+//! queue, and is handled by the written policy.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+const EVENTS: usize = 5000;
+
+fn event(n: usize) -> String {
+    // ~2 KB per event, so the slow socket's kernel buffers fill well before the 5,000th.
+    json!({"n": n, "pad": "x".repeat(2000)}).to_string()
+}
+
+/// Reads `count` events and checks they are 0..count in order, each once.
+async fn read_all(mut client: Client, count: usize) -> Client {
+    for n in 0..count {
+        let message = client.recv_json().await;
+        assert_eq!(
+            message["payload"]["data"]["events"]["payload"]["n"], n,
+            "out of order or lost: {}",
+            message["payload"]["data"]["events"]["payload"]["n"]
+        );
+    }
+    client
+}
+
+async fn subscribe(client: &mut Client, id: &str) {
+    client
+        .subscribe(
+            id,
+            "subscription { events(topic: \"feed\") { payload } }",
+            json!({}),
+        )
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_client_loses_its_oldest_messages_and_nobody_else_notices() {
+    let hub =
+        TestHub::with_config("[limits]\nconnection_queue = 1024\nslow_consumer_timeout = \"1h\"\n")
+            .await;
+    let mut slow = Client::connect_small_buffer(&hub, TRANSPORT_WS).await;
+    slow.init().await;
+    subscribe(&mut slow, "slow").await;
+    let mut readers = Vec::new();
+    for i in 0..4 {
+        let mut client = Client::ready(&hub, TRANSPORT_WS).await;
+        subscribe(&mut client, &format!("h{i}")).await;
+        readers.push(client);
+    }
+    hub.wait_metric("subhub_subscriptions", 5.0).await;
+    let readers: Vec<_> = readers
+        .into_iter()
+        .map(|c| tokio::spawn(read_all(c, EVENTS)))
+        .collect();
+
+    let mut most_queued = 0.0f64;
+    for n in 0..EVENTS {
+        hub.publish("feed", event(n)).await;
+        if n % 250 == 0 {
+            most_queued = most_queued.max(hub.metric("subhub_queued_messages").await);
+        }
+    }
+    let mut healthy = Vec::new();
+    for reader in readers {
+        healthy.push(
+            tokio::time::timeout(PATIENCE, reader)
+                .await
+                .expect("healthy clients got every event")
+                .expect("reader"),
+        );
+    }
+    // Bounded: never more queued than five connections' queues can hold.
+    assert!(most_queued <= 5.0 * 1024.0, "queued {most_queued}");
+    let dropped = hub
+        .metric("subhub_dropped_total{reason=\"slow_consumer\"}")
+        .await;
+    assert!(dropped > 0.0, "the stalled client's queue never overflowed");
+    assert_eq!(hub.metric("subhub_connections").await, 5.0);
+
+    // Drop-oldest keeps the newest: the stalled client, reading again, ends with the last event,
+    // its events still in order.
+    let mut last = -1i64;
+    while last < EVENTS as i64 - 1 {
+        let message = slow.recv_json().await;
+        let n = message["payload"]["data"]["events"]["payload"]["n"]
+            .as_i64()
+            .expect("event number");
+        assert!(n > last, "out of order: {n} after {last}");
+        last = n;
+    }
+    println!("stalled client: {dropped} messages dropped; at most {most_queued} queued in the hub");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_behind_past_the_threshold_is_closed_1013() {
+    let hub =
+        TestHub::with_config("[limits]\nconnection_queue = 16\nslow_consumer_timeout = \"0s\"\n")
+            .await;
+    let mut slow = Client::connect_small_buffer(&hub, TRANSPORT_WS).await;
+    slow.init().await;
+    subscribe(&mut slow, "slow").await;
+    let mut healthy = Client::ready(&hub, TRANSPORT_WS).await;
+    subscribe(&mut healthy, "h").await;
+    hub.wait_metric("subhub_subscriptions", 2.0).await;
+    let reader = tokio::spawn(read_all(healthy, 2000));
+    for n in 0..2000 {
+        hub.publish("feed", event(n)).await;
+    }
+    let _healthy = tokio::time::timeout(PATIENCE, reader)
+        .await
+        .expect("healthy client got every event")
+        .expect("reader");
+    hub.wait_metric("subhub_slow_consumer_closes_total", 1.0)
+        .await;
+    hub.wait_metric("subhub_connections", 1.0).await;
+    hub.wait_metric("subhub_subscriptions", 1.0).await;
+    drop(slow);
+}
