@@ -241,16 +241,26 @@ impl Config {
 }
 
 fn parse_error(path: Option<&Path>, text: &str, error: &toml::de::Error) -> ConfigError {
-    let offset = error.span().map_or(0, |span| span.start);
-    let before = &text[..offset.min(text.len())];
+    let offset = error.span().map_or(0, |span| span.start).min(text.len());
+    let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     let path = path.map_or_else(|| PathBuf::from("(defaults)"), Path::to_owned);
+    let mut message = error.message().trim().to_owned();
+    // Quote the line, so a wrong value names its key too.
+    if let Some(source) = text
+        .lines()
+        .nth(line - 1)
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+    {
+        message = format!("{message} (in `{source}`)");
+    }
     ConfigError::Parse {
         path,
         line,
         column,
-        message: error.message().trim().to_owned(),
+        message,
     }
 }
 

@@ -355,17 +355,40 @@ async fn bad_clients_leave_good_ones_untouched() {
 
 #[tokio::test]
 async fn keepalive_pings_and_legacy_ka() {
-    let hub = TestHub::with_config("[limits]\nkeepalive = \"100ms\"\n").await;
+    let hub = TestHub::with_config("[limits]\nkeepalive = \"250ms\"\n").await;
     let mut legacy = Client::ready(&hub, LEGACY_WS).await;
     let mut modern = Client::ready(&hub, TRANSPORT_WS).await;
     // A client that never reads never answers the hub's pings, and is dropped.
     let _silent = Client::ready(&hub, TRANSPORT_WS).await;
     hub.wait_metric("subhub_connections", 3.0).await;
-    // Clients that read (tungstenite answers pings as it reads) stay across many intervals;
-    // graphql-ws clients get `ka` on every one.
+    // A client that keeps reading answers pings (tungstenite does as it reads) and stays.
+    let reading = tokio::spawn(async move { modern.recv().await });
+    // graphql-ws clients get `ka` on every interval, and stay too.
     for _ in 0..5 {
         assert_eq!(legacy.recv_json().await["type"], "ka");
-        assert!(modern.until_pong().await.is_empty());
     }
     hub.wait_metric("subhub_connections", 2.0).await;
+    assert!(
+        !reading.is_finished(),
+        "the reading client was dropped: {:?}",
+        reading.await
+    );
+    reading.abort();
+}
+
+#[tokio::test]
+async fn a_client_close_gets_the_close_reply() {
+    use futures_util::StreamExt;
+    let hub = TestHub::start().await;
+    let mut client = Client::ready(&hub, TRANSPORT_WS).await;
+    client.ws.close(None).await.expect("send close");
+    // A completed handshake ends the stream cleanly; a dropped socket would be an error.
+    match tokio::time::timeout(PATIENCE, client.ws.next())
+        .await
+        .expect("reply in time")
+    {
+        None | Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_))) => {}
+        other => panic!("expected the close reply, got {other:?}"),
+    }
+    hub.wait_metric("subhub_connections", 0.0).await;
 }

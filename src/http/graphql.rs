@@ -1,9 +1,9 @@
 //! GraphQL over HTTP (graphql-over-http spec): POST and GET, content negotiation on `Accept`.
 //!
-//! With `application/graphql-response+json`, a request that cannot run (bad JSON, bad
-//! parameters, a document that does not parse or validate) gets 400 and no `data`; with
-//! `application/json` (also for `*/*` and a missing `Accept`) it gets 200 and `errors`, as the
-//! spec's legacy rules ask. Mutations over GET get 405, subscriptions belong on the WebSocket.
+//! A request that is not well-formed (body not JSON, bad parameters) gets 400. A document that
+//! does not parse or validate gets 400 and no `data` with `application/graphql-response+json`,
+//! and 200 with `errors` with `application/json` (also for `*/*` and a missing `Accept`), as
+//! the spec's rules for legacy clients ask. Mutations over GET get 405, subscriptions belong on the WebSocket.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -64,7 +64,17 @@ impl MediaType {
         })
     }
 
-    /// A request that never ran: 400 and no `data` under graphql-response+json, 200 under json.
+    /// A request that is not a well-formed GraphQL request (body not JSON, bad parameters):
+    /// 400 under either media type.
+    fn bad_request(self, errors_json: &str) -> Response {
+        self.body(
+            StatusCode::BAD_REQUEST,
+            format!(r#"{{"errors":{errors_json}}}"#),
+        )
+    }
+
+    /// A document that does not parse or validate: 400 and no `data` under
+    /// graphql-response+json, 200 under json.
     fn request_error(self, errors_json: &str) -> Response {
         let status = match self {
             MediaType::GraphqlResponseJson => StatusCode::BAD_REQUEST,
@@ -96,7 +106,7 @@ pub async fn get(
         return not_acceptable();
     };
     let Some(query) = params.get("query") else {
-        return media.request_error(&errors("missing `query` parameter"));
+        return media.bad_request(&errors("missing `query` parameter"));
     };
     let mut payload = OperationPayload {
         query: query.clone(),
@@ -111,9 +121,7 @@ pub async fn get(
             match serde_json::from_str::<Value>(text) {
                 Ok(Value::Object(map)) => *target = Some(map),
                 Ok(Value::Null) => {}
-                _ => {
-                    return media.request_error(&errors(&format!("`{name}` must be a JSON object")))
-                }
+                _ => return media.bad_request(&errors(&format!("`{name}` must be a JSON object"))),
             }
         }
     }
@@ -145,12 +153,12 @@ pub async fn post(State(hub): State<Arc<Hub>>, headers: HeaderMap, body: Bytes) 
     }
     let params = match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Object(map)) => map,
-        Ok(_) => return media.request_error(&errors("the request body must be a JSON object")),
-        Err(_) => return media.request_error(&errors("the request body is not valid JSON")),
+        Ok(_) => return media.bad_request(&errors("the request body must be a JSON object")),
+        Err(_) => return media.bad_request(&errors("the request body is not valid JSON")),
     };
     match payload_from(params) {
         Ok(payload) => execute(&hub, media, payload, false).await,
-        Err(message) => media.request_error(&errors(&message)),
+        Err(message) => media.bad_request(&errors(&message)),
     }
 }
 

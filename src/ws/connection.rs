@@ -112,7 +112,11 @@ impl Connection {
             }
             // tungstenite answers pings itself; any frame proves the client alive.
             Message::Ping(_) | Message::Pong(_) => None,
-            Message::Close(_) => Some(Exit::Gone),
+            // tungstenite has queued the close reply; flush it so the client sees a clean close.
+            Message::Close(_) => {
+                let _ = timeout(CLOSING_WRITE_TIMEOUT, self.socket.flush()).await;
+                Some(Exit::Gone)
+            }
         }
     }
 

@@ -1,0 +1,100 @@
+//! The reference JavaScript clients and the GraphQL-over-HTTP audit, run with node against a
+//! live hub. Their npm packages are pinned in tests/js/package-lock.json and installed here on
+//! first use (`npm ci`). Outside CI, a machine without node skips these with a loud line; in CI
+//! (`CI` set) that is a failure.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use common::*;
+
+fn js_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("js")
+}
+
+/// True when node and the npm packages are ready; installs the packages once per test binary.
+fn node_ready() -> bool {
+    static READY: OnceLock<bool> = OnceLock::new();
+    *READY.get_or_init(|| {
+        let in_ci = std::env::var_os("CI").is_some();
+        if Command::new("node").arg("--version").output().is_err() {
+            assert!(!in_ci, "node is required in CI for the JavaScript client tests");
+            eprintln!("SKIPPED: node is not installed; the JavaScript client tests need node >= 20 and npm");
+            return false;
+        }
+        if !js_dir().join("node_modules").join("graphql-ws").exists() {
+            let status = Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(js_dir())
+                .status()
+                .expect("run npm ci in tests/js");
+            assert!(status.success(), "npm ci in tests/js failed");
+        }
+        true
+    })
+}
+
+async fn run_node(script: &str, hub: &TestHub) -> String {
+    let dir = js_dir();
+    let url = hub.url("");
+    let name = script.to_owned();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(&name)
+            .arg(url)
+            .current_dir(dir)
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("run node");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}");
+    assert!(
+        output.status.success(),
+        "{script} failed:\n{stdout}\n{stderr}"
+    );
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_graphql_ws_client_subscribes_receives_and_completes() {
+    if !node_ready() {
+        return;
+    }
+    let hub = TestHub::start().await;
+    let out = run_node("graphql-ws-client.mjs", &hub).await;
+    assert!(out.contains("graphql-ws client ok"));
+    hub.wait_metric("subhub_connections", 0.0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_subscriptions_transport_ws_client_subscribes_receives_and_completes() {
+    if !node_ready() {
+        return;
+    }
+    let hub = TestHub::start().await;
+    let out = run_node("legacy-client.mjs", &hub).await;
+    assert!(out.contains("subscriptions-transport-ws client ok"));
+    hub.wait_metric("subhub_connections", 0.0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_graphql_http_audit_passes_every_must() {
+    if !node_ready() {
+        return;
+    }
+    let hub = TestHub::start().await;
+    let out = run_node("audit.mjs", &hub).await;
+    let summary = out
+        .lines()
+        .find(|l| l.starts_with("graphql-http audit:"))
+        .expect("audit summary");
+    assert!(summary.ends_with("error 0"), "{summary}");
+}
