@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+
+use crate::auth::AuthConfig;
 use subhub_brokers::memory::MemoryConfig;
 use subhub_brokers::BrokerConfig;
 
@@ -32,6 +34,8 @@ pub struct Config {
     pub brokers: BTreeMap<String, BrokerConfig>,
     #[serde(default)]
     pub limits: Limits,
+    /// JWT verification on `connection_init` and HTTP; absent means no auth.
+    pub auth: Option<AuthConfig>,
 }
 
 /// `[limits]`: every queue, buffer and per-connection structure is bounded by one of these.
@@ -119,6 +123,7 @@ impl Default for Config {
             generic_api: true,
             brokers: BTreeMap::new(),
             limits: Limits::default(),
+            auth: None,
         };
         config.fill_defaults();
         config
@@ -229,6 +234,9 @@ impl Config {
             if value == 0 {
                 return Err(format!("{key} must be at least 1"));
             }
+        }
+        if let Some(auth) = &self.auth {
+            crate::auth::Auth::from_config(auth)?;
         }
         if limits.keepalive.is_zero() || limits.connection_init_timeout.is_zero() {
             return Err(

@@ -8,6 +8,7 @@ use subhub_subscriptions::{Executions, Metrics, OutboxConfig, SlowConsumerPolicy
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::{Auth, AuthError, Identity};
 use crate::config::{Config, SlowConsumer};
 use crate::publish::Publisher;
 use crate::schema;
@@ -19,6 +20,8 @@ pub struct Hub {
     pub sources: Arc<Sources>,
     pub executions: Arc<Executions>,
     pub publisher: Arc<Publisher>,
+    /// `None` when `[auth]` is not configured: everyone is anonymous.
+    pub auth: Option<Auth>,
     pub schema: async_graphql::dynamic::Schema,
     /// Cancelled when the hub starts shutting down.
     pub shutdown: CancellationToken,
@@ -33,6 +36,8 @@ pub enum StartError {
     Broker(#[from] BrokerError),
     #[error("schema: {0}")]
     Schema(String),
+    #[error("{0}")]
+    Auth(String),
 }
 
 impl Hub {
@@ -50,7 +55,14 @@ impl Hub {
         let publisher = Arc::new(Publisher::new(brokers.clone(), limits.max_message_bytes));
         let schema = schema::build(sources.clone(), publisher.clone())
             .map_err(|e| StartError::Schema(e.0))?;
+        let auth = config
+            .auth
+            .as_ref()
+            .map(Auth::from_config)
+            .transpose()
+            .map_err(StartError::Auth)?;
         Ok(Arc::new(Hub {
+            auth,
             schema,
             publisher,
             config,
@@ -73,6 +85,14 @@ impl Hub {
                 SlowConsumer::Close => SlowConsumerPolicy::Close,
             },
             close_after: limits.slow_consumer_timeout,
+        }
+    }
+
+    /// Who a client presenting `token` is.
+    pub fn identify(&self, token: Option<&str>) -> Result<Identity, AuthError> {
+        match &self.auth {
+            Some(auth) => auth.identify(token),
+            None => Ok(Identity::default()),
         }
     }
 }

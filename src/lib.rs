@@ -6,6 +6,7 @@
 //! executed once per distinct operation and fanned out as shared bytes.
 //!
 //! ## Layout
+//! - [`auth`]: JWT (HS256) verification on `connection_init` and HTTP.
 //! - [`config`]: the TOML config, `SUBHUB_*` overrides, validation.
 //! - [`hub`]: the shared state: brokers, registry, schema, metrics, shutdown.
 //! - [`server`]: binding, serving, graceful shutdown.
@@ -18,6 +19,7 @@
 //! The protocol types live in `subhub-protocol`, the broker boundary in `subhub-brokers`, and the
 //! registry in `subhub-subscriptions`.
 
+pub mod auth;
 pub mod config;
 mod http;
 pub mod hub;

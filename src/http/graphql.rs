@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use subhub_protocol::OperationPayload;
 
-use super::error_response;
+use super::{authorize, error_response};
 use crate::hub::Hub;
 use crate::operation::{self, Kind};
 
@@ -102,6 +102,9 @@ pub async fn get(
     if let Ok(ws) = upgrade {
         return crate::ws::upgrade(ws, hub);
     }
+    if let Err(refused) = authorize(&hub, &headers) {
+        return refused;
+    }
     let Some(media) = MediaType::negotiate(&headers) else {
         return not_acceptable();
     };
@@ -130,6 +133,9 @@ pub async fn get(
 
 /// `POST /graphql` with a JSON body.
 pub async fn post(State(hub): State<Arc<Hub>>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(refused) = authorize(&hub, &headers) {
+        return refused;
+    }
     let Some(media) = MediaType::negotiate(&headers) else {
         return not_acceptable();
     };

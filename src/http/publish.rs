@@ -11,7 +11,7 @@ use axum::Json;
 use serde::Deserialize;
 use subhub_brokers::BrokerError;
 
-use super::error_response;
+use super::{authorize, error_response};
 use crate::hub::Hub;
 
 #[derive(Deserialize)]
@@ -24,9 +24,13 @@ pub struct PublishParams {
 pub async fn publish(
     State(hub): State<Arc<Hub>>,
     Path(topic): Path<String>,
+    headers: axum::http::HeaderMap,
     params: Result<Query<PublishParams>, axum::extract::rejection::QueryRejection>,
     body: Bytes,
 ) -> Response {
+    if let Err(refused) = authorize(&hub, &headers) {
+        return refused;
+    }
     let Ok(Query(params)) = params else {
         return error_response(
             StatusCode::BAD_REQUEST,

@@ -12,6 +12,7 @@ use subhub_subscriptions::{ExecutionItem, Outbound, Outbox, Slot};
 use tokio::time::{interval_at, sleep, timeout, Instant};
 
 use super::operations::{Operations, Running};
+use crate::auth::{Auth, Identity};
 use crate::hub::Hub;
 use crate::operation::{self, Kind};
 
@@ -42,6 +43,7 @@ pub async fn serve(mut socket: WebSocket, protocol: Option<Protocol>, hub: Arc<H
         outbox,
         batch: Vec::with_capacity(0),
         awaiting_pong: false,
+        identity: Identity::default(),
         hub: hub.clone(),
     };
     let exit = connection.run().await;
@@ -57,6 +59,8 @@ struct Connection {
     batch: Vec<Outbound>,
     /// A ping went out and nothing has come back since.
     awaiting_pong: bool,
+    /// Who the client authenticated as in `connection_init`.
+    identity: Identity,
     hub: Arc<Hub>,
 }
 
@@ -125,7 +129,19 @@ impl Connection {
             Step::Ignore => None,
             Step::Reply(reply) => self.send(reply).await.err(),
             Step::Close(frame) => Some(Exit::Close(frame)),
-            Step::Init(_payload) => {
+            Step::Init(payload) => {
+                let token = Auth::token_in_payload(payload.as_ref());
+                match self.hub.identify(token) {
+                    Ok(identity) => self.identity = identity,
+                    Err(error) => {
+                        tracing::debug!(%error, "connection_init refused");
+                        let (reply, frame) = self.session.reject(&error.to_string());
+                        if let Some(reply) = reply {
+                            let _ = self.send(reply).await;
+                        }
+                        return Some(Exit::Close(frame));
+                    }
+                }
                 for message in self.session.acknowledge() {
                     if let Err(exit) = self.send(message.to_owned()).await {
                         return Some(exit);
@@ -176,7 +192,7 @@ impl Connection {
         let request = operation::request(payload);
         let running = match kind {
             Kind::Subscription => {
-                let key = operation::key(payload, "");
+                let key = operation::key(payload, &self.identity.subject);
                 let attachment =
                     self.hub
                         .executions
