@@ -129,7 +129,7 @@ impl Auth {
             .map_err(|_| AuthError::Malformed)?;
         let mut mac =
             Hmac::<Sha256>::new_from_slice(&self.secret).map_err(|_| AuthError::Signature)?;
-        mac.update(token[..header_and_payload_len(token)].as_bytes());
+        mac.update(&token.as_bytes()[..header_and_payload_len(token)]);
         mac.verify_slice(&signature)
             .map_err(|_| AuthError::Signature)?;
         let Value::Object(claims) = decode_json(payload)? else {

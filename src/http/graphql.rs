@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use subhub_protocol::OperationPayload;
 
-use super::{authorize, error_response};
+use super::{error_response, refusal};
 use crate::hub::Hub;
 use crate::operation::{self, Kind};
 
@@ -102,7 +102,7 @@ pub async fn get(
     if let Ok(ws) = upgrade {
         return crate::ws::upgrade(ws, hub);
     }
-    if let Err(refused) = authorize(&hub, &headers) {
+    if let Some(refused) = refusal(&hub, &headers) {
         return refused;
     }
     let Some(media) = MediaType::negotiate(&headers) else {
@@ -133,7 +133,7 @@ pub async fn get(
 
 /// `POST /graphql` with a JSON body.
 pub async fn post(State(hub): State<Arc<Hub>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(refused) = authorize(&hub, &headers) {
+    if let Some(refused) = refusal(&hub, &headers) {
         return refused;
     }
     let Some(media) = MediaType::negotiate(&headers) else {

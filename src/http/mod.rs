@@ -23,23 +23,20 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .with_state(hub)
 }
 
-/// The identity behind an HTTP request's `Authorization` header, or 401.
-pub fn authorize(
-    hub: &Hub,
-    headers: &axum::http::HeaderMap,
-) -> Result<crate::auth::Identity, axum::response::Response> {
+/// A 401 for an HTTP request whose `Authorization` header `[auth]` refuses; `None` when allowed.
+pub fn refusal(hub: &Hub, headers: &axum::http::HeaderMap) -> Option<axum::response::Response> {
     use axum::http::{header, HeaderValue, StatusCode};
     let value = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    hub.identify(crate::auth::Auth::token_in_header(value))
-        .map_err(|error| {
-            let mut response = error_response(StatusCode::UNAUTHORIZED, &error.to_string());
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            response
-        })
+    let error = hub
+        .identify(crate::auth::Auth::token_in_header(value))
+        .err()?;
+    let mut response = error_response(StatusCode::UNAUTHORIZED, &error.to_string());
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    Some(response)
 }
 
 /// A JSON error body `{"errors":[{"message":…}]}` with a status.

@@ -11,7 +11,7 @@ use axum::Json;
 use serde::Deserialize;
 use subhub_brokers::BrokerError;
 
-use super::{authorize, error_response};
+use super::{error_response, refusal};
 use crate::hub::Hub;
 
 #[derive(Deserialize)]
@@ -28,7 +28,7 @@ pub async fn publish(
     params: Result<Query<PublishParams>, axum::extract::rejection::QueryRejection>,
     body: Bytes,
 ) -> Response {
-    if let Err(refused) = authorize(&hub, &headers) {
+    if let Some(refused) = refusal(&hub, &headers) {
         return refused;
     }
     let Ok(Query(params)) = params else {
