@@ -392,3 +392,46 @@ async fn a_client_close_gets_the_close_reply() {
     }
     hub.wait_metric("subhub_connections", 0.0).await;
 }
+
+#[tokio::test]
+async fn connection_and_operation_limits_answer_clearly() {
+    let hub = TestHub::with_config(
+        "[limits]\nmax_connections = 2\nmax_subscriptions_per_connection = 2\n",
+    )
+    .await;
+    let mut first = Client::ready(&hub, TRANSPORT_WS).await;
+    let _second = Client::ready(&hub, TRANSPORT_WS).await;
+    hub.wait_metric("subhub_connections", 2.0).await;
+    // A third connection is refused before the upgrade, with a JSON reason.
+    match Client::try_connect_url(&hub.ws_url(), Some(TRANSPORT_WS)).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 503)
+        }
+        other => panic!("expected HTTP 503, got {:?}", other.map(|_| "a connection")),
+    }
+    // A third operation on one connection gets an `error` for its id; the others go on.
+    first
+        .subscribe("1", EVENTS_QUERY, json!({"topic": "a"}))
+        .await;
+    first
+        .subscribe("2", EVENTS_QUERY, json!({"topic": "b"}))
+        .await;
+    first
+        .subscribe("3", EVENTS_QUERY, json!({"topic": "c"}))
+        .await;
+    let reply = first.recv_json().await;
+    assert_eq!(
+        (reply["type"].as_str(), reply["id"].as_str()),
+        (Some("error"), Some("3"))
+    );
+    assert!(
+        reply["payload"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("limit 2"),
+        "{reply}"
+    );
+    hub.wait_metric("subhub_subscriptions", 2.0).await;
+    hub.publish("b", "1").await;
+    assert_eq!(first.recv_json().await["id"], "2");
+}
