@@ -2,9 +2,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use common::*;
 use serde_json::json;
@@ -72,35 +70,6 @@ fn unknown_keys_and_wrong_types_fail_at_start_naming_file_line_and_key() {
     assert!(ok, "{stderr}");
 }
 
-/// Starts the binary on port 0 and reads the address it logs.
-fn start() -> (Child, SocketAddr) {
-    let mut child = subhub()
-        .args(["--listen", "127.0.0.1:0"])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn subhub");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("subhub exited before serving")
-            .expect("read log");
-        if let Some(rest) = line.split("local_addr=").nth(1) {
-            break rest
-                .split_whitespace()
-                .next()
-                .expect("address")
-                .parse()
-                .expect("socket address");
-        }
-    };
-    // Keep draining the log so the hub never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, addr)
-}
-
 #[test]
 fn a_listen_address_in_use_is_one_clear_line() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -116,7 +85,7 @@ fn a_listen_address_in_use_is_one_clear_line() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_completes_subscriptions_closes_1001_and_exits_zero() {
-    let (mut child, addr) = start();
+    let (mut child, addr) = start_binary();
     let url = format!("ws://{addr}/graphql");
     let mut client = Client::connect_url(&url, Some(TRANSPORT_WS)).await;
     client.init().await;

@@ -3,10 +3,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Command, Stdio};
-
 use common::*;
 use serde_json::json;
 
@@ -24,45 +20,13 @@ fn rss_bytes(pid: u32) -> u64 {
     kib * 1024
 }
 
-async fn metric(addr: SocketAddr, name: &str) -> f64 {
-    let text = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_subscribed_connections_cost_a_few_kib_each() {
     if !std::path::Path::new("/proc/self/status").exists() {
         eprintln!("SKIPPED: memory per connection is read from /proc, which this system lacks");
         return;
     }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_subhub"))
-        .args(["--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let addr: SocketAddr = loop {
-        let line = lines.next().expect("exited").expect("log");
-        if let Some(rest) = line.split("local_addr=").nth(1) {
-            break rest
-                .split_whitespace()
-                .next()
-                .expect("addr")
-                .parse()
-                .expect("addr");
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
+    let (mut child, addr) = start_binary();
     let url = format!("ws://{addr}/graphql");
 
     // Warm up: the first connection and subscription allocate what every later one shares.
@@ -75,7 +39,7 @@ async fn idle_subscribed_connections_cost_a_few_kib_each() {
     clients.push(first);
     assert!(
         wait_for(PATIENCE, || async {
-            metric(addr, "subhub_subscriptions").await == 1.0
+            metric_at(addr, "subhub_subscriptions").await == 1.0
         })
         .await
     );
@@ -92,7 +56,7 @@ async fn idle_subscribed_connections_cost_a_few_kib_each() {
     let all = (CONNECTIONS + 1) as f64;
     assert!(
         wait_for(PATIENCE, || async {
-            metric(addr, "subhub_subscriptions").await == all
+            metric_at(addr, "subhub_subscriptions").await == all
         })
         .await
     );

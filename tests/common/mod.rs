@@ -99,32 +99,12 @@ impl TestHub {
 
     /// `/metrics` as a map from sample (name with labels) to value.
     pub async fn metrics(&self) -> HashMap<String, f64> {
-        let text = self
-            .http
-            .get(self.url("/metrics"))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("metrics body");
-        text.lines()
-            .filter(|l| !l.starts_with('#') && !l.is_empty())
-            .filter_map(|l| {
-                let (name, value) = l.rsplit_once(' ')?;
-                Some((name.to_owned(), value.parse().ok()?))
-            })
-            .collect()
+        metrics_at(self.addr).await
     }
 
     /// The sum of every sample of a metric, whatever its labels.
     pub async fn metric(&self, name: &str) -> f64 {
-        self.metrics()
-            .await
-            .iter()
-            .filter(|(sample, _)| *sample == name || sample.starts_with(&format!("{name}{{")))
-            .map(|(_, v)| v)
-            .sum()
+        metric_at(self.addr, name).await
     }
 
     /// Waits until `name` reads `value`.
@@ -160,6 +140,65 @@ impl Drop for TestHub {
             let _ = stop.send(());
         }
     }
+}
+
+/// `/metrics` of the hub at `addr`, as a map from sample (name with labels) to value.
+pub async fn metrics_at(addr: SocketAddr) -> HashMap<String, f64> {
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            Some((name.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The sum of every sample of a metric at `addr`, whatever its labels.
+pub async fn metric_at(addr: SocketAddr, name: &str) -> f64 {
+    metrics_at(addr)
+        .await
+        .iter()
+        .filter(|(sample, _)| *sample == name || sample.starts_with(&format!("{name}{{")))
+        .map(|(_, v)| v)
+        .sum()
+}
+
+/// Starts the `subhub` binary on 127.0.0.1:0 and reads the address it logs. Its log keeps being
+/// drained so it never blocks on a full pipe.
+pub fn start_binary() -> (std::process::Child, SocketAddr) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_subhub"))
+        .args(["--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .env_remove("SUBHUB_CONFIG")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn subhub");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("subhub exited before serving")
+            .expect("read log");
+        if let Some(rest) = line.split("local_addr=").nth(1) {
+            break rest
+                .split_whitespace()
+                .next()
+                .expect("address")
+                .parse()
+                .expect("socket address");
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, addr)
 }
 
 /// Polls `condition` every 10 ms until it holds or `limit` passes.
