@@ -73,21 +73,16 @@ impl Auth {
     pub fn from_config(config: &AuthConfig) -> Result<Self, String> {
         let secret = match (&config.hs256_secret, &config.hs256_secret_env) {
             (Some(secret), None) => secret.clone(),
-            (None, Some(var)) => std::env::var(var)
-                .map_err(|_| format!("auth.hs256_secret_env names `{var}`, which is not set"))?,
-            (None, None) => return Err("[auth] needs hs256_secret or hs256_secret_env".to_owned()),
-            (Some(_), Some(_)) => {
-                return Err("[auth] takes hs256_secret or hs256_secret_env, not both".to_owned())
+            (None, Some(var)) => {
+                std::env::var(var).map_err(|_| format!("auth.hs256_secret_env names `{var}`, which is not set"))?
             }
+            (None, None) => return Err("[auth] needs hs256_secret or hs256_secret_env".to_owned()),
+            (Some(_), Some(_)) => return Err("[auth] takes hs256_secret or hs256_secret_env, not both".to_owned()),
         };
         if secret.len() < 16 {
             return Err("auth: the HS256 secret must be at least 16 bytes".to_owned());
         }
-        Ok(Auth {
-            secret: secret.into_bytes(),
-            required: config.required,
-            leeway: config.leeway,
-        })
+        Ok(Auth { secret: secret.into_bytes(), required: config.required, leeway: config.leeway })
     }
 
     /// The identity of a client presenting `token` (which may be absent).
@@ -102,9 +97,7 @@ impl Auth {
     /// The token in a `connection_init` payload.
     pub fn token_in_payload(payload: Option<&Map<String, Value>>) -> Option<&str> {
         let payload = payload?;
-        let value = ["authorization", "Authorization", "token"]
-            .iter()
-            .find_map(|k| payload.get(*k)?.as_str())?;
+        let value = ["authorization", "Authorization", "token"].iter().find_map(|k| payload.get(*k)?.as_str())?;
         Some(bearer(value))
     }
 
@@ -124,52 +117,29 @@ impl Auth {
         if header.get("alg").and_then(Value::as_str) != Some("HS256") {
             return Err(AuthError::Algorithm);
         }
-        let signature = URL_SAFE_NO_PAD
-            .decode(signature)
-            .map_err(|_| AuthError::Malformed)?;
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(&self.secret).map_err(|_| AuthError::Signature)?;
+        let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| AuthError::Malformed)?;
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).map_err(|_| AuthError::Signature)?;
         mac.update(&token.as_bytes()[..header_and_payload_len(token)]);
-        mac.verify_slice(&signature)
-            .map_err(|_| AuthError::Signature)?;
+        mac.verify_slice(&signature).map_err(|_| AuthError::Signature)?;
         let Value::Object(claims) = decode_json(payload)? else {
             return Err(AuthError::Malformed);
         };
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
         let leeway = self.leeway.as_secs();
-        if claims
-            .get("exp")
-            .and_then(Value::as_u64)
-            .is_some_and(|exp| exp + leeway <= now)
-        {
+        if claims.get("exp").and_then(Value::as_u64).is_some_and(|exp| exp + leeway <= now) {
             return Err(AuthError::Expired);
         }
-        if claims
-            .get("nbf")
-            .and_then(Value::as_u64)
-            .is_some_and(|nbf| nbf > now + leeway)
-        {
+        if claims.get("nbf").and_then(Value::as_u64).is_some_and(|nbf| nbf > now + leeway) {
             return Err(AuthError::NotYetValid);
         }
-        let subject = claims
-            .get("sub")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
+        let subject = claims.get("sub").and_then(Value::as_str).unwrap_or_default().to_owned();
         Ok(Identity { subject, claims })
     }
 }
 
 fn bearer(value: &str) -> &str {
     let value = value.trim();
-    value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))
-        .unwrap_or(value)
-        .trim()
+    value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).unwrap_or(value).trim()
 }
 
 fn header_and_payload_len(token: &str) -> usize {
@@ -177,9 +147,7 @@ fn header_and_payload_len(token: &str) -> usize {
 }
 
 fn decode_json(part: &str) -> Result<Value, AuthError> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(part)
-        .map_err(|_| AuthError::Malformed)?;
+    let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| AuthError::Malformed)?;
     serde_json::from_slice(&bytes).map_err(|_| AuthError::Malformed)
 }
 
@@ -206,20 +174,13 @@ mod tests {
     const SECRET: &str = "a-secret-of-enough-bytes";
 
     fn auth(required: bool) -> Auth {
-        let config = AuthConfig {
-            hs256_secret: Some(SECRET.into()),
-            hs256_secret_env: None,
-            required,
-            leeway: Duration::ZERO,
-        };
+        let config =
+            AuthConfig { hs256_secret: Some(SECRET.into()), hs256_secret_env: None, required, leeway: Duration::ZERO };
         Auth::from_config(&config).unwrap()
     }
 
     fn now() -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
+        SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
     }
 
     #[test]
@@ -227,10 +188,7 @@ mod tests {
         let token = sign_hs256(SECRET.as_bytes(), &json!({"sub": "ada", "exp": now() + 60}));
         assert_eq!(auth(true).identify(Some(&token)).unwrap().subject, "ada");
         let payload = json!({"authorization": format!("Bearer {token}")});
-        assert_eq!(
-            Auth::token_in_payload(payload.as_object()),
-            Some(token.as_str())
-        );
+        assert_eq!(Auth::token_in_payload(payload.as_object()), Some(token.as_str()));
     }
 
     #[test]
@@ -244,19 +202,12 @@ mod tests {
         assert_eq!(auth.identify(Some(&expired)), Err(AuthError::Expired));
         let early = sign_hs256(SECRET.as_bytes(), &json!({"nbf": now() + 600}));
         assert_eq!(auth.identify(Some(&early)), Err(AuthError::NotYetValid));
-        let none_alg = format!(
-            "{}.{}.",
-            URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#),
-            URL_SAFE_NO_PAD.encode("{}")
-        );
+        let none_alg = format!("{}.{}.", URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#), URL_SAFE_NO_PAD.encode("{}"));
         assert_eq!(auth.identify(Some(&none_alg)), Err(AuthError::Algorithm));
     }
 
     #[test]
     fn optional_auth_serves_anonymous_clients() {
-        assert_eq!(
-            super::tests::auth(false).identify(None),
-            Ok(Identity::default())
-        );
+        assert_eq!(super::tests::auth(false).identify(None), Ok(Identity::default()));
     }
 }

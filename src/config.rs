@@ -134,17 +134,9 @@ impl Default for Config {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{path}:{line}:{column}: {message}")]
-    Parse {
-        path: PathBuf,
-        line: usize,
-        column: usize,
-        message: String,
-    },
+    Parse { path: PathBuf, line: usize, column: usize, message: String },
     #[error("{path}: {message}")]
     Invalid { path: String, message: String },
     #[error("environment {vars}: {message}")]
@@ -153,59 +145,37 @@ pub enum ConfigError {
 
 impl Config {
     /// Reads the config file (if any) and applies `SUBHUB_*` overrides from `env`.
-    pub fn load(
-        path: Option<&Path>,
-        env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Self, ConfigError> {
-        let overrides: Vec<(String, String)> = env
-            .into_iter()
-            .filter(|(name, _)| name.starts_with(ENV_PREFIX) && name != ENV_CONFIG_FILE)
-            .collect();
+    pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let overrides: Vec<(String, String)> =
+            env.into_iter().filter(|(name, _)| name.starts_with(ENV_PREFIX) && name != ENV_CONFIG_FILE).collect();
         let (text, source) = match path {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.to_owned(),
-                    source,
-                })?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
                 (text, path.display().to_string())
             }
             None => (String::new(), "(defaults)".to_owned()),
         };
         // Parse the file alone first, so its mistakes are reported with line and column.
-        let mut config: Config =
-            toml::from_str(&text).map_err(|error| parse_error(path, &text, &error))?;
+        let mut config: Config = toml::from_str(&text).map_err(|error| parse_error(path, &text, &error))?;
         if !overrides.is_empty() {
-            let mut table: toml::Table =
-                toml::from_str(&text).map_err(|error| parse_error(path, &text, &error))?;
+            let mut table: toml::Table = toml::from_str(&text).map_err(|error| parse_error(path, &text, &error))?;
             for (name, value) in &overrides {
                 apply_override(&mut table, name, value)?;
             }
-            let vars = overrides
-                .iter()
-                .map(|(name, _)| name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ");
+            let vars = overrides.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>().join(", ");
             config = toml::Value::Table(table)
                 .try_into()
-                .map_err(|error: toml::de::Error| ConfigError::Env {
-                    vars,
-                    message: error.message().to_owned(),
-                })?;
+                .map_err(|error: toml::de::Error| ConfigError::Env { vars, message: error.message().to_owned() })?;
         }
         config.fill_defaults();
-        config.validate().map_err(|message| ConfigError::Invalid {
-            path: source,
-            message,
-        })?;
+        config.validate().map_err(|message| ConfigError::Invalid { path: source, message })?;
         Ok(config)
     }
 
     fn fill_defaults(&mut self) {
         if self.brokers.is_empty() {
-            self.brokers.insert(
-                self.default_broker.clone(),
-                BrokerConfig::Memory(MemoryConfig::default()),
-            );
+            self.brokers.insert(self.default_broker.clone(), BrokerConfig::Memory(MemoryConfig::default()));
         }
     }
 
@@ -218,15 +188,14 @@ impl Config {
             ));
         }
         if !self.generic_api {
-            return Err("generic_api = false leaves nothing to serve: this build serves only the built-in schema".to_owned());
+            return Err(
+                "generic_api = false leaves nothing to serve: this build serves only the built-in schema".to_owned()
+            );
         }
         let limits = &self.limits;
         for (key, value) in [
             ("limits.max_connections", limits.max_connections),
-            (
-                "limits.max_subscriptions_per_connection",
-                limits.max_subscriptions_per_connection,
-            ),
+            ("limits.max_subscriptions_per_connection", limits.max_subscriptions_per_connection),
             ("limits.max_message_bytes", limits.max_message_bytes),
             ("limits.connection_queue", limits.connection_queue),
             ("limits.source_buffer", limits.source_buffer),
@@ -239,10 +208,7 @@ impl Config {
             crate::auth::Auth::from_config(auth)?;
         }
         if limits.keepalive.is_zero() || limits.connection_init_timeout.is_zero() {
-            return Err(
-                "limits.keepalive and limits.connection_init_timeout must be longer than 0s"
-                    .to_owned(),
-            );
+            return Err("limits.keepalive and limits.connection_init_timeout must be longer than 0s".to_owned());
         }
         Ok(())
     }
@@ -256,33 +222,17 @@ fn parse_error(path: Option<&Path>, text: &str, error: &toml::de::Error) -> Conf
     let path = path.map_or_else(|| PathBuf::from("(defaults)"), Path::to_owned);
     let mut message = error.message().trim().to_owned();
     // Quote the line, so a wrong value names its key too.
-    if let Some(source) = text
-        .lines()
-        .nth(line - 1)
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-    {
+    if let Some(source) = text.lines().nth(line - 1).map(str::trim).filter(|l| !l.is_empty()) {
         message = format!("{message} (in `{source}`)");
     }
-    ConfigError::Parse {
-        path,
-        line,
-        column,
-        message,
-    }
+    ConfigError::Parse { path, line, column, message }
 }
 
 /// `SUBHUB_LIMITS__LINGER=5s` sets `limits.linger`. The value is read as a TOML value when it
 /// is one (numbers, booleans) and as a string otherwise.
 fn apply_override(table: &mut toml::Table, name: &str, raw: &str) -> Result<(), ConfigError> {
-    let path: Vec<String> = name[ENV_PREFIX.len()..]
-        .split("__")
-        .map(str::to_lowercase)
-        .collect();
-    let bad = |message: &str| ConfigError::Env {
-        vars: name.to_owned(),
-        message: message.to_owned(),
-    };
+    let path: Vec<String> = name[ENV_PREFIX.len()..].split("__").map(str::to_lowercase).collect();
+    let bad = |message: &str| ConfigError::Env { vars: name.to_owned(), message: message.to_owned() };
     if path.iter().any(String::is_empty) {
         return Err(bad("the variable names no key"));
     }
@@ -290,17 +240,11 @@ fn apply_override(table: &mut toml::Table, name: &str, raw: &str) -> Result<(), 
         .ok()
         .and_then(|mut t| t.remove("v"))
         .unwrap_or_else(|| toml::Value::String(raw.to_owned()));
-    let (last, parents) = path
-        .split_last()
-        .ok_or_else(|| bad("the variable names no key"))?;
+    let (last, parents) = path.split_last().ok_or_else(|| bad("the variable names no key"))?;
     let mut current = table;
     for key in parents {
-        let entry = current
-            .entry(key.clone())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        current = entry
-            .as_table_mut()
-            .ok_or_else(|| bad(&format!("`{key}` is not a table")))?;
+        let entry = current.entry(key.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = entry.as_table_mut().ok_or_else(|| bad(&format!("`{key}` is not a table")))?;
     }
     current.insert(last.clone(), value);
     Ok(())
@@ -321,11 +265,9 @@ mod tests {
         pub struct TempPath(pub PathBuf);
         impl TempPath {
             pub fn with(text: &str) -> Self {
-                static NEXT: std::sync::atomic::AtomicUsize =
-                    std::sync::atomic::AtomicUsize::new(0);
+                static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
                 let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let path = std::env::temp_dir()
-                    .join(format!("subhub-config-{}-{n}.toml", std::process::id()));
+                let path = std::env::temp_dir().join(format!("subhub-config-{}-{n}.toml", std::process::id()));
                 let mut f = std::fs::File::create(&path).unwrap();
                 f.write_all(text.as_bytes()).unwrap();
                 TempPath(path)
@@ -348,10 +290,7 @@ mod tests {
         assert_eq!(config.listen.to_string(), "127.0.0.1:4000");
         assert_eq!(config.brokers["local"].kind(), "memory");
         assert_eq!(config.limits.max_message_bytes, 1024 * 1024);
-        assert_eq!(
-            config.limits.connection_init_timeout,
-            Duration::from_secs(3)
-        );
+        assert_eq!(config.limits.connection_init_timeout, Duration::from_secs(3));
     }
 
     #[test]
@@ -369,10 +308,7 @@ mod tests {
     fn unknown_keys_name_the_key_file_and_line() {
         let f = file("listen = \"127.0.0.1:0\"\n\n[limits]\nmax_conections = 5\n");
         let message = Config::load(Some(&f.0), no_env()).unwrap_err().to_string();
-        assert!(
-            message.contains(&format!("{}:4:1:", f.0.display())),
-            "{message}"
-        );
+        assert!(message.contains(&format!("{}:4:1:", f.0.display())), "{message}");
         assert!(message.contains("max_conections"), "{message}");
     }
 
@@ -401,12 +337,7 @@ mod tests {
         assert_eq!(config.listen.port(), 5000);
         assert_eq!(config.limits.max_connections, 7);
         assert_eq!(config.limits.linger, Duration::from_secs(2));
-        let err = Config::load(None, vec![("SUBHUB_LIMITZ__X".to_owned(), "1".to_owned())])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("SUBHUB_LIMITZ__X") && err.contains("limitz"),
-            "{err}"
-        );
+        let err = Config::load(None, vec![("SUBHUB_LIMITZ__X".to_owned(), "1".to_owned())]).unwrap_err().to_string();
+        assert!(err.contains("SUBHUB_LIMITZ__X") && err.contains("limitz"), "{err}");
     }
 }

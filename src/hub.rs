@@ -49,18 +49,13 @@ impl Hub {
             brokers.clone(),
             limits.linger,
             limits.source_buffer,
+            limits.max_message_bytes,
             metrics.clone(),
         );
         let executions = Executions::new(metrics.clone());
         let publisher = Arc::new(Publisher::new(brokers.clone(), limits.max_message_bytes));
-        let schema = schema::build(sources.clone(), publisher.clone())
-            .map_err(|e| StartError::Schema(e.0))?;
-        let auth = config
-            .auth
-            .as_ref()
-            .map(Auth::from_config)
-            .transpose()
-            .map_err(StartError::Auth)?;
+        let schema = schema::build(sources.clone(), publisher.clone()).map_err(|e| StartError::Schema(e.0))?;
+        let auth = config.auth.as_ref().map(Auth::from_config).transpose().map_err(StartError::Auth)?;
         Ok(Arc::new(Hub {
             auth,
             schema,

@@ -9,11 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use subhub::{termination_signal, Config, Server};
 
 #[derive(Parser)]
-#[command(
-    name = "subhub",
-    version,
-    about = "A real-time GraphQL subscription hub"
-)]
+#[command(name = "subhub", version, about = "A real-time GraphQL subscription hub")]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -78,12 +74,7 @@ fn check(args: &ConfigArg) -> anyhow::Result<()> {
     println!(
         "config ok: listen {}, brokers: {}",
         config.listen,
-        config
-            .brokers
-            .keys()
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(", ")
+        config.brokers.keys().cloned().collect::<Vec<_>>().join(", ")
     );
     Ok(())
 }
@@ -93,10 +84,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     runtime.block_on(async {
         let server = Server::bind(config).await?;
         server.run(termination_signal()).await?;

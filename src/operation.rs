@@ -23,15 +23,13 @@ pub enum Kind {
 /// Reads the document once to find the operation's kind. A document that does not parse is
 /// answered with its errors (serialized as a JSON array).
 pub fn kind(payload: &OperationPayload) -> Result<Kind, String> {
-    let document = async_graphql::parser::parse_query(&payload.query)
-        .map_err(|error| errors_json(&[ServerError::from(error)]))?;
+    let document =
+        async_graphql::parser::parse_query(&payload.query).map_err(|error| errors_json(&[ServerError::from(error)]))?;
     let operation = match (&document.operations, payload.operation_name.as_deref()) {
         (DocumentOperations::Single(op), _) => Some(op.node.ty),
         (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
         // A lone named operation is the one to run even when the request names none.
-        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
-            ops.values().next().map(|op| op.node.ty)
-        }
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next().map(|op| op.node.ty),
         (DocumentOperations::Multiple(_), None) => None,
     };
     // An operation that cannot be picked is left to the executor, which says why.
@@ -48,9 +46,7 @@ pub fn request(payload: &OperationPayload) -> Request {
         request = request.operation_name(name.clone());
     }
     if let Some(variables) = &payload.variables {
-        request = request.variables(Variables::from_json(serde_json::Value::Object(
-            variables.clone(),
-        )));
+        request = request.variables(Variables::from_json(serde_json::Value::Object(variables.clone())));
     }
     request
 }
@@ -134,11 +130,7 @@ pub fn shared_results(schema: &Schema, request: Request) -> ExecutionStream {
     let mut data = Data::default();
     data.insert(signal);
     let responses = schema.execute_stream_with_session_data(request, Arc::new(data));
-    let state = SharedState {
-        responses,
-        live: Some(live),
-        first: true,
-    };
+    let state = SharedState { responses, live: Some(live), first: true };
     futures_util::stream::unfold(Some(state), |state| async move {
         let mut state = state?;
         let response = loop {
@@ -207,23 +199,13 @@ mod tests {
     use super::*;
 
     fn payload(query: &str, variables: serde_json::Value) -> OperationPayload {
-        OperationPayload {
-            query: query.into(),
-            variables: variables.as_object().cloned(),
-            ..Default::default()
-        }
+        OperationPayload { query: query.into(), variables: variables.as_object().cloned(), ..Default::default() }
     }
 
     #[test]
     fn keys_ignore_variable_order() {
-        let a = key(
-            &payload("q", serde_json::json!({"a": 1, "b": {"y": 2, "x": 1}})),
-            "",
-        );
-        let b = key(
-            &payload("q", serde_json::json!({"b": {"x": 1, "y": 2}, "a": 1})),
-            "",
-        );
+        let a = key(&payload("q", serde_json::json!({"a": 1, "b": {"y": 2, "x": 1}})), "");
+        let b = key(&payload("q", serde_json::json!({"b": {"x": 1, "y": 2}, "a": 1})), "");
         assert_eq!(a, b);
         assert_ne!(a, key(&payload("q", serde_json::json!({"a": 2})), ""));
     }
@@ -231,10 +213,7 @@ mod tests {
     #[test]
     fn kinds() {
         assert!(matches!(
-            kind(&payload(
-                "subscription { events(topic: \"t\") { id } }",
-                serde_json::Value::Null
-            )),
+            kind(&payload("subscription { events(topic: \"t\") { id } }", serde_json::Value::Null)),
             Ok(Kind::Subscription)
         ));
         assert!(matches!(
@@ -242,18 +221,10 @@ mod tests {
             Ok(Kind::Single(OperationType::Query))
         ));
         assert!(matches!(
-            kind(&payload(
-                "subscription S { events(topic: \"t\") { id } }",
-                serde_json::Value::Null
-            )),
+            kind(&payload("subscription S { events(topic: \"t\") { id } }", serde_json::Value::Null)),
             Ok(Kind::Subscription)
         ));
-        let errors = kind(&payload("subscription {", serde_json::Value::Null))
-            .err()
-            .unwrap();
-        assert!(
-            errors.starts_with('[') && errors.contains("locations"),
-            "{errors}"
-        );
+        let errors = kind(&payload("subscription {", serde_json::Value::Null)).err().unwrap();
+        assert!(errors.starts_with('[') && errors.contains("locations"), "{errors}");
     }
 }

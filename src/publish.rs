@@ -13,10 +13,7 @@ pub struct Publisher {
 
 impl Publisher {
     pub fn new(brokers: Arc<Brokers>, max_message_bytes: usize) -> Self {
-        Publisher {
-            brokers,
-            max_message_bytes,
-        }
+        Publisher { brokers, max_message_bytes }
     }
 
     pub fn brokers(&self) -> &Arc<Brokers> {
@@ -32,10 +29,7 @@ impl Publisher {
         body: Bytes,
     ) -> Result<PublishAck, BrokerError> {
         if body.len() > self.max_message_bytes {
-            return Err(BrokerError::TooLarge {
-                size: body.len(),
-                max: self.max_message_bytes,
-            });
+            return Err(BrokerError::TooLarge { size: body.len(), max: self.max_message_bytes });
         }
         let broker = self.brokers.get(broker)?;
         broker.validate_topic(&topic)?;

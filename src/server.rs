@@ -37,18 +37,16 @@ impl Server {
         let listener = TcpListener::bind(addr).await.map_err(|error| ServeError::Listen {
             addr,
             reason: match error.kind() {
-                std::io::ErrorKind::AddrInUse => "address already in use (is another subhub running? pick another with --listen)".to_owned(),
+                std::io::ErrorKind::AddrInUse => {
+                    "address already in use (is another subhub running? pick another with --listen)".to_owned()
+                }
                 std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
                 _ => error.to_string(),
             },
         })?;
         let local_addr = listener.local_addr()?;
         let hub = Hub::new(config).await?;
-        Ok(Server {
-            hub,
-            listener,
-            local_addr,
-        })
+        Ok(Server { hub, listener, local_addr })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -60,15 +58,8 @@ impl Server {
     }
 
     /// Serves until `signal` resolves, then shuts down gracefully.
-    pub async fn run(
-        self,
-        signal: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<(), ServeError> {
-        let Server {
-            hub,
-            listener,
-            local_addr,
-        } = self;
+    pub async fn run(self, signal: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+        let Server { hub, listener, local_addr } = self;
         tracing::info!(%local_addr, "subhub serving: GraphQL at /graphql, GraphiQL at /graphiql");
         let listener = listener.tap_io(|tcp| {
             // Frames are small and already batched per socket: no Nagle delay.
@@ -87,14 +78,8 @@ impl Server {
         hub.shutdown.cancel();
         hub.sessions.close();
         let deadline = hub.config.limits.shutdown_timeout;
-        if tokio::time::timeout(deadline, hub.sessions.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                remaining = hub.sessions.len(),
-                "shutdown deadline passed with sessions still open"
-            );
+        if tokio::time::timeout(deadline, hub.sessions.wait()).await.is_err() {
+            tracing::warn!(remaining = hub.sessions.len(), "shutdown deadline passed with sessions still open");
         }
         Ok(())
     }
@@ -105,14 +90,13 @@ pub async fn termination_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(_) => {
-                    let _ = interrupt.await;
-                    return;
-                }
-            };
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => {
+                let _ = interrupt.await;
+                return;
+            }
+        };
         tokio::select! {
             _ = interrupt => {}
             _ = terminate.recv() => {}

@@ -22,48 +22,30 @@ fn config_file(name: &str, text: &str) -> std::path::PathBuf {
 /// Runs to completion; returns exit success and stderr.
 fn run(command: &mut Command) -> (bool, String) {
     let output = command.output().expect("run subhub");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    (output.status.success(), String::from_utf8_lossy(&output.stderr).into_owned())
 }
 
 #[test]
 fn unknown_keys_and_wrong_types_fail_at_start_naming_file_line_and_key() {
-    let path = config_file(
-        "unknown",
-        "listen = \"127.0.0.1:0\"\n\n[limits]\nmax_conections = 10\n",
-    );
+    let path = config_file("unknown", "listen = \"127.0.0.1:0\"\n\n[limits]\nmax_conections = 10\n");
     let (ok, stderr) = run(subhub().arg("--config").arg(&path));
     assert!(!ok);
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    assert!(
-        stderr.contains(&format!("{}:4:1", path.display())) && stderr.contains("max_conections"),
-        "{stderr}"
-    );
+    assert!(stderr.contains(&format!("{}:4:1", path.display())) && stderr.contains("max_conections"), "{stderr}");
 
     let path = config_file("type", "[limits]\nconnection_init_timeout = 3\n");
     let (ok, stderr) = run(subhub().arg("check").arg("--config").arg(&path));
     assert!(!ok);
     assert!(
-        stderr.contains(":2:") && stderr.contains("connection_init_timeout")
-            || stderr.contains("duration"),
+        stderr.contains(":2:") && stderr.contains("connection_init_timeout") || stderr.contains("duration"),
         "{stderr}"
     );
 
     let (ok, stderr) = run(subhub().arg("--config").arg("/nonexistent/subhub.toml"));
-    assert!(
-        !ok && stderr.contains("/nonexistent/subhub.toml"),
-        "{stderr}"
-    );
+    assert!(!ok && stderr.contains("/nonexistent/subhub.toml"), "{stderr}");
 
-    let (ok, stderr) = run(subhub()
-        .env("SUBHUB_LIMITS__MAX_CONNECTIONS", "lots")
-        .arg("check"));
-    assert!(
-        !ok && stderr.contains("SUBHUB_LIMITS__MAX_CONNECTIONS"),
-        "{stderr}"
-    );
+    let (ok, stderr) = run(subhub().env("SUBHUB_LIMITS__MAX_CONNECTIONS", "lots").arg("check"));
+    assert!(!ok && stderr.contains("SUBHUB_LIMITS__MAX_CONNECTIONS"), "{stderr}");
 
     let path = config_file("good", "[limits]\nlinger = \"1s\"\n");
     let (ok, stderr) = run(subhub().arg("check").arg("--config").arg(&path));
@@ -77,10 +59,7 @@ fn a_listen_address_in_use_is_one_clear_line() {
     let (ok, stderr) = run(subhub().arg("--listen").arg(addr.to_string()));
     assert!(!ok);
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    assert!(
-        stderr.contains(&format!("cannot listen on {addr}: address already in use")),
-        "{stderr}"
-    );
+    assert!(stderr.contains(&format!("cannot listen on {addr}: address already in use")), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,24 +68,13 @@ async fn sigterm_completes_subscriptions_closes_1001_and_exits_zero() {
     let url = format!("ws://{addr}/graphql");
     let mut client = Client::connect_url(&url, Some(TRANSPORT_WS)).await;
     client.init().await;
-    client
-        .subscribe("live", EVENTS_QUERY, json!({"topic": "t"}))
-        .await;
+    client.subscribe("live", EVENTS_QUERY, json!({"topic": "t"})).await;
     assert!(client.until_pong().await.is_empty());
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
     assert!(status.success());
-    assert_eq!(
-        client.recv_json().await,
-        json!({"id": "live", "type": "complete"})
-    );
+    assert_eq!(client.recv_json().await, json!({"id": "live", "type": "complete"}));
     assert_eq!(client.recv_close().await.0, 1001);
-    let exit = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .expect("join")
-        .expect("wait");
+    let exit = tokio::task::spawn_blocking(move || child.wait()).await.expect("join").expect("wait");
     assert!(exit.success(), "{exit:?}");
 }

@@ -12,9 +12,7 @@ use std::sync::OnceLock;
 use common::*;
 
 fn js_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("js")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("js")
 }
 
 /// True when node and the npm packages are ready; installs the packages once per test binary.
@@ -43,23 +41,15 @@ async fn run_node(script: &str, hub: &TestHub) -> String {
     let dir = js_dir();
     let url = hub.url("");
     let name = script.to_owned();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(&name)
-            .arg(url)
-            .current_dir(dir)
-            .output()
-    })
-    .await
-    .expect("join")
-    .expect("run node");
+    let output =
+        tokio::task::spawn_blocking(move || Command::new("node").arg(&name).arg(url).current_dir(dir).output())
+            .await
+            .expect("join")
+            .expect("run node");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr);
     println!("{stdout}");
-    assert!(
-        output.status.success(),
-        "{script} failed:\n{stdout}\n{stderr}"
-    );
+    assert!(output.status.success(), "{script} failed:\n{stdout}\n{stderr}");
     stdout
 }
 
@@ -92,9 +82,6 @@ async fn the_graphql_http_audit_passes_every_must() {
     }
     let hub = TestHub::start().await;
     let out = run_node("audit.mjs", &hub).await;
-    let summary = out
-        .lines()
-        .find(|l| l.starts_with("graphql-http audit:"))
-        .expect("audit summary");
+    let summary = out.lines().find(|l| l.starts_with("graphql-http audit:")).expect("audit summary");
     assert!(summary.ends_with("error 0"), "{summary}");
 }

@@ -33,33 +33,19 @@ async fn idle_subscribed_connections_cost_a_few_kib_each() {
     let mut clients = Vec::with_capacity(CONNECTIONS + 1);
     let mut first = Client::connect_url(&url, Some(TRANSPORT_WS)).await;
     first.init().await;
-    first
-        .subscribe("s", EVENTS_QUERY, json!({"topic": "idle"}))
-        .await;
+    first.subscribe("s", EVENTS_QUERY, json!({"topic": "idle"})).await;
     clients.push(first);
-    assert!(
-        wait_for(PATIENCE, || async {
-            metric_at(addr, "subhub_subscriptions").await == 1.0
-        })
-        .await
-    );
+    assert!(wait_for(PATIENCE, || async { metric_at(addr, "subhub_subscriptions").await == 1.0 }).await);
     let before = rss_bytes(child.id());
 
     for _ in 0..CONNECTIONS {
         let mut client = Client::connect_url(&url, Some(TRANSPORT_WS)).await;
         client.init().await;
-        client
-            .subscribe("s", EVENTS_QUERY, json!({"topic": "idle"}))
-            .await;
+        client.subscribe("s", EVENTS_QUERY, json!({"topic": "idle"})).await;
         clients.push(client);
     }
     let all = (CONNECTIONS + 1) as f64;
-    assert!(
-        wait_for(PATIENCE, || async {
-            metric_at(addr, "subhub_subscriptions").await == all
-        })
-        .await
-    );
+    assert!(wait_for(PATIENCE, || async { metric_at(addr, "subhub_subscriptions").await == all }).await);
     let after = rss_bytes(child.id());
     let per_connection = after.saturating_sub(before) / CONNECTIONS as u64;
     println!(
@@ -69,8 +55,5 @@ async fn idle_subscribed_connections_cost_a_few_kib_each() {
     );
     let _ = child.kill();
     let _ = child.wait();
-    assert!(
-        per_connection <= MAX_BYTES_PER_CONNECTION,
-        "{per_connection} bytes per connection"
-    );
+    assert!(per_connection <= MAX_BYTES_PER_CONNECTION, "{per_connection} bytes per connection");
 }

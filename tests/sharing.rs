@@ -12,9 +12,7 @@ async fn hundred_clients_share_one_source_and_one_execution_and_get_every_event_
     let mut clients = Vec::new();
     for i in 0..100 {
         let mut client = Client::ready(&hub, TRANSPORT_WS).await;
-        client
-            .subscribe(&format!("s{i}"), EVENTS_QUERY, json!({"topic": "prices"}))
-            .await;
+        client.subscribe(&format!("s{i}"), EVENTS_QUERY, json!({"topic": "prices"})).await;
         clients.push(client);
     }
     hub.wait_metric("subhub_subscriptions", 100.0).await;
@@ -31,17 +29,11 @@ async fn hundred_clients_share_one_source_and_one_execution_and_get_every_event_
             let message = client.recv_json().await;
             assert_eq!(message["type"], "next", "client {i}: {message}");
             assert_eq!(message["id"], format!("s{i}"));
-            assert_eq!(
-                message["payload"]["data"]["events"]["payload"]["n"], n,
-                "client {i} out of order: {message}"
-            );
+            assert_eq!(message["payload"]["data"]["events"]["payload"]["n"], n, "client {i} out of order: {message}");
             assert_eq!(message["payload"]["data"]["events"]["topic"], "prices");
         }
         let end = client.recv_json().await;
-        assert_eq!(
-            end["payload"]["data"]["events"]["payload"]["n"], "end",
-            "client {i}: {end}"
-        );
+        assert_eq!(end["payload"]["data"]["events"]["payload"]["n"], "end", "client {i}: {end}");
     }
     assert_eq!(hub.metric("subhub_executions").await, 1.0);
     assert_eq!(hub.metric("subhub_events_received_total").await, 21.0);
@@ -60,9 +52,7 @@ async fn three_operations_on_one_topic_share_one_source_with_three_executions() 
     for (i, document) in documents.iter().enumerate() {
         for j in 0..3 {
             let mut client = Client::ready(&hub, TRANSPORT_WS).await;
-            client
-                .subscribe(&format!("{i}-{j}"), document, json!({}))
-                .await;
+            client.subscribe(&format!("{i}-{j}"), document, json!({})).await;
             clients.push((i, client));
         }
     }
@@ -86,8 +76,16 @@ async fn variables_in_another_order_share_the_execution() {
     let query = "subscription($topic: String!, $broker: String) { events(topic: $topic, broker: $broker) { id } }";
     let mut a = Client::ready(&hub, TRANSPORT_WS).await;
     let mut b = Client::ready(&hub, TRANSPORT_WS).await;
-    a.send_text(format!(r#"{{"type":"subscribe","id":"1","payload":{{"query":{},"variables":{{"topic":"x","broker":"local"}}}}}}"#, json!(query))).await;
-    b.send_text(format!(r#"{{"type":"subscribe","id":"1","payload":{{"query":{},"variables":{{"broker":"local","topic":"x"}}}}}}"#, json!(query))).await;
+    a.send_text(format!(
+        r#"{{"type":"subscribe","id":"1","payload":{{"query":{},"variables":{{"topic":"x","broker":"local"}}}}}}"#,
+        json!(query)
+    ))
+    .await;
+    b.send_text(format!(
+        r#"{{"type":"subscribe","id":"1","payload":{{"query":{},"variables":{{"broker":"local","topic":"x"}}}}}}"#,
+        json!(query)
+    ))
+    .await;
     hub.wait_metric("subhub_subscriptions", 2.0).await;
     assert_eq!(hub.metric("subhub_executions").await, 1.0);
 }
@@ -102,16 +100,8 @@ async fn everyone_leaving_closes_everything_without_another_event() {
             let mut client = Client::ready(&hub, protocol).await;
             // Two topics and two operations, so several sources and executions close.
             let topic = if i % 2 == 0 { "even" } else { "odd" };
-            client
-                .subscribe("a", EVENTS_QUERY, json!({"topic": topic}))
-                .await;
-            client
-                .subscribe(
-                    "b",
-                    "subscription { events(topic: \"other\") { id } }",
-                    json!({}),
-                )
-                .await;
+            client.subscribe("a", EVENTS_QUERY, json!({"topic": topic})).await;
+            client.subscribe("b", "subscription { events(topic: \"other\") { id } }", json!({})).await;
             if i < 10 {
                 polite.push(client)
             } else {
@@ -135,12 +125,7 @@ async fn everyone_leaving_closes_everything_without_another_event() {
     drop(rude);
     let all_closed = wait_for(std::time::Duration::from_secs(1), || async {
         let m = hub.metrics().await;
-        let sum = |name: &str| {
-            m.iter()
-                .filter(|(k, _)| k.starts_with(name))
-                .map(|(_, v)| v)
-                .sum::<f64>()
-        };
+        let sum = |name: &str| m.iter().filter(|(k, _)| k.starts_with(name)).map(|(_, v)| v).sum::<f64>();
         [
             "subhub_sources_open",
             "subhub_executions",
@@ -152,11 +137,7 @@ async fn everyone_leaving_closes_everything_without_another_event() {
         .all(|name| sum(name) == 0.0)
     })
     .await;
-    assert!(
-        all_closed,
-        "not all closed within one second: {:?}",
-        hub.metrics().await
-    );
+    assert!(all_closed, "not all closed within one second: {:?}", hub.metrics().await);
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
     assert!(hub.hub.sources.is_empty());
     assert!(hub.hub.executions.is_empty());
@@ -166,23 +147,16 @@ async fn everyone_leaving_closes_everything_without_another_event() {
 async fn a_source_lingers_when_configured_then_closes() {
     let hub = TestHub::with_config("[limits]\nlinger = \"300ms\"\n").await;
     let mut client = Client::ready(&hub, TRANSPORT_WS).await;
-    client
-        .subscribe("1", EVENTS_QUERY, json!({"topic": "t"}))
-        .await;
+    client.subscribe("1", EVENTS_QUERY, json!({"topic": "t"})).await;
     hub.wait_metric("subhub_sources_open", 1.0).await;
     client.complete("1").await;
     hub.wait_metric("subhub_executions", 0.0).await;
     // Resubscribing inside the linger window reuses the open source.
-    client
-        .subscribe("2", EVENTS_QUERY, json!({"topic": "t"}))
-        .await;
+    client.subscribe("2", EVENTS_QUERY, json!({"topic": "t"})).await;
     hub.wait_metric("subhub_executions", 1.0).await;
     assert_eq!(hub.metric("subhub_sources_open").await, 1.0);
     hub.publish("t", "1").await;
-    assert_eq!(
-        client.recv_json().await["payload"]["data"]["events"]["payload"],
-        1
-    );
+    assert_eq!(client.recv_json().await["payload"]["data"]["events"]["payload"], 1);
     client.complete("2").await;
     hub.wait_metric("subhub_sources_open", 0.0).await;
 }

@@ -27,20 +27,12 @@ async fn read_all(mut client: Client, count: usize) -> Client {
 }
 
 async fn subscribe(client: &mut Client, id: &str) {
-    client
-        .subscribe(
-            id,
-            "subscription { events(topic: \"feed\") { payload } }",
-            json!({}),
-        )
-        .await;
+    client.subscribe(id, "subscription { events(topic: \"feed\") { payload } }", json!({})).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_client_loses_its_oldest_messages_and_nobody_else_notices() {
-    let hub =
-        TestHub::with_config("[limits]\nconnection_queue = 1024\nslow_consumer_timeout = \"1h\"\n")
-            .await;
+    let hub = TestHub::with_config("[limits]\nconnection_queue = 1024\nslow_consumer_timeout = \"1h\"\n").await;
     let mut slow = Client::connect_small_buffer(&hub, TRANSPORT_WS).await;
     slow.init().await;
     subscribe(&mut slow, "slow").await;
@@ -51,10 +43,7 @@ async fn a_stalled_client_loses_its_oldest_messages_and_nobody_else_notices() {
         readers.push(client);
     }
     hub.wait_metric("subhub_subscriptions", 5.0).await;
-    let readers: Vec<_> = readers
-        .into_iter()
-        .map(|c| tokio::spawn(read_all(c, EVENTS)))
-        .collect();
+    let readers: Vec<_> = readers.into_iter().map(|c| tokio::spawn(read_all(c, EVENTS))).collect();
 
     let mut most_queued = 0.0f64;
     for n in 0..EVENTS {
@@ -66,17 +55,12 @@ async fn a_stalled_client_loses_its_oldest_messages_and_nobody_else_notices() {
     let mut healthy = Vec::new();
     for reader in readers {
         healthy.push(
-            tokio::time::timeout(PATIENCE, reader)
-                .await
-                .expect("healthy clients got every event")
-                .expect("reader"),
+            tokio::time::timeout(PATIENCE, reader).await.expect("healthy clients got every event").expect("reader"),
         );
     }
     // Bounded: never more queued than five connections' queues can hold.
     assert!(most_queued <= 5.0 * 1024.0, "queued {most_queued}");
-    let dropped = hub
-        .metric("subhub_dropped_total{reason=\"slow_consumer\"}")
-        .await;
+    let dropped = hub.metric("subhub_dropped_total{reason=\"slow_consumer\"}").await;
     assert!(dropped > 0.0, "the stalled client's queue never overflowed");
     assert_eq!(hub.metric("subhub_connections").await, 5.0);
 
@@ -85,9 +69,7 @@ async fn a_stalled_client_loses_its_oldest_messages_and_nobody_else_notices() {
     let mut last = -1i64;
     while last < EVENTS as i64 - 1 {
         let message = slow.recv_json().await;
-        let n = message["payload"]["data"]["events"]["payload"]["n"]
-            .as_i64()
-            .expect("event number");
+        let n = message["payload"]["data"]["events"]["payload"]["n"].as_i64().expect("event number");
         assert!(n > last, "out of order: {n} after {last}");
         last = n;
     }
@@ -96,9 +78,7 @@ async fn a_stalled_client_loses_its_oldest_messages_and_nobody_else_notices() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_behind_past_the_threshold_is_closed_1013() {
-    let hub =
-        TestHub::with_config("[limits]\nconnection_queue = 16\nslow_consumer_timeout = \"0s\"\n")
-            .await;
+    let hub = TestHub::with_config("[limits]\nconnection_queue = 16\nslow_consumer_timeout = \"0s\"\n").await;
     let mut slow = Client::connect_small_buffer(&hub, TRANSPORT_WS).await;
     slow.init().await;
     subscribe(&mut slow, "slow").await;
@@ -109,12 +89,9 @@ async fn a_client_behind_past_the_threshold_is_closed_1013() {
     for n in 0..2000 {
         hub.publish("feed", event(n)).await;
     }
-    let _healthy = tokio::time::timeout(PATIENCE, reader)
-        .await
-        .expect("healthy client got every event")
-        .expect("reader");
-    hub.wait_metric("subhub_slow_consumer_closes_total", 1.0)
-        .await;
+    let _healthy =
+        tokio::time::timeout(PATIENCE, reader).await.expect("healthy client got every event").expect("reader");
+    hub.wait_metric("subhub_slow_consumer_closes_total", 1.0).await;
     hub.wait_metric("subhub_connections", 1.0).await;
     hub.wait_metric("subhub_subscriptions", 1.0).await;
     drop(slow);

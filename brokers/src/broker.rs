@@ -33,11 +33,7 @@ pub enum BrokerError {
     #[error("unknown broker `{0}`")]
     UnknownBroker(String),
     #[error("invalid topic `{topic}` for broker `{broker}`: {reason}")]
-    InvalidTopic {
-        broker: String,
-        topic: String,
-        reason: String,
-    },
+    InvalidTopic { broker: String, topic: String, reason: String },
     #[error("broker `{0}` is not available")]
     Unavailable(String),
     #[error("message of {size} bytes exceeds the limit of {max} bytes")]
@@ -78,9 +74,5 @@ pub fn validate_common(broker: &str, topic: &str) -> Result<(), BrokerError> {
     } else {
         return Ok(());
     };
-    Err(BrokerError::InvalidTopic {
-        broker: broker.to_owned(),
-        topic: topic.to_owned(),
-        reason: reason.to_owned(),
-    })
+    Err(BrokerError::InvalidTopic { broker: broker.to_owned(), topic: topic.to_owned(), reason: reason.to_owned() })
 }

@@ -39,10 +39,7 @@ pub struct Brokers {
 
 impl Brokers {
     /// Starts every configured broker. `default` must name one of them.
-    pub async fn build(
-        configs: &BTreeMap<String, BrokerConfig>,
-        default: &str,
-    ) -> Result<Self, BrokerError> {
+    pub async fn build(configs: &BTreeMap<String, BrokerConfig>, default: &str) -> Result<Self, BrokerError> {
         let mut by_name = BTreeMap::new();
         for (name, config) in configs {
             by_name.insert(name.clone(), config.build(name).await?);
@@ -50,18 +47,13 @@ impl Brokers {
         if !by_name.contains_key(default) {
             return Err(BrokerError::UnknownBroker(default.to_owned()));
         }
-        Ok(Brokers {
-            by_name,
-            default: default.to_owned(),
-        })
+        Ok(Brokers { by_name, default: default.to_owned() })
     }
 
     /// The broker with this name, or the default broker for `None`.
     pub fn get(&self, name: Option<&str>) -> Result<&Arc<dyn Broker>, BrokerError> {
         let name = name.unwrap_or(&self.default);
-        self.by_name
-            .get(name)
-            .ok_or_else(|| BrokerError::UnknownBroker(name.to_owned()))
+        self.by_name.get(name).ok_or_else(|| BrokerError::UnknownBroker(name.to_owned()))
     }
 
     pub fn default_name(&self) -> &str {

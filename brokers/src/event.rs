@@ -30,16 +30,7 @@ impl Event {
     pub fn new(broker: Arc<str>, topic: Arc<str>, body: Bytes) -> Self {
         let mut headers = Map::new();
         let payload = decode_payload(&body, &mut headers);
-        Event {
-            broker,
-            topic,
-            key: None,
-            id: None,
-            timestamp: SystemTime::now(),
-            body,
-            payload,
-            headers,
-        }
+        Event { broker, topic, key: None, id: None, timestamp: SystemTime::now(), body, payload, headers }
     }
 
     pub fn with_key(mut self, key: Option<String>) -> Self {
@@ -67,10 +58,7 @@ fn decode_payload(body: &[u8], headers: &mut Map<String, Value>) -> Value {
     match std::str::from_utf8(body) {
         Ok(text) => Value::String(text.to_owned()),
         Err(_) => {
-            headers.insert(
-                ENCODING_HEADER.to_owned(),
-                Value::String("base64".to_owned()),
-            );
+            headers.insert(ENCODING_HEADER.to_owned(), Value::String("base64".to_owned()));
             Value::String(base64::engine::general_purpose::STANDARD.encode(body))
         }
     }

@@ -10,12 +10,14 @@
 //! at most once at a time.
 //!
 //! ## Layout
+//! - [`backoff`]: jittered exponential backoff for every reconnecting session.
 //! - [`broker`]: the [`Broker`] trait, [`Publish`] and [`PublishAck`], [`BrokerError`].
 //! - [`event`]: [`Event`], one message read from a broker, its body decoded once.
 //! - [`sink`]: [`EventSink`], where a broker delivers a source's events, and [`BrokerStats`].
 //! - [`config`]: [`BrokerConfig`] and [`Brokers`], the configured brokers by name.
 //! - [`memory`]: the embedded in-process broker.
 
+pub mod backoff;
 pub mod broker;
 pub mod config;
 pub mod event;

@@ -30,12 +30,7 @@ impl MemoryBroker {
     pub fn new(name: &str) -> Self {
         let stats = Arc::new(BrokerStats::default());
         stats.connected.store(true, Ordering::Relaxed);
-        MemoryBroker {
-            name: name.into(),
-            topics: Topics::default(),
-            sequence: AtomicU64::new(0),
-            stats,
-        }
+        MemoryBroker { name: name.into(), topics: Topics::default(), sequence: AtomicU64::new(0), stats }
     }
 }
 
@@ -49,10 +44,7 @@ struct TopicGuard {
 impl Drop for TopicGuard {
     fn drop(&mut self) {
         let mut topics = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
-        if topics
-            .get(&self.topic)
-            .is_some_and(|sink| sink.same_source(&self.sink))
-        {
+        if topics.get(&self.topic).is_some_and(|sink| sink.same_source(&self.sink)) {
             topics.remove(&self.topic);
         }
     }
@@ -79,34 +71,18 @@ impl Broker for MemoryBroker {
     async fn subscribe(&self, topic: &str, sink: EventSink) -> Result<SourceGuard, BrokerError> {
         self.validate_topic(topic)?;
         let topic: Arc<str> = topic.into();
-        self.topics
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(topic.clone(), sink.clone());
-        Ok(Box::new(TopicGuard {
-            topics: self.topics.clone(),
-            topic,
-            sink,
-        }))
+        self.topics.lock().unwrap_or_else(PoisonError::into_inner).insert(topic.clone(), sink.clone());
+        Ok(Box::new(TopicGuard { topics: self.topics.clone(), topic, sink }))
     }
 
     async fn publish(&self, message: Publish) -> Result<PublishAck, BrokerError> {
         self.validate_topic(&message.topic)?;
         let id = (self.sequence.fetch_add(1, Ordering::Relaxed) + 1).to_string();
-        let sink = self
-            .topics
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(message.topic.as_str())
-            .cloned();
+        let sink = self.topics.lock().unwrap_or_else(PoisonError::into_inner).get(message.topic.as_str()).cloned();
         if let Some(sink) = sink {
-            let event = Event::new(
-                self.name.clone(),
-                message.topic.as_str().into(),
-                message.body,
-            )
-            .with_key(message.key)
-            .with_id(Some(id.clone()));
+            let event = Event::new(self.name.clone(), message.topic.as_str().into(), message.body)
+                .with_key(message.key)
+                .with_id(Some(id.clone()));
             sink.send(event);
         }
         Ok(PublishAck { id: Some(id) })
@@ -123,15 +99,9 @@ mod tests {
     async fn delivers_while_subscribed_and_forgets_the_topic_after() {
         let broker = MemoryBroker::new("local");
         let (tx, mut rx) = broadcast::channel(4);
-        let guard = broker
-            .subscribe("t", EventSink::new(tx, broker.stats().clone()))
-            .await
-            .unwrap();
-        let publish = |body: &'static str| Publish {
-            topic: "t".into(),
-            key: None,
-            body: Bytes::from_static(body.as_bytes()),
-        };
+        let guard = broker.subscribe("t", EventSink::new(tx, broker.stats().clone(), 1024)).await.unwrap();
+        let publish =
+            |body: &'static str| Publish { topic: "t".into(), key: None, body: Bytes::from_static(body.as_bytes()) };
         let ack = broker.publish(publish("1")).await.unwrap();
         assert_eq!(ack.id.as_deref(), Some("1"));
         assert_eq!(rx.recv().await.unwrap().payload, 1);
@@ -140,10 +110,7 @@ mod tests {
         broker.publish(publish("2")).await.unwrap();
         assert!(rx.try_recv().is_err());
         assert!(broker
-            .subscribe(
-                "",
-                EventSink::new(broadcast::channel(1).0, broker.stats().clone())
-            )
+            .subscribe("", EventSink::new(broadcast::channel(1).0, broker.stats().clone(), 1024))
             .await
             .is_err());
     }

@@ -28,11 +28,23 @@ pub struct BrokerStats {
 pub struct EventSink {
     sender: broadcast::Sender<Arc<Event>>,
     stats: Arc<BrokerStats>,
+    max_message_bytes: usize,
 }
 
 impl EventSink {
-    pub fn new(sender: broadcast::Sender<Arc<Event>>, stats: Arc<BrokerStats>) -> Self {
-        EventSink { sender, stats }
+    pub fn new(sender: broadcast::Sender<Arc<Event>>, stats: Arc<BrokerStats>, max_message_bytes: usize) -> Self {
+        EventSink { sender, stats, max_message_bytes }
+    }
+
+    /// True when a body of `size` bytes may be delivered; a larger one is counted as dropped
+    /// (`too_large`) and must not be decoded or sent.
+    pub fn admits(&self, size: usize) -> bool {
+        if size > self.max_message_bytes {
+            self.stats.dropped_too_large.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(size, max = self.max_message_bytes, "dropping a message over the size limit");
+            return false;
+        }
+        true
     }
 
     /// Delivers one event to every reader of the source.

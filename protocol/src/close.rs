@@ -70,10 +70,7 @@ impl CloseFrame {
     }
 
     pub fn subscriber_exists(id: &str) -> Self {
-        Self::new(
-            SUBSCRIBER_ALREADY_EXISTS,
-            format!("Subscriber for {id} already exists"),
-        )
+        Self::new(SUBSCRIBER_ALREADY_EXISTS, format!("Subscriber for {id} already exists"))
     }
 
     pub fn too_many_init() -> Self {
@@ -108,9 +105,6 @@ mod tests {
         assert!(frame.reason.len() <= MAX_REASON_BYTES);
         assert_eq!(frame.reason.len(), 122);
         let id = "x".repeat(200);
-        assert_eq!(
-            CloseFrame::subscriber_exists(&id).reason.len(),
-            MAX_REASON_BYTES
-        );
+        assert_eq!(CloseFrame::subscriber_exists(&id).reason.len(), MAX_REASON_BYTES);
     }
 }

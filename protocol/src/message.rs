@@ -54,20 +54,14 @@ pub enum InvalidMessage {
     #[error("Unexpected message of type {0} received")]
     UnknownType(String, Option<String>),
     #[error("Invalid message received: \"{kind}\" message expects {what}")]
-    BadShape {
-        kind: &'static str,
-        what: &'static str,
-        id: Option<String>,
-    },
+    BadShape { kind: &'static str, what: &'static str, id: Option<String> },
 }
 
 impl InvalidMessage {
     /// The operation id the message named, where it named one (graphql-ws reports per id).
     pub fn id(&self) -> Option<&str> {
         match self {
-            InvalidMessage::UnknownType(_, id) | InvalidMessage::BadShape { id, .. } => {
-                id.as_deref()
-            }
+            InvalidMessage::UnknownType(_, id) | InvalidMessage::BadShape { id, .. } => id.as_deref(),
             _ => None,
         }
     }
@@ -97,9 +91,8 @@ impl ClientMessage {
         };
         match (protocol, kind.as_str()) {
             (_, "connection_init") => Ok(ClientMessage::ConnectionInit {
-                payload: optional_object(raw.payload).map_err(|()| {
-                    shape("connection_init", "'payload' to be an object or null", None)
-                })?,
+                payload: optional_object(raw.payload)
+                    .map_err(|()| shape("connection_init", "'payload' to be an object or null", None))?,
             }),
             (Protocol::TransportWs, "ping") => Ok(ClientMessage::Ping {
                 payload: optional_object(raw.payload)
@@ -110,25 +103,14 @@ impl ClientMessage {
                     .map_err(|()| shape("pong", "'payload' to be an object or null", None))?,
             }),
             (Protocol::TransportWs, "subscribe") | (Protocol::LegacyWs, "start") => {
-                let name = if protocol == Protocol::TransportWs {
-                    "subscribe"
-                } else {
-                    "start"
-                };
-                let id = required_id(raw.id)
-                    .map_err(|()| shape(name, "'id' to be a non-empty string", None))?;
-                let payload =
-                    operation(raw.payload).map_err(|what| shape(name, what, Some(id.clone())))?;
+                let name = if protocol == Protocol::TransportWs { "subscribe" } else { "start" };
+                let id = required_id(raw.id).map_err(|()| shape(name, "'id' to be a non-empty string", None))?;
+                let payload = operation(raw.payload).map_err(|what| shape(name, what, Some(id.clone())))?;
                 Ok(ClientMessage::Subscribe { id, payload })
             }
             (Protocol::TransportWs, "complete") | (Protocol::LegacyWs, "stop") => {
-                let name = if protocol == Protocol::TransportWs {
-                    "complete"
-                } else {
-                    "stop"
-                };
-                let id = required_id(raw.id)
-                    .map_err(|()| shape(name, "'id' to be a non-empty string", None))?;
+                let name = if protocol == Protocol::TransportWs { "complete" } else { "stop" };
+                let id = required_id(raw.id).map_err(|()| shape(name, "'id' to be a non-empty string", None))?;
                 Ok(ClientMessage::Complete { id })
             }
             (Protocol::LegacyWs, "connection_terminate") => Ok(ClientMessage::ConnectionTerminate),
@@ -169,16 +151,11 @@ fn operation(value: Option<Value>) -> Result<OperationPayload, &'static str> {
         Some(Value::String(name)) => Some(name),
         Some(_) => return Err("'payload.operationName' to be a string or null"),
     };
-    let variables = optional_object(map.remove("variables"))
-        .map_err(|()| "'payload.variables' to be an object or null")?;
-    let extensions = optional_object(map.remove("extensions"))
-        .map_err(|()| "'payload.extensions' to be an object or null")?;
-    Ok(OperationPayload {
-        query,
-        operation_name,
-        variables,
-        extensions,
-    })
+    let variables =
+        optional_object(map.remove("variables")).map_err(|()| "'payload.variables' to be an object or null")?;
+    let extensions =
+        optional_object(map.remove("extensions")).map_err(|()| "'payload.extensions' to be an object or null")?;
+    Ok(OperationPayload { query, operation_name, variables, extensions })
 }
 
 #[cfg(test)]
@@ -209,19 +186,13 @@ mod tests {
             ClientMessage::parse(TransportWs, r#"{"type":"complete","id":"1"}"#),
             Ok(ClientMessage::Complete { id: "1".into() })
         );
-        assert_eq!(
-            ClientMessage::parse(TransportWs, r#"{"type":"ping"}"#),
-            Ok(ClientMessage::Ping { payload: None })
-        );
+        assert_eq!(ClientMessage::parse(TransportWs, r#"{"type":"ping"}"#), Ok(ClientMessage::Ping { payload: None }));
     }
 
     #[test]
     fn legacy_names_map_to_the_same_messages() {
         assert!(matches!(
-            ClientMessage::parse(
-                LegacyWs,
-                r#"{"type":"start","id":"a","payload":{"query":"{x}"}}"#
-            ),
+            ClientMessage::parse(LegacyWs, r#"{"type":"start","id":"a","payload":{"query":"{x}"}}"#),
             Ok(ClientMessage::Subscribe { .. })
         ));
         assert_eq!(
@@ -233,28 +204,14 @@ mod tests {
             Ok(ClientMessage::ConnectionTerminate)
         );
         // Each protocol refuses the other's names.
-        assert!(ClientMessage::parse(
-            LegacyWs,
-            r#"{"type":"subscribe","id":"a","payload":{"query":"{x}"}}"#
-        )
-        .is_err());
-        assert!(ClientMessage::parse(
-            TransportWs,
-            r#"{"type":"start","id":"a","payload":{"query":"{x}"}}"#
-        )
-        .is_err());
+        assert!(ClientMessage::parse(LegacyWs, r#"{"type":"subscribe","id":"a","payload":{"query":"{x}"}}"#).is_err());
+        assert!(ClientMessage::parse(TransportWs, r#"{"type":"start","id":"a","payload":{"query":"{x}"}}"#).is_err());
     }
 
     #[test]
     fn rejects_bad_json_types_and_shapes() {
-        assert_eq!(
-            ClientMessage::parse(TransportWs, "{nope"),
-            Err(InvalidMessage::NotJson)
-        );
-        assert_eq!(
-            ClientMessage::parse(TransportWs, r#"{"id":"1"}"#),
-            Err(InvalidMessage::MissingType)
-        );
+        assert_eq!(ClientMessage::parse(TransportWs, "{nope"), Err(InvalidMessage::NotJson));
+        assert_eq!(ClientMessage::parse(TransportWs, r#"{"id":"1"}"#), Err(InvalidMessage::MissingType));
         assert!(matches!(
             ClientMessage::parse(TransportWs, r#"{"type":"bogus"}"#),
             Err(InvalidMessage::UnknownType(..))
@@ -263,24 +220,13 @@ mod tests {
             ClientMessage::parse(TransportWs, r#"{"type":"next","id":"1"}"#),
             Err(InvalidMessage::UnknownType(..))
         ));
-        assert!(ClientMessage::parse(
-            TransportWs,
-            r#"{"type":"subscribe","id":"","payload":{"query":"{x}"}}"#
-        )
-        .is_err());
-        assert!(ClientMessage::parse(
-            TransportWs,
-            r#"{"type":"subscribe","id":"1","payload":{"query":1}}"#
-        )
-        .is_err());
+        assert!(ClientMessage::parse(TransportWs, r#"{"type":"subscribe","id":"","payload":{"query":"{x}"}}"#).is_err());
+        assert!(ClientMessage::parse(TransportWs, r#"{"type":"subscribe","id":"1","payload":{"query":1}}"#).is_err());
         assert!(ClientMessage::parse(
             TransportWs,
             r#"{"type":"subscribe","id":"1","payload":{"query":"{x}","variables":[]}}"#
         )
         .is_err());
-        assert!(
-            ClientMessage::parse(TransportWs, r#"{"type":"connection_init","payload":"x"}"#)
-                .is_err()
-        );
+        assert!(ClientMessage::parse(TransportWs, r#"{"type":"connection_init","payload":"x"}"#).is_err());
     }
 }

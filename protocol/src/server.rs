@@ -23,9 +23,7 @@ impl FramePrefix {
             Protocol::TransportWs => "next",
             Protocol::LegacyWs => "data",
         };
-        FramePrefix(
-            format!(r#"{{"id":{},"type":"{kind}","payload":"#, json_string(id)).into_boxed_str(),
-        )
+        FramePrefix(format!(r#"{{"id":{},"type":"{kind}","payload":"#, json_string(id)).into_boxed_str())
     }
 
     /// The whole message for one payload: prefix, payload, closing brace.
@@ -56,10 +54,7 @@ pub fn pong(payload: Option<&Object>) -> String {
 
 /// `error` for one operation; `errors` is a serialized JSON array of GraphQL errors.
 pub fn error(id: &str, errors: &str) -> String {
-    format!(
-        r#"{{"id":{},"type":"error","payload":{errors}}}"#,
-        json_string(id)
-    )
+    format!(r#"{{"id":{},"type":"error","payload":{errors}}}"#, json_string(id))
 }
 
 /// `complete` for one operation.
@@ -99,12 +94,7 @@ mod tests {
 
     #[test]
     fn control_messages_are_valid_json() {
-        for text in [
-            error("1", &error_list("boom")),
-            complete("1"),
-            connection_error("no"),
-            pong(None),
-        ] {
+        for text in [error("1", &error_list("boom")), complete("1"), connection_error("no"), pong(None)] {
             serde_json::from_str::<Value>(&text).unwrap();
         }
     }

@@ -28,11 +28,7 @@ pub enum Step {
     Init(Option<Object>),
     /// Start an operation. `replaces` is set when a graphql-ws client reused an active id: the
     /// old operation must be stopped first, as the reference server does.
-    Subscribe {
-        id: String,
-        payload: OperationPayload,
-        replaces: bool,
-    },
+    Subscribe { id: String, payload: OperationPayload, replaces: bool },
     /// Stop an active operation, then send `reply` if there is one.
     Unsubscribe { id: String, reply: Option<String> },
     /// Nothing to do.
@@ -49,11 +45,7 @@ pub struct Session {
 
 impl Session {
     pub fn new(protocol: Protocol) -> Self {
-        Session {
-            protocol,
-            phase: Phase::AwaitingInit,
-            active: HashSet::new(),
-        }
+        Session { protocol, phase: Phase::AwaitingInit, active: HashSet::new() }
     }
 
     pub fn protocol(&self) -> Protocol {
@@ -87,9 +79,7 @@ impl Session {
             Protocol::TransportWs => Step::Close(CloseFrame::bad_request(invalid.to_string())),
             // graphql-ws answers bad messages without closing: per id where one was given.
             Protocol::LegacyWs => match invalid.id() {
-                Some(id) => {
-                    Step::Reply(server::error(id, &server::error_list(&invalid.to_string())))
-                }
+                Some(id) => Step::Reply(server::error(id, &server::error_list(&invalid.to_string()))),
                 None => Step::Reply(server::connection_error(&invalid.to_string())),
             },
         }
@@ -101,9 +91,7 @@ impl Session {
                 if self.phase != Phase::AwaitingInit {
                     return match self.protocol {
                         Protocol::TransportWs => Step::Close(CloseFrame::too_many_init()),
-                        Protocol::LegacyWs => Step::Reply(server::connection_error(
-                            "Too many initialisation requests",
-                        )),
+                        Protocol::LegacyWs => Step::Reply(server::connection_error("Too many initialisation requests")),
                     };
                 }
                 self.phase = Phase::Initialising;
@@ -117,9 +105,7 @@ impl Session {
                         Protocol::TransportWs => Step::Close(CloseFrame::unauthorized()),
                         Protocol::LegacyWs => Step::Reply(server::error(
                             &id,
-                            &server::error_list(
-                                "Unauthorized: send connection_init and wait for connection_ack",
-                            ),
+                            &server::error_list("Unauthorized: send connection_init and wait for connection_ack"),
                         )),
                     };
                 }
@@ -127,11 +113,7 @@ impl Session {
                 if replaces && self.protocol == Protocol::TransportWs {
                     return Step::Close(CloseFrame::subscriber_exists(&id));
                 }
-                Step::Subscribe {
-                    id,
-                    payload,
-                    replaces,
-                }
+                Step::Subscribe { id, payload, replaces }
             }
             ClientMessage::Complete { id } => {
                 if !self.active.remove(&id) {
@@ -143,9 +125,7 @@ impl Session {
                 };
                 Step::Unsubscribe { id, reply }
             }
-            ClientMessage::ConnectionTerminate => {
-                Step::Close(CloseFrame::new(crate::close::NORMAL, ""))
-            }
+            ClientMessage::ConnectionTerminate => Step::Close(CloseFrame::new(crate::close::NORMAL, "")),
         }
     }
 
@@ -162,10 +142,7 @@ impl Session {
     pub fn reject(&mut self, message: &str) -> (Option<String>, CloseFrame) {
         match self.protocol {
             Protocol::TransportWs => (None, CloseFrame::forbidden()),
-            Protocol::LegacyWs => (
-                Some(server::connection_error(message)),
-                CloseFrame::forbidden(),
-            ),
+            Protocol::LegacyWs => (Some(server::connection_error(message)), CloseFrame::forbidden()),
         }
     }
 
@@ -176,11 +153,7 @@ impl Session {
 
     /// The hub is going away: a `complete` for every active operation, then close 1001.
     pub fn shutdown(&mut self) -> (Vec<String>, CloseFrame) {
-        let completes = self
-            .active
-            .drain()
-            .map(|id| server::complete(&id))
-            .collect();
+        let completes = self.active.drain().map(|id| server::complete(&id)).collect();
         (completes, CloseFrame::going_away())
     }
 }
@@ -194,10 +167,7 @@ mod tests {
 
     fn acked(protocol: Protocol) -> Session {
         let mut session = Session::new(protocol);
-        assert!(matches!(
-            session.receive(r#"{"type":"connection_init"}"#),
-            Step::Init(None)
-        ));
+        assert!(matches!(session.receive(r#"{"type":"connection_init"}"#), Step::Init(None)));
         session.acknowledge();
         session
     }
@@ -213,42 +183,21 @@ mod tests {
     fn transport_ws_rules() {
         let mut session = Session::new(Protocol::TransportWs);
         assert_eq!(close_code(session.receive(SUB)), close::UNAUTHORIZED);
-        assert!(matches!(
-            session.receive(r#"{"type":"ping"}"#),
-            Step::Reply(_)
-        ));
+        assert!(matches!(session.receive(r#"{"type":"ping"}"#), Step::Reply(_)));
         assert_eq!(close_code(session.receive("not json")), close::BAD_REQUEST);
 
         let mut session = acked(Protocol::TransportWs);
-        assert_eq!(
-            close_code(session.receive(r#"{"type":"connection_init"}"#)),
-            close::TOO_MANY_INIT_REQUESTS
-        );
-        assert!(matches!(
-            session.receive(SUB),
-            Step::Subscribe {
-                replaces: false,
-                ..
-            }
-        ));
-        assert_eq!(
-            close_code(session.receive(SUB)),
-            close::SUBSCRIBER_ALREADY_EXISTS
-        );
+        assert_eq!(close_code(session.receive(r#"{"type":"connection_init"}"#)), close::TOO_MANY_INIT_REQUESTS);
+        assert!(matches!(session.receive(SUB), Step::Subscribe { replaces: false, .. }));
+        assert_eq!(close_code(session.receive(SUB)), close::SUBSCRIBER_ALREADY_EXISTS);
 
         let mut session = acked(Protocol::TransportWs);
         session.receive(SUB);
         assert_eq!(
             session.receive(r#"{"type":"complete","id":"1"}"#),
-            Step::Unsubscribe {
-                id: "1".into(),
-                reply: None
-            }
+            Step::Unsubscribe { id: "1".into(), reply: None }
         );
-        assert_eq!(
-            session.receive(r#"{"type":"complete","id":"1"}"#),
-            Step::Ignore
-        );
+        assert_eq!(session.receive(r#"{"type":"complete","id":"1"}"#), Step::Ignore);
         // The id is free again once completed.
         assert!(matches!(session.receive(SUB), Step::Subscribe { .. }));
         let (completes, frame) = session.shutdown();
@@ -260,31 +209,12 @@ mod tests {
     fn legacy_rules_answer_instead_of_closing() {
         let start = r#"{"type":"start","id":"1","payload":{"query":"subscription{x}"}}"#;
         let mut session = Session::new(Protocol::LegacyWs);
-        assert!(
-            matches!(session.receive(start), Step::Reply(text) if text.contains(r#""type":"error""#))
-        );
-        assert!(
-            matches!(session.receive("not json"), Step::Reply(text) if text.contains("connection_error"))
-        );
+        assert!(matches!(session.receive(start), Step::Reply(text) if text.contains(r#""type":"error""#)));
+        assert!(matches!(session.receive("not json"), Step::Reply(text) if text.contains("connection_error")));
         let mut session = acked(Protocol::LegacyWs);
-        assert!(matches!(
-            session.receive(start),
-            Step::Subscribe {
-                replaces: false,
-                ..
-            }
-        ));
-        assert!(matches!(
-            session.receive(start),
-            Step::Subscribe { replaces: true, .. }
-        ));
-        assert!(matches!(
-            session.receive(r#"{"type":"stop","id":"1"}"#),
-            Step::Unsubscribe { reply: Some(_), .. }
-        ));
-        assert!(matches!(
-            session.receive(r#"{"type":"connection_terminate"}"#),
-            Step::Close(_)
-        ));
+        assert!(matches!(session.receive(start), Step::Subscribe { replaces: false, .. }));
+        assert!(matches!(session.receive(start), Step::Subscribe { replaces: true, .. }));
+        assert!(matches!(session.receive(r#"{"type":"stop","id":"1"}"#), Step::Unsubscribe { reply: Some(_), .. }));
+        assert!(matches!(session.receive(r#"{"type":"connection_terminate"}"#), Step::Close(_)));
     }
 }

@@ -67,10 +67,7 @@ impl MediaType {
     /// A request that is not a well-formed GraphQL request (body not JSON, bad parameters):
     /// 400 under either media type.
     fn bad_request(self, errors_json: &str) -> Response {
-        self.body(
-            StatusCode::BAD_REQUEST,
-            format!(r#"{{"errors":{errors_json}}}"#),
-        )
+        self.body(StatusCode::BAD_REQUEST, format!(r#"{{"errors":{errors_json}}}"#))
     }
 
     /// A document that does not parse or validate: 400 and no `data` under
@@ -116,10 +113,7 @@ pub async fn get(
         operation_name: params.get("operationName").cloned(),
         ..Default::default()
     };
-    for (name, target) in [
-        ("variables", &mut payload.variables),
-        ("extensions", &mut payload.extensions),
-    ] {
+    for (name, target) in [("variables", &mut payload.variables), ("extensions", &mut payload.extensions)] {
         if let Some(text) = params.get(name) {
             match serde_json::from_str::<Value>(text) {
                 Ok(Value::Object(map)) => *target = Some(map),
@@ -139,16 +133,8 @@ pub async fn post(State(hub): State<Arc<Hub>>, headers: HeaderMap, body: Bytes) 
     let Some(media) = MediaType::negotiate(&headers) else {
         return not_acceptable();
     };
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let mime = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     if mime != "application/json" && mime != "application/graphql-response+json" {
         let message = if content_type.is_empty() {
             "missing Content-Type: send application/json"
@@ -186,33 +172,21 @@ fn payload_from(mut params: serde_json::Map<String, Value>) -> Result<OperationP
     };
     let variables = object("variables")?;
     let extensions = object("extensions")?;
-    Ok(OperationPayload {
-        query,
-        operation_name,
-        variables,
-        extensions,
-    })
+    Ok(OperationPayload { query, operation_name, variables, extensions })
 }
 
-async fn execute(
-    hub: &Hub,
-    media: MediaType,
-    payload: OperationPayload,
-    via_get: bool,
-) -> Response {
+async fn execute(hub: &Hub, media: MediaType, payload: OperationPayload, via_get: bool) -> Response {
     match operation::kind(&payload) {
         Err(errors_json) => return media.request_error(&errors_json),
         Ok(Kind::Subscription) => {
-            return media.request_error(&errors("subscriptions are served over WebSocket on this endpoint (graphql-transport-ws or graphql-ws)"));
+            return media.request_error(&errors(
+                "subscriptions are served over WebSocket on this endpoint (graphql-transport-ws or graphql-ws)",
+            ));
         }
         Ok(Kind::Single(OperationType::Mutation)) if via_get => {
-            let mut response = error_response(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "mutations are not allowed over GET; use POST",
-            );
-            response
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("POST"));
+            let mut response =
+                error_response(StatusCode::METHOD_NOT_ALLOWED, "mutations are not allowed over GET; use POST");
+            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
             return response;
         }
         Ok(Kind::Single(_)) => {}
@@ -243,23 +217,14 @@ mod tests {
 
     #[test]
     fn negotiation_follows_q_values() {
-        assert_eq!(
-            MediaType::negotiate(&HeaderMap::new()),
-            Some(MediaType::Json)
-        );
+        assert_eq!(MediaType::negotiate(&HeaderMap::new()), Some(MediaType::Json));
         assert_eq!(accept("*/*"), Some(MediaType::Json));
-        assert_eq!(
-            accept("application/graphql-response+json"),
-            Some(MediaType::GraphqlResponseJson)
-        );
+        assert_eq!(accept("application/graphql-response+json"), Some(MediaType::GraphqlResponseJson));
         assert_eq!(
             accept("application/graphql-response+json, application/json;q=0.9"),
             Some(MediaType::GraphqlResponseJson)
         );
-        assert_eq!(
-            accept("application/json, application/graphql-response+json;q=0.5"),
-            Some(MediaType::Json)
-        );
+        assert_eq!(accept("application/json, application/graphql-response+json;q=0.5"), Some(MediaType::Json));
         assert_eq!(accept("text/html"), None);
     }
 }

@@ -26,25 +26,15 @@ pub fn router(hub: Arc<Hub>) -> Router {
 /// A 401 for an HTTP request whose `Authorization` header `[auth]` refuses; `None` when allowed.
 pub fn refusal(hub: &Hub, headers: &axum::http::HeaderMap) -> Option<axum::response::Response> {
     use axum::http::{header, HeaderValue, StatusCode};
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let error = hub
-        .identify(crate::auth::Auth::token_in_header(value))
-        .err()?;
+    let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let error = hub.identify(crate::auth::Auth::token_in_header(value)).err()?;
     let mut response = error_response(StatusCode::UNAUTHORIZED, &error.to_string());
-    response
-        .headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     Some(response)
 }
 
 /// A JSON error body `{"errors":[{"message":…}]}` with a status.
 pub fn error_response(status: axum::http::StatusCode, message: &str) -> axum::response::Response {
     use axum::response::IntoResponse;
-    (
-        status,
-        axum::Json(serde_json::json!({ "errors": [{ "message": message }] })),
-    )
-        .into_response()
+    (status, axum::Json(serde_json::json!({ "errors": [{ "message": message }] }))).into_response()
 }

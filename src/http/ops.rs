@@ -17,12 +17,7 @@ pub async fn healthz() -> &'static str {
 
 /// 200 when every broker is reachable, else 503 naming the ones that are not.
 pub async fn readyz(State(hub): State<Arc<Hub>>) -> Response {
-    let down: Vec<&str> = hub
-        .brokers
-        .iter()
-        .filter(|b| !b.stats().connected.load(Relaxed))
-        .map(|b| b.name())
-        .collect();
+    let down: Vec<&str> = hub.brokers.iter().filter(|b| !b.stats().connected.load(Relaxed)).map(|b| b.name()).collect();
     if hub.shutdown.is_cancelled() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -45,14 +40,7 @@ pub async fn readyz(State(hub): State<Arc<Hub>>) -> Response {
 /// Prometheus text format.
 pub async fn metrics(State(hub): State<Arc<Hub>>) -> Response {
     let body = hub.metrics.render(&hub.brokers);
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        body,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }
 
 /// GraphiQL, wired to the WebSocket endpoint for subscriptions.

@@ -32,16 +32,9 @@ pub async fn publish(
         return refused;
     }
     let Ok(Query(params)) = params else {
-        return error_response(
-            StatusCode::BAD_REQUEST,
-            "unknown query parameter: use ?broker=NAME and ?key=KEY",
-        );
+        return error_response(StatusCode::BAD_REQUEST, "unknown query parameter: use ?broker=NAME and ?key=KEY");
     };
-    match hub
-        .publisher
-        .publish(params.broker.as_deref(), topic, params.key, body)
-        .await
-    {
+    match hub.publisher.publish(params.broker.as_deref(), topic, params.key, body).await {
         Ok(ack) => Json(serde_json::json!({ "ok": true, "id": ack.id })).into_response(),
         Err(error) => {
             let status = match error {

@@ -14,8 +14,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use async_graphql::dynamic::{
-    Field, FieldFuture, FieldValue, InputValue, Object, ResolverContext, Scalar, SchemaBuilder,
-    Subscription, SubscriptionField, SubscriptionFieldFuture, TypeRef,
+    Field, FieldFuture, FieldValue, InputValue, Object, ResolverContext, Scalar, SchemaBuilder, Subscription,
+    SubscriptionField, SubscriptionFieldFuture, TypeRef,
 };
 use async_graphql::{Error, Value};
 use bytes::Bytes;
@@ -41,8 +41,7 @@ fn json(value: &serde_json::Value) -> Value {
 }
 
 fn optional(text: &Option<String>) -> Value {
-    text.as_ref()
-        .map_or(Value::Null, |s| Value::String(s.clone()))
+    text.as_ref().map_or(Value::Null, |s| Value::String(s.clone()))
 }
 
 fn optional_string(ctx: &ResolverContext<'_>, name: &str) -> Result<Option<String>, Error> {
@@ -65,48 +64,22 @@ fn event_field(name: &str, ty: TypeRef, read: fn(&Event) -> Value) -> Field {
 fn event_type() -> Object {
     Object::new("Event")
         .description("One event read from a source.")
-        .field(event_field(
-            "topic",
-            TypeRef::named_nn(TypeRef::STRING),
-            |e| Value::String(e.topic.to_string()),
-        ))
-        .field(event_field(
-            "broker",
-            TypeRef::named_nn(TypeRef::STRING),
-            |e| Value::String(e.broker.to_string()),
-        ))
-        .field(event_field("key", TypeRef::named(TypeRef::STRING), |e| {
-            optional(&e.key)
-        }))
-        .field(event_field("id", TypeRef::named(TypeRef::STRING), |e| {
-            optional(&e.id)
-        }))
-        .field(event_field("payload", TypeRef::named("JSON"), |e| {
-            json(&e.payload)
-        }))
-        .field(event_field(
-            "timestamp",
-            TypeRef::named_nn(TypeRef::STRING),
-            |e| Value::String(e.timestamp_rfc3339()),
-        ))
-        .field(event_field("headers", TypeRef::named("JSON"), |e| {
-            json(&serde_json::Value::Object(e.headers.clone()))
-        }))
+        .field(event_field("topic", TypeRef::named_nn(TypeRef::STRING), |e| Value::String(e.topic.to_string())))
+        .field(event_field("broker", TypeRef::named_nn(TypeRef::STRING), |e| Value::String(e.broker.to_string())))
+        .field(event_field("key", TypeRef::named(TypeRef::STRING), |e| optional(&e.key)))
+        .field(event_field("id", TypeRef::named(TypeRef::STRING), |e| optional(&e.id)))
+        .field(event_field("payload", TypeRef::named("JSON"), |e| json(&e.payload)))
+        .field(event_field("timestamp", TypeRef::named_nn(TypeRef::STRING), |e| Value::String(e.timestamp_rfc3339())))
+        .field(event_field("headers", TypeRef::named("JSON"), |e| json(&serde_json::Value::Object(e.headers.clone()))))
 }
 
 fn publish_result_type() -> Object {
     Object::new("PublishResult")
-        .field(Field::new(
-            "ok",
-            TypeRef::named_nn(TypeRef::BOOLEAN),
-            |_| FieldFuture::from_value(Some(Value::Boolean(true))),
-        ))
+        .field(Field::new("ok", TypeRef::named_nn(TypeRef::BOOLEAN), |_| {
+            FieldFuture::from_value(Some(Value::Boolean(true)))
+        }))
         .field(Field::new("id", TypeRef::named(TypeRef::STRING), |ctx| {
-            let id = ctx
-                .parent_value
-                .try_downcast_ref::<PublishAck>()
-                .ok()
-                .and_then(|ack| ack.id.clone());
+            let id = ctx.parent_value.try_downcast_ref::<PublishAck>().ok().and_then(|ack| ack.id.clone());
             FieldFuture::from_value(id.map(Value::String))
         }))
 }
@@ -120,24 +93,13 @@ struct BrokerInfo {
 fn broker_info_type() -> Object {
     let field = |name: &str, ty: &str, read: fn(&BrokerInfo) -> Value| {
         Field::new(name, TypeRef::named_nn(ty), move |ctx| {
-            FieldFuture::from_value(
-                ctx.parent_value
-                    .try_downcast_ref::<BrokerInfo>()
-                    .ok()
-                    .map(read),
-            )
+            FieldFuture::from_value(ctx.parent_value.try_downcast_ref::<BrokerInfo>().ok().map(read))
         })
     };
     Object::new("BrokerInfo")
-        .field(field("name", TypeRef::STRING, |b| {
-            Value::String(b.name.clone())
-        }))
-        .field(field("kind", TypeRef::STRING, |b| {
-            Value::String(b.kind.to_owned())
-        }))
-        .field(field("connected", TypeRef::BOOLEAN, |b| {
-            Value::Boolean(b.connected)
-        }))
+        .field(field("name", TypeRef::STRING, |b| Value::String(b.name.clone())))
+        .field(field("kind", TypeRef::STRING, |b| Value::String(b.kind.to_owned())))
+        .field(field("connected", TypeRef::BOOLEAN, |b| Value::Boolean(b.connected)))
 }
 
 fn brokers_field() -> Field {
@@ -160,20 +122,13 @@ fn publish_field() -> Field {
     Field::new("publish", TypeRef::named_nn("PublishResult"), |ctx| {
         FieldFuture::new(async move {
             let topic = ctx.args.try_get("topic")?.string()?.to_owned();
-            let payload = ctx
-                .args
-                .try_get("payload")?
-                .as_value()
-                .clone()
-                .into_json()?;
+            let payload = ctx.args.try_get("payload")?.as_value().clone().into_json()?;
             let key = optional_string(&ctx, "key")?;
             let broker = optional_string(&ctx, "broker")?;
             let body = Bytes::from(serde_json::to_vec(&payload)?);
             let publisher = ctx.data::<Arc<Publisher>>()?;
-            let ack = publisher
-                .publish(broker.as_deref(), topic, key, body)
-                .await
-                .map_err(|e| Error::new(e.to_string()))?;
+            let ack =
+                publisher.publish(broker.as_deref(), topic, key, body).await.map_err(|e| Error::new(e.to_string()))?;
             Ok(Some(FieldValue::owned_any(ack)))
         })
     })
@@ -189,20 +144,14 @@ fn events_field() -> SubscriptionField {
             let topic = ctx.args.try_get("topic")?.string()?.to_owned();
             let broker = optional_string(&ctx, "broker")?;
             let sources = ctx.data::<Arc<Sources>>()?.clone();
-            let lease = sources
-                .acquire(broker.as_deref(), &topic)
-                .await
-                .map_err(|e| Error::new(e.to_string()))?;
+            let lease = sources.acquire(broker.as_deref(), &topic).await.map_err(|e| Error::new(e.to_string()))?;
             if let Some(live) = ctx.data_opt::<LiveSignal>() {
                 live.mark();
             }
-            Ok(futures_util::stream::unfold(
-                lease,
-                |mut lease| async move {
-                    let event = lease.recv().await?;
-                    Some((Ok::<_, Error>(FieldValue::owned_any(event)), lease))
-                },
-            ))
+            Ok(futures_util::stream::unfold(lease, |mut lease| async move {
+                let event = lease.recv().await?;
+                Some((Ok::<_, Error>(FieldValue::owned_any(event)), lease))
+            }))
         })
     })
     .argument(InputValue::new("topic", TypeRef::named_nn(TypeRef::STRING)))

@@ -15,14 +15,6 @@ use crate::publish::Publisher;
 pub struct SchemaError(pub String);
 
 pub fn build(sources: Arc<Sources>, publisher: Arc<Publisher>) -> Result<Schema, SchemaError> {
-    let builder = builtin::register(Schema::build(
-        "Query",
-        Some("Mutation"),
-        Some("Subscription"),
-    ));
-    builder
-        .data(sources)
-        .data(publisher)
-        .finish()
-        .map_err(|e| SchemaError(e.to_string()))
+    let builder = builtin::register(Schema::build("Query", Some("Mutation"), Some("Subscription")));
+    builder.data(sources).data(publisher).finish().map_err(|e| SchemaError(e.to_string()))
 }

@@ -110,10 +110,7 @@ impl Connection {
             Message::Text(text) => self.on_text(text.as_str()).await,
             // Binary frames are read as text; one that is not UTF-8 is as invalid as bad JSON,
             // and the empty string takes that path.
-            Message::Binary(bytes) => {
-                self.on_text(std::str::from_utf8(&bytes).unwrap_or(""))
-                    .await
-            }
+            Message::Binary(bytes) => self.on_text(std::str::from_utf8(&bytes).unwrap_or("")).await,
             // tungstenite answers pings itself; any frame proves the client alive.
             Message::Ping(_) | Message::Pong(_) => None,
             // tungstenite has queued the close reply; flush it so the client sees a clean close.
@@ -149,11 +146,7 @@ impl Connection {
                 }
                 None
             }
-            Step::Subscribe {
-                id,
-                payload,
-                replaces,
-            } => {
+            Step::Subscribe { id, payload, replaces } => {
                 if replaces {
                     self.operations.stop(&id);
                 }
@@ -176,9 +169,7 @@ impl Connection {
         if self.operations.len() >= limit {
             self.session.operation_ended(id);
             let message = format!("too many operations on this connection (limit {limit})");
-            return self
-                .send(server::error(id, &server::error_list(&message)))
-                .await;
+            return self.send(server::error(id, &server::error_list(&message))).await;
         }
         let kind = match operation::kind(payload) {
             Ok(kind) => kind,
@@ -193,12 +184,10 @@ impl Connection {
         let running = match kind {
             Kind::Subscription => {
                 let key = operation::key(payload, &self.identity.subject);
-                let attachment =
-                    self.hub
-                        .executions
-                        .attach(key, self.outbox.clone(), slot, move || {
-                            operation::shared_results(&schema, request)
-                        });
+                let attachment = self
+                    .hub
+                    .executions
+                    .attach(key, self.outbox.clone(), slot, move || operation::shared_results(&schema, request));
                 Running::Subscription(attachment)
             }
             Kind::Single(_) => {
@@ -206,17 +195,11 @@ impl Connection {
                 let task = tokio::spawn(async move {
                     match operation::single_result(&schema, request).await {
                         ExecutionItem::Next(payload) => {
-                            outbox.push(Outbound::Next {
-                                slot: task_slot.clone(),
-                                payload,
-                            });
+                            outbox.push(Outbound::Next { slot: task_slot.clone(), payload });
                             outbox.push(Outbound::Complete { slot: task_slot });
                         }
                         ExecutionItem::Live => {}
-                        ExecutionItem::Error(errors) => outbox.push(Outbound::Error {
-                            slot: task_slot,
-                            errors,
-                        }),
+                        ExecutionItem::Error(errors) => outbox.push(Outbound::Error { slot: task_slot, errors }),
                     }
                 });
                 Running::Single { slot, task }
@@ -296,15 +279,9 @@ impl Connection {
         }
         self.awaiting_pong = true;
         if self.session.protocol() == Protocol::LegacyWs && self.session.is_acknowledged() {
-            self.socket
-                .feed(Message::Text(server::KEEP_ALIVE.into()))
-                .await
-                .map_err(|_| Exit::Gone)?;
+            self.socket.feed(Message::Text(server::KEEP_ALIVE.into())).await.map_err(|_| Exit::Gone)?;
         }
-        self.socket
-            .feed(Message::Ping(Default::default()))
-            .await
-            .map_err(|_| Exit::Gone)?;
+        self.socket.feed(Message::Ping(Default::default())).await.map_err(|_| Exit::Gone)?;
         self.flush().await
     }
 
@@ -351,9 +328,6 @@ fn read_failed(error: axum::Error) -> Exit {
 }
 
 async fn close(socket: &mut WebSocket, frame: CloseFrame) {
-    let message = Message::Close(Some(WsCloseFrame {
-        code: frame.code,
-        reason: frame.reason.into(),
-    }));
+    let message = Message::Close(Some(WsCloseFrame { code: frame.code, reason: frame.reason.into() }));
     let _ = timeout(CLOSING_WRITE_TIMEOUT, socket.send(message)).await;
 }

@@ -24,8 +24,7 @@ const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 pub fn upgrade(ws: WebSocketUpgrade, hub: Arc<Hub>) -> Response {
     let limits = &hub.config.limits;
     if hub.metrics.connections() >= limits.max_connections as i64 {
-        let body =
-            serde_json::json!({"errors": [{"message": "too many connections; retry later"}]});
+        let body = serde_json::json!({"errors": [{"message": "too many connections; retry later"}]});
         return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     }
     if hub.shutdown.is_cancelled() {
@@ -40,10 +39,7 @@ pub fn upgrade(ws: WebSocketUpgrade, hub: Arc<Hub>) -> Response {
         .max_message_size(max_message)
         .max_frame_size(max_message)
         .on_upgrade(move |socket| {
-            let protocol = socket
-                .protocol()
-                .and_then(|p| p.to_str().ok())
-                .and_then(Protocol::from_name);
+            let protocol = socket.protocol().and_then(|p| p.to_str().ok()).and_then(Protocol::from_name);
             let sessions = hub.sessions.clone();
             sessions.track_future(connection::serve(socket, protocol, hub))
         })

@@ -10,10 +10,7 @@ use tokio::task::JoinHandle;
 /// query or mutation is aborted.
 pub enum Running {
     Subscription(Attachment),
-    Single {
-        slot: Arc<Slot>,
-        task: JoinHandle<()>,
-    },
+    Single { slot: Arc<Slot>, task: JoinHandle<()> },
 }
 
 impl Running {
@@ -53,10 +50,7 @@ impl Operations {
 
     /// Forgets an operation that ended by itself, if `slot` is still the one running under its id.
     pub fn ended(&mut self, slot: &Arc<Slot>) -> bool {
-        let current = self
-            .0
-            .get(&*slot.id)
-            .is_some_and(|running| Arc::ptr_eq(running.slot(), slot));
+        let current = self.0.get(&*slot.id).is_some_and(|running| Arc::ptr_eq(running.slot(), slot));
         if current {
             self.0.remove(&*slot.id);
         }

@@ -67,10 +67,7 @@ struct Subscriber {
 
 impl Executions {
     pub fn new(metrics: Arc<Metrics>) -> Arc<Self> {
-        Arc::new(Executions {
-            alive: Mutex::default(),
-            metrics,
-        })
+        Arc::new(Executions { alive: Mutex::default(), metrics })
     }
 
     /// Number of executions alive.
@@ -92,40 +89,24 @@ impl Executions {
         slot: Arc<Slot>,
         start: impl FnOnce() -> ExecutionStream,
     ) -> Attachment {
-        let subscriber = Subscriber {
-            outbox,
-            slot: slot.clone(),
-        };
+        let subscriber = Subscriber { outbox, slot: slot.clone() };
         let mut alive = lock(&self.alive);
         if let Some(execution) = alive.get(&key) {
             let mut state = lock(&execution.state);
             if !state.ended {
                 let id = state.add(subscriber, &self.metrics);
                 drop(state);
-                return Attachment {
-                    executions: self.clone(),
-                    execution: execution.clone(),
-                    subscriber: id,
-                    slot,
-                };
+                return Attachment { executions: self.clone(), execution: execution.clone(), subscriber: id, slot };
             }
         }
-        let execution = Arc::new(Execution {
-            key: key.clone(),
-            state: Mutex::default(),
-            cancel: CancellationToken::new(),
-        });
+        let execution =
+            Arc::new(Execution { key: key.clone(), state: Mutex::default(), cancel: CancellationToken::new() });
         let id = lock(&execution.state).add(subscriber, &self.metrics);
         alive.insert(key, execution.clone());
         self.metrics.executions.fetch_add(1, Relaxed);
         drop(alive);
         tokio::spawn(self.clone().run(execution.clone(), start()));
-        Attachment {
-            executions: self.clone(),
-            execution,
-            subscriber: id,
-            slot,
-        }
+        Attachment { executions: self.clone(), execution, subscriber: id, slot }
     }
 
     async fn run(self: Arc<Self>, execution: Arc<Execution>, mut results: ExecutionStream) {
@@ -140,25 +121,19 @@ impl Executions {
                     let mut state = lock(&execution.state);
                     if !state.live && !state.ended {
                         state.live = true;
-                        self.metrics
-                            .subscriptions
-                            .fetch_add(state.subscribers.len() as i64, Relaxed);
+                        self.metrics.subscriptions.fetch_add(state.subscribers.len() as i64, Relaxed);
                     }
                 }
                 Some(ExecutionItem::Next(payload)) => {
                     let state = lock(&execution.state);
                     for subscriber in state.subscribers.values() {
-                        subscriber.outbox.push(Outbound::Next {
-                            slot: subscriber.slot.clone(),
-                            payload: payload.clone(),
-                        });
+                        subscriber
+                            .outbox
+                            .push(Outbound::Next { slot: subscriber.slot.clone(), payload: payload.clone() });
                     }
                 }
                 Some(ExecutionItem::Error(errors)) => {
-                    return self.end(&execution, |slot| Outbound::Error {
-                        slot,
-                        errors: errors.clone(),
-                    });
+                    return self.end(&execution, |slot| Outbound::Error { slot, errors: errors.clone() });
                 }
                 None => return self.end(&execution, |slot| Outbound::Complete { slot }),
             }
@@ -181,15 +156,8 @@ impl Executions {
         }
     }
 
-    fn forget(
-        &self,
-        alive: &mut HashMap<OperationKey, Arc<Execution>>,
-        execution: &Arc<Execution>,
-    ) {
-        if alive
-            .get(&execution.key)
-            .is_some_and(|current| Arc::ptr_eq(current, execution))
-        {
+    fn forget(&self, alive: &mut HashMap<OperationKey, Arc<Execution>>, execution: &Arc<Execution>) {
+        if alive.get(&execution.key).is_some_and(|current| Arc::ptr_eq(current, execution)) {
             alive.remove(&execution.key);
             self.metrics.executions.fetch_sub(1, Relaxed);
         }
@@ -258,20 +226,12 @@ mod tests {
     use tokio::sync::mpsc;
 
     fn key(document: &str) -> OperationKey {
-        OperationKey {
-            document: document.into(),
-            operation_name: None,
-            variables: "{}".into(),
-            scope: String::new(),
-        }
+        OperationKey { document: document.into(), operation_name: None, variables: "{}".into(), scope: String::new() }
     }
 
     fn outbox(metrics: &Arc<Metrics>) -> Arc<Outbox> {
-        let config = OutboxConfig {
-            capacity: 16,
-            policy: SlowConsumerPolicy::DropOldest,
-            close_after: Duration::from_secs(1),
-        };
+        let config =
+            OutboxConfig { capacity: 16, policy: SlowConsumerPolicy::DropOldest, close_after: Duration::from_secs(1) };
         Outbox::new(config, metrics.clone())
     }
 
@@ -281,25 +241,12 @@ mod tests {
         let executions = Executions::new(metrics.clone());
         let (tx, rx) = mpsc::unbounded_channel::<ExecutionItem>();
         let stream: ExecutionStream =
-            futures_util::stream::unfold(
-                rx,
-                |mut rx| async move { rx.recv().await.map(|i| (i, rx)) },
-            )
-            .boxed();
+            futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|i| (i, rx)) }).boxed();
         let mut start = Some(stream);
         let (a, b) = (outbox(&metrics), outbox(&metrics));
-        let first = executions.attach(
-            key("q"),
-            a.clone(),
-            Slot::new(Protocol::TransportWs, "1"),
-            || start.take().unwrap(),
-        );
-        let second = executions.attach(
-            key("q"),
-            b.clone(),
-            Slot::new(Protocol::TransportWs, "2"),
-            || unreachable!(),
-        );
+        let first =
+            executions.attach(key("q"), a.clone(), Slot::new(Protocol::TransportWs, "1"), || start.take().unwrap());
+        let second = executions.attach(key("q"), b.clone(), Slot::new(Protocol::TransportWs, "2"), || unreachable!());
         assert_eq!(executions.len(), 1);
         assert_eq!(metrics.executions.load(Relaxed), 1);
         assert_eq!(metrics.subscriptions.load(Relaxed), 0);
@@ -320,8 +267,6 @@ mod tests {
         assert_eq!(metrics.executions.load(Relaxed), 0);
         assert_eq!(metrics.subscriptions.load(Relaxed), 0);
         // The cancelled task drops its stream, and with it the sender's receiver.
-        tokio::time::timeout(Duration::from_secs(5), tx.closed())
-            .await
-            .unwrap();
+        tokio::time::timeout(Duration::from_secs(5), tx.closed()).await.unwrap();
     }
 }

@@ -27,7 +27,5 @@ pub use sources::{SourceError, SourceLease, Sources};
 /// Locks a std mutex, going on with the data if a panicking thread poisoned it: every critical
 /// section in this crate leaves its data consistent before anything can panic.
 pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -46,23 +46,13 @@ impl Metrics {
     /// Prometheus text exposition of every metric.
     pub fn render(&self, brokers: &Brokers) -> String {
         let mut out = String::with_capacity(2048);
-        let _ = writeln!(
-            out,
-            "# HELP subhub_connections Open client connections.\n# TYPE subhub_connections gauge"
-        );
+        let _ = writeln!(out, "# HELP subhub_connections Open client connections.\n# TYPE subhub_connections gauge");
         for protocol in [Protocol::TransportWs, Protocol::LegacyWs] {
             let value = self.connections[transport_index(protocol)].load(Relaxed);
-            let _ = writeln!(
-                out,
-                "subhub_connections{{transport=\"{}\"}} {value}",
-                protocol.name()
-            );
+            let _ = writeln!(out, "subhub_connections{{transport=\"{}\"}} {value}", protocol.name());
         }
         let gauge = |out: &mut String, name: &str, help: &str, value: i64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-            );
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
         };
         gauge(
             &mut out,
@@ -76,17 +66,9 @@ impl Metrics {
             "Shared executions (distinct operation keys) alive.",
             self.executions.load(Relaxed),
         );
-        gauge(
-            &mut out,
-            "subhub_queued_messages",
-            "Messages waiting in connection queues.",
-            self.queued.load(Relaxed),
-        );
+        gauge(&mut out, "subhub_queued_messages", "Messages waiting in connection queues.", self.queued.load(Relaxed));
 
-        let _ = writeln!(
-            out,
-            "# HELP subhub_sources_open Open sources.\n# TYPE subhub_sources_open gauge"
-        );
+        let _ = writeln!(out, "# HELP subhub_sources_open Open sources.\n# TYPE subhub_sources_open gauge");
         for broker in brokers.iter() {
             let stats = broker.stats();
             let _ = writeln!(
@@ -104,34 +86,20 @@ impl Metrics {
         let _ = writeln!(out, "# HELP subhub_broker_connected 1 while the broker's connection is up.\n# TYPE subhub_broker_connected gauge");
         for broker in brokers.iter() {
             let up = i64::from(broker.stats().connected.load(Relaxed));
-            let _ = writeln!(
-                out,
-                "subhub_broker_connected{{broker=\"{}\"}} {up}",
-                broker.name()
-            );
+            let _ = writeln!(out, "subhub_broker_connected{{broker=\"{}\"}} {up}", broker.name());
         }
         let _ = writeln!(out, "# HELP subhub_events_received_total Events read from sources.\n# TYPE subhub_events_received_total counter");
         for broker in brokers.iter() {
             let n = broker.stats().events_received.load(Relaxed);
-            let _ = writeln!(
-                out,
-                "subhub_events_received_total{{broker=\"{}\"}} {n}",
-                broker.name()
-            );
+            let _ = writeln!(out, "subhub_events_received_total{{broker=\"{}\"}} {n}", broker.name());
         }
         let _ = writeln!(
             out,
             "# HELP subhub_deliveries_total Next messages written to clients.\n# TYPE subhub_deliveries_total counter\nsubhub_deliveries_total {}",
             self.deliveries.load(Relaxed)
         );
-        let too_large: u64 = brokers
-            .iter()
-            .map(|b| b.stats().dropped_too_large.load(Relaxed))
-            .sum();
-        let _ = writeln!(
-            out,
-            "# HELP subhub_dropped_total Messages dropped.\n# TYPE subhub_dropped_total counter"
-        );
+        let too_large: u64 = brokers.iter().map(|b| b.stats().dropped_too_large.load(Relaxed)).sum();
+        let _ = writeln!(out, "# HELP subhub_dropped_total Messages dropped.\n# TYPE subhub_dropped_total counter");
         for (reason, n) in [
             ("slow_consumer", self.dropped_slow_consumer.load(Relaxed)),
             ("lagged", self.dropped_lagged.load(Relaxed)),
@@ -144,14 +112,13 @@ impl Metrics {
             "# HELP subhub_slow_consumer_closes_total Connections closed with 1013 for staying behind.\n# TYPE subhub_slow_consumer_closes_total counter\nsubhub_slow_consumer_closes_total {}",
             self.slow_consumer_closes.load(Relaxed)
         );
-        let _ = writeln!(out, "# HELP subhub_publish_total Events published through the hub.\n# TYPE subhub_publish_total counter");
+        let _ = writeln!(
+            out,
+            "# HELP subhub_publish_total Events published through the hub.\n# TYPE subhub_publish_total counter"
+        );
         for broker in brokers.iter() {
             let n = broker.stats().published.load(Relaxed);
-            let _ = writeln!(
-                out,
-                "subhub_publish_total{{broker=\"{}\"}} {n}",
-                broker.name()
-            );
+            let _ = writeln!(out, "subhub_publish_total{{broker=\"{}\"}} {n}", broker.name());
         }
         out
     }

@@ -55,11 +55,7 @@ pub struct Slot {
 
 impl Slot {
     pub fn new(protocol: Protocol, id: &str) -> Arc<Self> {
-        Arc::new(Slot {
-            id: id.into(),
-            prefix: FramePrefix::new(protocol, id),
-            active: AtomicBool::new(true),
-        })
+        Arc::new(Slot { id: id.into(), prefix: FramePrefix::new(protocol, id), active: AtomicBool::new(true) })
     }
 
     pub fn is_active(&self) -> bool {
@@ -84,15 +80,15 @@ pub enum Outbound {
         errors: SharedPayload,
     },
     /// Ends the operation.
-    Complete { slot: Arc<Slot> },
+    Complete {
+        slot: Arc<Slot>,
+    },
 }
 
 impl Outbound {
     pub fn slot(&self) -> &Arc<Slot> {
         match self {
-            Outbound::Next { slot, .. }
-            | Outbound::Error { slot, .. }
-            | Outbound::Complete { slot } => slot,
+            Outbound::Next { slot, .. } | Outbound::Error { slot, .. } | Outbound::Complete { slot } => slot,
         }
     }
 
@@ -121,13 +117,7 @@ pub struct Outbox {
 
 impl Outbox {
     pub fn new(config: OutboxConfig, metrics: Arc<Metrics>) -> Arc<Self> {
-        Arc::new(Outbox {
-            state: Mutex::default(),
-            ready: Notify::new(),
-            slow: Notify::new(),
-            config,
-            metrics,
-        })
+        Arc::new(Outbox { state: Mutex::default(), ready: Notify::new(), slow: Notify::new(), config, metrics })
     }
 
     /// Queues a message, applying the slow-consumer policy when the queue is full.
@@ -211,30 +201,13 @@ impl Drop for Outbox {
 mod tests {
     use super::*;
 
-    fn outbox(
-        capacity: usize,
-        policy: SlowConsumerPolicy,
-        close_after: Duration,
-    ) -> (Arc<Outbox>, Arc<Metrics>) {
+    fn outbox(capacity: usize, policy: SlowConsumerPolicy, close_after: Duration) -> (Arc<Outbox>, Arc<Metrics>) {
         let metrics = Arc::new(Metrics::default());
-        (
-            Outbox::new(
-                OutboxConfig {
-                    capacity,
-                    policy,
-                    close_after,
-                },
-                metrics.clone(),
-            ),
-            metrics,
-        )
+        (Outbox::new(OutboxConfig { capacity, policy, close_after }, metrics.clone()), metrics)
     }
 
     fn next(slot: &Arc<Slot>, n: u32) -> Outbound {
-        Outbound::Next {
-            slot: slot.clone(),
-            payload: n.to_string().into(),
-        }
+        Outbound::Next { slot: slot.clone(), payload: n.to_string().into() }
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub struct Sources {
     open: Mutex<HashMap<SourceKey, Arc<SourceEntry>>>,
     linger: Duration,
     capacity: usize,
+    max_message_bytes: usize,
     metrics: Arc<Metrics>,
 }
 
@@ -59,19 +60,16 @@ impl SourceEntry {
 
 impl Sources {
     /// `capacity` bounds how far an execution may fall behind its source before it loses events.
+    /// Bodies over `max_message_bytes` are dropped at the source and counted as `too_large`.
     pub fn new(
         brokers: Arc<Brokers>,
         linger: Duration,
         capacity: usize,
+        max_message_bytes: usize,
         metrics: Arc<Metrics>,
     ) -> Arc<Self> {
-        Arc::new(Sources {
-            brokers,
-            open: Mutex::default(),
-            linger,
-            capacity: capacity.max(1),
-            metrics,
-        })
+        let capacity = capacity.max(1);
+        Arc::new(Sources { brokers, open: Mutex::default(), linger, capacity, max_message_bytes, metrics })
     }
 
     pub fn brokers(&self) -> &Arc<Brokers> {
@@ -89,17 +87,10 @@ impl Sources {
 
     /// A lease on the source of `topic` on `broker` (the default broker for `None`). Returns
     /// once the source is live: every event the broker accepts after this returns is received.
-    pub async fn acquire(
-        self: &Arc<Self>,
-        broker: Option<&str>,
-        topic: &str,
-    ) -> Result<SourceLease, SourceError> {
+    pub async fn acquire(self: &Arc<Self>, broker: Option<&str>, topic: &str) -> Result<SourceLease, SourceError> {
         let broker = self.brokers.get(broker)?.clone();
         broker.validate_topic(topic)?;
-        let key = SourceKey {
-            broker: broker.name().into(),
-            topic: topic.into(),
-        };
+        let key = SourceKey { broker: broker.name().into(), topic: topic.into() };
         let (entry, receiver) = {
             let mut open = lock(&self.open);
             let entry = open
@@ -119,21 +110,13 @@ impl Sources {
             (entry, receiver)
         };
         // The lease exists before the first await, so a cancelled acquire still gives it back.
-        let lease = SourceLease {
-            sources: self.clone(),
-            entry: entry.clone(),
-            receiver,
-        };
-        entry
-            .opened
-            .get_or_init(|| self.open_on_broker(&entry))
-            .await
-            .clone()?;
+        let lease = SourceLease { sources: self.clone(), entry: entry.clone(), receiver };
+        entry.opened.get_or_init(|| self.open_on_broker(&entry)).await.clone()?;
         Ok(lease)
     }
 
     async fn open_on_broker(self: &Arc<Self>, entry: &Arc<SourceEntry>) -> Result<(), BrokerError> {
-        let sink = EventSink::new(entry.sender.clone(), entry.stats().clone());
+        let sink = EventSink::new(entry.sender.clone(), entry.stats().clone(), self.max_message_bytes);
         match entry.broker.subscribe(&entry.key.topic, sink).await {
             Ok(guard) => {
                 let mut state = lock(&entry.state);
@@ -195,14 +178,8 @@ impl Sources {
 
     /// Removes the entry from the map (the caller holds its lock, so no acquire can find the
     /// entry in between) and hands back its broker subscription, to be dropped outside the lock.
-    fn detach(
-        open: &mut HashMap<SourceKey, Arc<SourceEntry>>,
-        entry: &Arc<SourceEntry>,
-    ) -> Option<SourceGuard> {
-        if open
-            .get(&entry.key)
-            .is_some_and(|current| Arc::ptr_eq(current, entry))
-        {
+    fn detach(open: &mut HashMap<SourceKey, Arc<SourceEntry>>, entry: &Arc<SourceEntry>) -> Option<SourceGuard> {
+        if open.get(&entry.key).is_some_and(|current| Arc::ptr_eq(current, entry)) {
             open.remove(&entry.key);
         }
         let mut state = lock(&entry.state);
@@ -230,10 +207,7 @@ impl SourceLease {
             match self.receiver.recv().await {
                 Ok(event) => return Some(event),
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    self.sources
-                        .metrics
-                        .dropped_lagged
-                        .fetch_add(missed, Relaxed);
+                    self.sources.metrics.dropped_lagged.fetch_add(missed, Relaxed);
                 }
                 Err(broadcast::error::RecvError::Closed) => return None,
             }

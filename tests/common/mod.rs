@@ -63,13 +63,7 @@ impl TestHub {
                 .await
                 .expect("serve");
         });
-        TestHub {
-            addr,
-            hub,
-            stop: Some(stop),
-            task: Some(task),
-            http: reqwest::Client::new(),
-        }
+        TestHub { addr, hub, stop: Some(stop), task: Some(task), http: reqwest::Client::new() }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -90,10 +84,7 @@ impl TestHub {
             let _ = stop.send(());
         }
         if let Some(task) = self.task.take() {
-            tokio::time::timeout(PATIENCE, task)
-                .await
-                .expect("shutdown in time")
-                .expect("server task");
+            tokio::time::timeout(PATIENCE, task).await.expect("shutdown in time").expect("server task");
         }
     }
 
@@ -110,26 +101,12 @@ impl TestHub {
     /// Waits until `name` reads `value`.
     pub async fn wait_metric(&self, name: &str, value: f64) {
         let reached = wait_for(PATIENCE, || async { self.metric(name).await == value }).await;
-        assert!(
-            reached,
-            "{name} stayed at {}, expected {value}",
-            self.metric(name).await
-        );
+        assert!(reached, "{name} stayed at {}, expected {value}", self.metric(name).await);
     }
 
     pub async fn publish(&self, topic: &str, body: impl Into<reqwest::Body>) -> Value {
-        let response = self
-            .http
-            .post(self.url(&format!("/publish/{topic}")))
-            .body(body)
-            .send()
-            .await
-            .expect("publish");
-        assert!(
-            response.status().is_success(),
-            "publish failed: {}",
-            response.status()
-        );
+        let response = self.http.post(self.url(&format!("/publish/{topic}"))).body(body).send().await.expect("publish");
+        assert!(response.status().is_success(), "publish failed: {}", response.status());
         response.json().await.expect("publish reply")
     }
 }
@@ -144,12 +121,8 @@ impl Drop for TestHub {
 
 /// `/metrics` of the hub at `addr`, as a map from sample (name with labels) to value.
 pub async fn metrics_at(addr: SocketAddr) -> HashMap<String, f64> {
-    let text = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics body");
+    let text =
+        reqwest::get(format!("http://{addr}/metrics")).await.expect("metrics").text().await.expect("metrics body");
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .filter_map(|l| {
@@ -184,17 +157,9 @@ pub fn start_binary() -> (std::process::Child, SocketAddr) {
     let stderr = child.stderr.take().expect("stderr");
     let mut lines = BufReader::new(stderr).lines();
     let addr = loop {
-        let line = lines
-            .next()
-            .expect("subhub exited before serving")
-            .expect("read log");
+        let line = lines.next().expect("subhub exited before serving").expect("read log");
         if let Some(rest) = line.split("local_addr=").nth(1) {
-            break rest
-                .split_whitespace()
-                .next()
-                .expect("address")
-                .parse()
-                .expect("socket address");
+            break rest.split_whitespace().next().expect("address").parse().expect("socket address");
         }
     };
     std::thread::spawn(move || lines.for_each(drop));
@@ -249,16 +214,11 @@ impl Client {
     ) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
         let mut request = url.into_client_request().expect("request");
         if let Some(protocol) = protocol {
-            request
-                .headers_mut()
-                .insert("Sec-WebSocket-Protocol", protocol.parse().expect("header"));
+            request.headers_mut().insert("Sec-WebSocket-Protocol", protocol.parse().expect("header"));
         }
         let (ws, response) = tokio_tungstenite::connect_async(request).await?;
-        let protocol = response
-            .headers()
-            .get("Sec-WebSocket-Protocol")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let protocol =
+            response.headers().get("Sec-WebSocket-Protocol").and_then(|v| v.to_str().ok()).map(str::to_owned);
         Ok(Client { ws, protocol })
     }
 
@@ -269,16 +229,9 @@ impl Client {
         socket.set_recv_buffer_size(4096).expect("rcvbuf");
         let stream = socket.connect(hub.addr).await.expect("tcp connect");
         let mut request = hub.ws_url().into_client_request().expect("request");
-        request
-            .headers_mut()
-            .insert("Sec-WebSocket-Protocol", protocol.parse().expect("header"));
-        let (ws, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream))
-            .await
-            .expect("handshake");
-        Client {
-            ws,
-            protocol: Some(protocol.to_owned()),
-        }
+        request.headers_mut().insert("Sec-WebSocket-Protocol", protocol.parse().expect("header"));
+        let (ws, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream)).await.expect("handshake");
+        Client { ws, protocol: Some(protocol.to_owned()) }
     }
 
     /// Connects and completes `connection_init` / `connection_ack`.
@@ -301,49 +254,31 @@ impl Client {
     }
 
     pub async fn send_text(&mut self, text: String) {
-        self.ws
-            .send(Message::Text(text.into()))
-            .await
-            .expect("send");
+        self.ws.send(Message::Text(text.into())).await.expect("send");
     }
 
     /// Subscribes with id `id` (`subscribe` or, on graphql-ws, `start`).
     pub async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
-        let kind = if self.protocol.as_deref() == Some(LEGACY_WS) {
-            "start"
-        } else {
-            "subscribe"
-        };
-        self.send(
-            json!({"type": kind, "id": id, "payload": {"query": query, "variables": variables}}),
-        )
-        .await;
+        let kind = if self.protocol.as_deref() == Some(LEGACY_WS) { "start" } else { "subscribe" };
+        self.send(json!({"type": kind, "id": id, "payload": {"query": query, "variables": variables}})).await;
     }
 
     pub async fn complete(&mut self, id: &str) {
-        let kind = if self.protocol.as_deref() == Some(LEGACY_WS) {
-            "stop"
-        } else {
-            "complete"
-        };
+        let kind = if self.protocol.as_deref() == Some(LEGACY_WS) { "stop" } else { "complete" };
         self.send(json!({"type": kind, "id": id})).await;
     }
 
     /// The next protocol message, close, or end, skipping WebSocket pings and pongs.
     pub async fn recv(&mut self) -> Received {
         loop {
-            let next = tokio::time::timeout(PATIENCE, self.ws.next())
-                .await
-                .expect("nothing arrived in time");
+            let next = tokio::time::timeout(PATIENCE, self.ws.next()).await.expect("nothing arrived in time");
             match next {
                 Some(Ok(Message::Text(text))) => {
                     return Received::Json(serde_json::from_str(&text).expect("json message"))
                 }
                 Some(Ok(Message::Close(frame))) => {
                     return match frame {
-                        Some(frame) => {
-                            Received::Closed(u16::from(frame.code), frame.reason.to_string())
-                        }
+                        Some(frame) => Received::Closed(u16::from(frame.code), frame.reason.to_string()),
                         None => Received::Closed(u16::from(CloseCode::Status), String::new()),
                     };
                 }
@@ -387,5 +322,4 @@ impl Client {
     }
 }
 
-pub const EVENTS_QUERY: &str =
-    "subscription($topic: String!) { events(topic: $topic) { topic id payload } }";
+pub const EVENTS_QUERY: &str = "subscription($topic: String!) { events(topic: $topic) { topic id payload } }";
