@@ -38,6 +38,10 @@ pub enum BrokerError {
     Unavailable(String),
     #[error("message of {size} bytes exceeds the limit of {max} bytes")]
     TooLarge { size: usize, max: usize },
+    #[error("topic `{topic}` does not exist on broker `{broker}`")]
+    NoSuchTopic { broker: String, topic: String },
+    #[error("{key}: {reason}")]
+    Config { key: String, reason: String },
 }
 
 /// One configured broker.

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::broker::{Broker, BrokerError};
 use crate::memory::{MemoryBroker, MemoryConfig};
+use crate::redis::{RedisBroker, RedisConfig};
 
 /// One `[brokers.NAME]` table; `kind` picks the broker.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -14,12 +15,15 @@ use crate::memory::{MemoryBroker, MemoryConfig};
 pub enum BrokerConfig {
     /// The embedded in-process broker.
     Memory(MemoryConfig),
+    /// Redis pub/sub or streams.
+    Redis(RedisConfig),
 }
 
 impl BrokerConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             BrokerConfig::Memory(_) => "memory",
+            BrokerConfig::Redis(_) => "redis",
         }
     }
 
@@ -27,6 +31,7 @@ impl BrokerConfig {
     pub async fn build(&self, name: &str) -> Result<Arc<dyn Broker>, BrokerError> {
         match self {
             BrokerConfig::Memory(_) => Ok(Arc::new(MemoryBroker::new(name))),
+            BrokerConfig::Redis(config) => Ok(Arc::new(RedisBroker::start(name, config)?)),
         }
     }
 }

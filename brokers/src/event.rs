@@ -43,6 +43,16 @@ impl Event {
         self
     }
 
+    pub fn with_timestamp(mut self, timestamp: SystemTime) -> Self {
+        self.timestamp = timestamp;
+        self
+    }
+
+    pub fn with_header(mut self, name: String, value: Value) -> Self {
+        self.headers.insert(name, value);
+        self
+    }
+
     /// The timestamp as RFC 3339 with milliseconds, as the schema serves it.
     pub fn timestamp_rfc3339(&self) -> String {
         humantime::format_rfc3339_millis(self.timestamp).to_string()

@@ -15,13 +15,17 @@
 //! - [`event`]: [`Event`], one message read from a broker, its body decoded once.
 //! - [`sink`]: [`EventSink`], where a broker delivers a source's events, and [`BrokerStats`].
 //! - [`config`]: [`BrokerConfig`] and [`Brokers`], the configured brokers by name.
+//! - [`session`]: requests to a broker's session task; subscriptions confirmed once live.
 //! - [`memory`]: the embedded in-process broker.
+//! - [`redis`]: Redis pub/sub and streams.
 
 pub mod backoff;
 pub mod broker;
 pub mod config;
 pub mod event;
 pub mod memory;
+pub mod redis;
+pub mod session;
 pub mod sink;
 
 pub use broker::{Broker, BrokerError, Publish, PublishAck, SourceGuard};

@@ -38,10 +38,10 @@ pub async fn publish(
         Ok(ack) => Json(serde_json::json!({ "ok": true, "id": ack.id })).into_response(),
         Err(error) => {
             let status = match error {
-                BrokerError::UnknownBroker(_) => StatusCode::NOT_FOUND,
+                BrokerError::UnknownBroker(_) | BrokerError::NoSuchTopic { .. } => StatusCode::NOT_FOUND,
                 BrokerError::InvalidTopic { .. } => StatusCode::BAD_REQUEST,
                 BrokerError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-                BrokerError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                BrokerError::Unavailable(_) | BrokerError::Config { .. } => StatusCode::SERVICE_UNAVAILABLE,
             };
             error_response(status, &error.to_string())
         }

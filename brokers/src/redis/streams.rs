@@ -1,0 +1,235 @@
+//! The streams reader: one blocking XREAD over every subscribed key, on its own connection (with
+//! no response timeout: redis 1.x would otherwise give up on a blocking read after 500 ms), and
+//! a control connection that resolves where a new key starts and wakes the reader with
+//! CLIENT UNBLOCK so the next XREAD includes it.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use redis::aio::MultiplexedConnection;
+use redis::streams::{StreamRangeReply, StreamReadReply};
+use redis::{AsyncConnectionConfig, Value};
+use tokio::sync::mpsc;
+
+use crate::backoff::Backoff;
+use crate::event::Event;
+use crate::session::{wait_offline, Command, SessionEnd, Topics};
+use crate::sink::BrokerStats;
+
+/// How long one XREAD blocks; new keys interrupt it with CLIENT UNBLOCK.
+const BLOCK: Duration = Duration::from_secs(5);
+/// Entries read per key per XREAD at most.
+const COUNT: usize = 512;
+
+/// The id after which each key's next entry is read, kept across reconnects.
+type Positions = HashMap<String, String>;
+
+struct Connections {
+    reader: MultiplexedConnection,
+    reader_id: i64,
+    control: MultiplexedConnection,
+}
+
+async fn connect(client: &redis::Client) -> redis::RedisResult<Connections> {
+    let blocking = AsyncConnectionConfig::new().set_response_timeout(None);
+    let mut reader = client.get_multiplexed_async_connection_with_config(&blocking).await?;
+    let reader_id: i64 = redis::cmd("CLIENT").arg("ID").query_async(&mut reader).await?;
+    let control = client.get_multiplexed_async_connection().await?;
+    Ok(Connections { reader, reader_id, control })
+}
+
+pub async fn run(
+    client: redis::Client,
+    name: Arc<str>,
+    stats: Arc<BrokerStats>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+) {
+    let mut topics = Topics::default();
+    let mut positions = Positions::new();
+    let mut backoff = Backoff::default();
+    loop {
+        let end = match connect(&client).await {
+            Ok(connections) => {
+                session(connections, &name, &stats, &mut commands, &mut topics, &mut positions, &mut backoff).await
+            }
+            Err(error) => {
+                if backoff.failures() == 0 {
+                    tracing::warn!(broker = %name, %error, "Redis is unreachable; retrying");
+                }
+                SessionEnd::Disconnected
+            }
+        };
+        stats.connected.store(false, Relaxed);
+        if end == SessionEnd::Shutdown || !wait_offline(backoff.next_delay(), &mut commands, &mut topics).await {
+            return;
+        }
+        positions.retain(|key, _| topics.active.contains_key(key));
+    }
+}
+
+async fn session(
+    mut connections: Connections,
+    name: &Arc<str>,
+    stats: &BrokerStats,
+    commands: &mut mpsc::UnboundedReceiver<Command>,
+    topics: &mut Topics,
+    positions: &mut Positions,
+    backoff: &mut Backoff,
+) -> SessionEnd {
+    // Keys subscribed while disconnected start where their stream ends now.
+    for (key, _) in &topics.waiting {
+        if !positions.contains_key(key) {
+            match last_id(&mut connections.control, key).await {
+                Ok(id) => positions.insert(key.clone(), id),
+                Err(_) => return SessionEnd::Disconnected,
+            };
+        }
+    }
+    stats.connected.store(true, Relaxed);
+    if backoff.failures() > 0 {
+        tracing::info!(broker = %name, resumed = positions.len(), "reconnected to Redis; resuming streams");
+    }
+    backoff.reset();
+    topics.confirm_waiting();
+    loop {
+        if topics.active.is_empty() {
+            match commands.recv().await {
+                None => return SessionEnd::Shutdown,
+                Some(command) => {
+                    if let Err(end) = handle(command, &mut connections, topics, positions).await {
+                        return end;
+                    }
+                    continue;
+                }
+            }
+        }
+        let keys: Vec<String> = topics.active.keys().cloned().collect();
+        let ids: Vec<String> = keys.iter().map(|k| positions.get(k).cloned().unwrap_or_else(|| "$".into())).collect();
+        let mut xread = redis::cmd("XREAD");
+        xread.arg("COUNT").arg(COUNT).arg("BLOCK").arg(BLOCK.as_millis() as u64).arg("STREAMS").arg(&keys).arg(&ids);
+        let read = xread.query_async::<Option<StreamReadReply>>(&mut connections.reader);
+        tokio::pin!(read);
+        loop {
+            tokio::select! {
+                reply = &mut read => {
+                    match reply {
+                        Ok(Some(reply)) => deliver(name, topics, positions, reply),
+                        Ok(None) => {}
+                        Err(error) => {
+                            tracing::warn!(broker = %name, %error, "Redis streams connection lost; reconnecting");
+                            return SessionEnd::Disconnected;
+                        }
+                    }
+                    break;
+                }
+                command = commands.recv() => {
+                    let Some(command) = command else { return SessionEnd::Shutdown };
+                    let new_key = matches!(&command, Command::Subscribe { topic, .. } if !keys.contains(topic));
+                    let mut control = connections.control.clone();
+                    if let Err(end) = handle_on(command, &mut control, topics, positions).await {
+                        return end;
+                    }
+                    if new_key {
+                        // Wake the blocked XREAD so the next one includes the new key.
+                        let unblock = redis::cmd("CLIENT").arg("UNBLOCK").arg(connections.reader_id).query_async::<i64>(&mut control).await;
+                        if unblock.is_err() {
+                            return SessionEnd::Disconnected;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn handle(
+    command: Command,
+    connections: &mut Connections,
+    topics: &mut Topics,
+    positions: &mut Positions,
+) -> Result<(), SessionEnd> {
+    handle_on(command, &mut connections.control, topics, positions).await
+}
+
+/// Subscribing resolves where the key starts (its last entry now) before confirming: an entry
+/// added after the confirmation is always read.
+async fn handle_on(
+    command: Command,
+    control: &mut MultiplexedConnection,
+    topics: &mut Topics,
+    positions: &mut Positions,
+) -> Result<(), SessionEnd> {
+    match command {
+        Command::Subscribe { topic, sink, live } => match last_id(control, &topic).await {
+            Ok(id) => {
+                positions.insert(topic.clone(), id);
+                topics.active.insert(topic, sink);
+                let _ = live.send(Ok(()));
+                Ok(())
+            }
+            Err(_) => {
+                topics.active.insert(topic.clone(), sink);
+                topics.waiting.push((topic, live));
+                Err(SessionEnd::Disconnected)
+            }
+        },
+        Command::Unsubscribe { topic, sink } => {
+            if topics.remove(&topic, &sink) {
+                positions.remove(&topic);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The id of the key's last entry, or `0-0` for a stream that does not exist yet.
+async fn last_id(control: &mut MultiplexedConnection, key: &str) -> redis::RedisResult<String> {
+    let reply: StreamRangeReply =
+        redis::cmd("XREVRANGE").arg(key).arg("+").arg("-").arg("COUNT").arg(1).query_async(control).await?;
+    Ok(reply.ids.into_iter().next().map_or_else(|| "0-0".to_owned(), |entry| entry.id))
+}
+
+fn deliver(name: &Arc<str>, topics: &Topics, positions: &mut Positions, reply: StreamReadReply) {
+    for stream in reply.keys {
+        let Some(events) = topics.active.get(&stream.key) else { continue };
+        let topic: Arc<str> = stream.key.as_str().into();
+        for entry in stream.ids {
+            positions.insert(stream.key.clone(), entry.id.clone());
+            let mut body = Bytes::new();
+            let mut key = None;
+            let mut headers = Vec::new();
+            for (field, value) in entry.map {
+                let bytes = match value {
+                    Value::BulkString(bytes) => bytes,
+                    Value::SimpleString(text) => text.into_bytes(),
+                    _ => continue,
+                };
+                match field.as_str() {
+                    "payload" => body = Bytes::from(bytes),
+                    "key" => key = Some(String::from_utf8_lossy(&bytes).into_owned()),
+                    _ => headers.push((field, String::from_utf8_lossy(&bytes).into_owned())),
+                }
+            }
+            if !events.admits(body.len()) {
+                continue;
+            }
+            let mut event = Event::new(name.clone(), topic.clone(), body)
+                .with_key(key)
+                .with_timestamp(entry_time(&entry.id))
+                .with_id(Some(entry.id));
+            for (field, value) in headers {
+                event = event.with_header(field, serde_json::Value::String(value));
+            }
+            events.send(event);
+        }
+    }
+}
+
+/// A stream id is `<milliseconds>-<sequence>`.
+fn entry_time(id: &str) -> SystemTime {
+    let millis = id.split('-').next().and_then(|ms| ms.parse::<u64>().ok()).unwrap_or(0);
+    SystemTime::UNIX_EPOCH + Duration::from_millis(millis)
+}
