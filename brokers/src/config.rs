@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
+use crate::amqp::{AmqpBroker, AmqpConfig};
 use crate::broker::{Broker, BrokerError};
 use crate::memory::{MemoryBroker, MemoryConfig};
 use crate::redis::{RedisBroker, RedisConfig};
@@ -17,6 +18,8 @@ pub enum BrokerConfig {
     Memory(MemoryConfig),
     /// Redis pub/sub or streams.
     Redis(RedisConfig),
+    /// RabbitMQ topic exchanges.
+    Amqp(AmqpConfig),
 }
 
 impl BrokerConfig {
@@ -24,6 +27,7 @@ impl BrokerConfig {
         match self {
             BrokerConfig::Memory(_) => "memory",
             BrokerConfig::Redis(_) => "redis",
+            BrokerConfig::Amqp(_) => "amqp",
         }
     }
 
@@ -32,6 +36,7 @@ impl BrokerConfig {
         match self {
             BrokerConfig::Memory(_) => Ok(Arc::new(MemoryBroker::new(name))),
             BrokerConfig::Redis(config) => Ok(Arc::new(RedisBroker::start(name, config)?)),
+            BrokerConfig::Amqp(config) => Ok(Arc::new(AmqpBroker::start(name, config)?)),
         }
     }
 }

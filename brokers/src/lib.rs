@@ -18,7 +18,9 @@
 //! - [`session`]: requests to a broker's session task; subscriptions confirmed once live.
 //! - [`memory`]: the embedded in-process broker.
 //! - [`redis`]: Redis pub/sub and streams.
+//! - [`amqp`]: RabbitMQ (AMQP 0-9-1) topic exchanges.
 
+pub mod amqp;
 pub mod backoff;
 pub mod broker;
 pub mod config;

@@ -1,0 +1,327 @@
+//! RabbitMQ (AMQP 0-9-1): one connection per configured broker and one exclusive, auto-delete
+//! queue per hub instance, bound to the configured topic exchange. A topic is a routing key
+//! (wildcards `*` and `#` allowed), bound for the first subscriber and unbound after the last.
+//! Publishing uses the topic as routing key, on a channel in confirm mode. Like Redis pub/sub,
+//! what is published while the hub is disconnected is not delivered to it.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use crate::backoff::Backoff;
+use crate::broker::{validate_common, Broker, BrokerError, Publish, PublishAck, SourceGuard};
+use crate::event::Event;
+use crate::session::{self, wait_offline, Command, Commands, SessionEnd, Topics};
+use crate::sink::{BrokerStats, EventSink};
+
+/// `kind = "amqp"`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AmqpConfig {
+    /// `amqp://user:password@host:port/vhost` (`%2f` for the default vhost).
+    pub url: String,
+    /// The topic exchange the hub binds to and publishes on; declared durable if missing.
+    #[serde(default = "default_exchange")]
+    pub exchange: String,
+}
+
+fn default_exchange() -> String {
+    "subhub".to_owned()
+}
+
+pub struct AmqpBroker {
+    name: Arc<str>,
+    exchange: String,
+    stats: Arc<BrokerStats>,
+    commands: Commands,
+    /// The publishing channel of the current session; `None` while disconnected.
+    publisher: Arc<Mutex<Option<Channel>>>,
+}
+
+impl AmqpBroker {
+    pub fn start(name: &str, config: &AmqpConfig) -> Result<Self, BrokerError> {
+        let bad = |reason: String| BrokerError::Config { key: format!("brokers.{name}.url"), reason };
+        let _: lapin::uri::AMQPUri = config.url.parse().map_err(|e: String| bad(format!("invalid AMQP URL: {e}")))?;
+        if config.url.starts_with("amqps://") {
+            return Err(bad("amqps:// is not supported by this build; use amqp://".into()));
+        }
+        if config.exchange.is_empty() || config.exchange.len() > 255 {
+            return Err(BrokerError::Config {
+                key: format!("brokers.{name}.exchange"),
+                reason: "must be 1 to 255 bytes".into(),
+            });
+        }
+        let name: Arc<str> = name.into();
+        let stats = Arc::new(BrokerStats::default());
+        let publisher = Arc::new(Mutex::new(None));
+        let (commands, receiver) = mpsc::unbounded_channel();
+        let queue = format!("subhub.{}.{}.{:08x}", host_name(), std::process::id(), fastrand::u32(..));
+        let session = Session {
+            url: config.url.clone(),
+            exchange: config.exchange.clone(),
+            queue,
+            name: name.clone(),
+            stats: stats.clone(),
+            publisher: publisher.clone(),
+        };
+        tokio::spawn(session.run(receiver));
+        Ok(AmqpBroker { name, exchange: config.exchange.clone(), stats, commands, publisher })
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "hub".to_owned())
+}
+
+#[async_trait]
+impl Broker for AmqpBroker {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "amqp"
+    }
+
+    fn stats(&self) -> &Arc<BrokerStats> {
+        &self.stats
+    }
+
+    /// A routing key is a short string: at most 255 bytes.
+    fn validate_topic(&self, topic: &str) -> Result<(), BrokerError> {
+        validate_common(&self.name, topic)
+    }
+
+    async fn subscribe(&self, topic: &str, sink: EventSink) -> Result<SourceGuard, BrokerError> {
+        self.validate_topic(topic)?;
+        session::subscribe(&self.commands, &self.name, topic, sink).await
+    }
+
+    async fn publish(&self, message: Publish) -> Result<PublishAck, BrokerError> {
+        if message.topic.contains(['*', '#']) {
+            return Err(BrokerError::InvalidTopic {
+                broker: self.name.to_string(),
+                topic: message.topic,
+                reason: "wildcards are for subscribing; publish to a plain routing key".into(),
+            });
+        }
+        let channel = self.publisher.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let unavailable = || BrokerError::Unavailable(self.name.to_string());
+        let channel = channel.ok_or_else(unavailable)?;
+        let mut properties = BasicProperties::default();
+        if let Some(key) = message.key {
+            properties = properties.with_message_id(key.into());
+        }
+        let confirm = channel
+            .basic_publish(
+                self.exchange.as_str().into(),
+                message.topic.as_str().into(),
+                BasicPublishOptions::default(),
+                &message.body,
+                properties,
+            )
+            .await
+            .map_err(|error| {
+                tracing::warn!(broker = %self.name, %error, "publish to RabbitMQ failed");
+                unavailable()
+            })?;
+        let confirmation = confirm.await.map_err(|_| unavailable())?;
+        if confirmation.is_nack() {
+            return Err(unavailable());
+        }
+        Ok(PublishAck { id: None })
+    }
+}
+
+struct Session {
+    url: String,
+    exchange: String,
+    queue: String,
+    name: Arc<str>,
+    stats: Arc<BrokerStats>,
+    publisher: Arc<Mutex<Option<Channel>>>,
+}
+
+impl Session {
+    async fn run(self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let mut topics = Topics::default();
+        let mut backoff = Backoff::default();
+        loop {
+            let end = match self.connect(&topics).await {
+                Ok((connection, channel, consumer)) => {
+                    let end = self.session(&channel, consumer, &mut commands, &mut topics, &mut backoff).await;
+                    *self.publisher.lock().unwrap_or_else(PoisonError::into_inner) = None;
+                    let _ = connection.close(200, "subhub session ended".into()).await;
+                    end
+                }
+                Err(error) => {
+                    if backoff.failures() == 0 {
+                        tracing::warn!(broker = %self.name, url = %redact(&self.url), %error, "RabbitMQ is unreachable; retrying");
+                    }
+                    SessionEnd::Disconnected
+                }
+            };
+            self.stats.connected.store(false, Relaxed);
+            if end == SessionEnd::Shutdown || !wait_offline(backoff.next_delay(), &mut commands, &mut topics).await {
+                return;
+            }
+        }
+    }
+
+    /// Connects, declares the exchange and the hub's queue, restores every binding and starts
+    /// consuming.
+    async fn connect(&self, topics: &Topics) -> lapin::Result<(Connection, Channel, lapin::Consumer)> {
+        let connection = Connection::connect(&self.url, ConnectionProperties::default()).await?;
+        let channel = connection.create_channel().await?;
+        let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
+        channel
+            .exchange_declare(self.exchange.as_str().into(), ExchangeKind::Topic, durable, FieldTable::default())
+            .await?;
+        let queue = QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() };
+        channel.queue_declare(self.queue.as_str().into(), queue, FieldTable::default()).await?;
+        for topic in topics.active.keys() {
+            self.bind(&channel, topic).await?;
+        }
+        let no_ack = BasicConsumeOptions { no_ack: true, ..Default::default() };
+        let consumer =
+            channel.basic_consume(self.queue.as_str().into(), "subhub".into(), no_ack, FieldTable::default()).await?;
+        let publisher = connection.create_channel().await?;
+        publisher.confirm_select(ConfirmSelectOptions::default()).await?;
+        *self.publisher.lock().unwrap_or_else(PoisonError::into_inner) = Some(publisher);
+        Ok((connection, channel, consumer))
+    }
+
+    async fn bind(&self, channel: &Channel, topic: &str) -> lapin::Result<()> {
+        channel
+            .queue_bind(
+                self.queue.as_str().into(),
+                self.exchange.as_str().into(),
+                topic.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+    }
+
+    async fn session(
+        &self,
+        channel: &Channel,
+        mut consumer: lapin::Consumer,
+        commands: &mut mpsc::UnboundedReceiver<Command>,
+        topics: &mut Topics,
+        backoff: &mut Backoff,
+    ) -> SessionEnd {
+        self.stats.connected.store(true, Relaxed);
+        if backoff.failures() > 0 {
+            tracing::info!(broker = %self.name, restored = topics.active.len(), "reconnected to RabbitMQ");
+        }
+        backoff.reset();
+        topics.confirm_waiting();
+        loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    None => return SessionEnd::Shutdown,
+                    Some(Command::Subscribe { topic, sink, live }) => {
+                        topics.active.insert(topic.clone(), sink);
+                        // The binding is confirmed (BindOk) before the subscription counts as live.
+                        if self.bind(channel, &topic).await.is_err() {
+                            topics.waiting.push((topic, live));
+                            return SessionEnd::Disconnected;
+                        }
+                        let _ = live.send(Ok(()));
+                    }
+                    Some(Command::Unsubscribe { topic, sink }) => {
+                        if topics.remove(&topic, &sink) {
+                            let unbind = channel
+                                .queue_unbind(self.queue.as_str().into(), self.exchange.as_str().into(), topic.as_str().into(), FieldTable::default())
+                                .await;
+                            if unbind.is_err() {
+                                return SessionEnd::Disconnected;
+                            }
+                        }
+                    }
+                },
+                delivery = consumer.next() => match delivery {
+                    Some(Ok(delivery)) => self.deliver(topics, delivery),
+                    Some(Err(error)) => {
+                        tracing::warn!(broker = %self.name, %error, "RabbitMQ connection lost; reconnecting");
+                        return SessionEnd::Disconnected;
+                    }
+                    None => {
+                        tracing::warn!(broker = %self.name, "RabbitMQ consumer ended; reconnecting");
+                        return SessionEnd::Disconnected;
+                    }
+                },
+            }
+        }
+    }
+
+    /// One message reaches the queue once however many bindings match it; every source whose
+    /// routing-key pattern matches gets it.
+    fn deliver(&self, topics: &Topics, delivery: lapin::message::Delivery) {
+        let routing_key = delivery.routing_key.as_str();
+        let body = Bytes::from(delivery.data);
+        let key = delivery.properties.message_id().as_ref().map(|id| id.to_string());
+        for (topic, sink) in &topics.active {
+            if routing_key_matches(topic, routing_key) && sink.admits(body.len()) {
+                sink.send(Event::new(self.name.clone(), routing_key.into(), body.clone()).with_key(key.clone()));
+            }
+        }
+    }
+}
+
+/// AMQP topic matching: words separated by `.`, `*` matches exactly one word, `#` zero or more.
+pub fn routing_key_matches(pattern: &str, key: &str) -> bool {
+    fn matches(pattern: &[&str], key: &[&str]) -> bool {
+        match pattern.split_first() {
+            None => key.is_empty(),
+            Some((&"#", rest)) => (0..=key.len()).any(|skip| matches(rest, &key[skip..])),
+            Some((&"*", rest)) => !key.is_empty() && matches(rest, &key[1..]),
+            Some((word, rest)) => key.first() == Some(word) && matches(rest, &key[1..]),
+        }
+    }
+    let pattern: Vec<&str> = pattern.split('.').collect();
+    let key: Vec<&str> = key.split('.').collect();
+    matches(&pattern, &key)
+}
+
+/// The URL without its password, for logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://***@{}", &url[..scheme], &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_matching_follows_amqp_rules() {
+        assert!(routing_key_matches("orders.created", "orders.created"));
+        assert!(routing_key_matches("orders.*", "orders.created"));
+        assert!(!routing_key_matches("orders.*", "orders.created.eu"));
+        assert!(routing_key_matches("orders.#", "orders"));
+        assert!(routing_key_matches("orders.#", "orders.created.eu"));
+        assert!(routing_key_matches("#.eu", "orders.created.eu"));
+        assert!(routing_key_matches("#", "anything.at.all"));
+        assert!(!routing_key_matches("orders.*", "payments.created"));
+    }
+
+    #[test]
+    fn passwords_stay_out_of_logs() {
+        assert_eq!(redact("amqp://guest:secret@127.0.0.1:5672/%2f"), "amqp://***@127.0.0.1:5672/%2f");
+    }
+}
