@@ -173,6 +173,7 @@ impl Session {
                 }
             };
             self.stats.connected.store(false, Relaxed);
+            self.stats.broker_subscriptions.store(0, Relaxed);
             if end == SessionEnd::Shutdown || !wait_offline(backoff.next_delay(), &mut commands, &mut topics).await {
                 return;
             }
@@ -223,6 +224,7 @@ impl Session {
         backoff: &mut Backoff,
     ) -> SessionEnd {
         self.stats.connected.store(true, Relaxed);
+        self.stats.broker_subscriptions.store(topics.active.len() as i64, Relaxed);
         if backoff.failures() > 0 {
             tracing::info!(broker = %self.name, restored = topics.active.len(), "reconnected to RabbitMQ");
         }
@@ -239,6 +241,7 @@ impl Session {
                             topics.waiting.push((topic, live));
                             return SessionEnd::Disconnected;
                         }
+                        self.stats.broker_subscriptions.store(topics.active.len() as i64, Relaxed);
                         let _ = live.send(Ok(()));
                     }
                     Some(Command::Unsubscribe { topic, sink }) => {
@@ -249,6 +252,7 @@ impl Session {
                             if unbind.is_err() {
                                 return SessionEnd::Disconnected;
                             }
+                            self.stats.broker_subscriptions.store(topics.active.len() as i64, Relaxed);
                         }
                     }
                 },

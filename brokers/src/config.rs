@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::amqp::{AmqpBroker, AmqpConfig};
 use crate::broker::{Broker, BrokerError};
+use crate::kafka::{KafkaBroker, KafkaConfig};
 use crate::memory::{MemoryBroker, MemoryConfig};
 use crate::redis::{RedisBroker, RedisConfig};
 
@@ -20,6 +21,8 @@ pub enum BrokerConfig {
     Redis(RedisConfig),
     /// RabbitMQ topic exchanges.
     Amqp(AmqpConfig),
+    /// Kafka topics.
+    Kafka(KafkaConfig),
 }
 
 impl BrokerConfig {
@@ -28,6 +31,7 @@ impl BrokerConfig {
             BrokerConfig::Memory(_) => "memory",
             BrokerConfig::Redis(_) => "redis",
             BrokerConfig::Amqp(_) => "amqp",
+            BrokerConfig::Kafka(_) => "kafka",
         }
     }
 
@@ -37,6 +41,7 @@ impl BrokerConfig {
             BrokerConfig::Memory(_) => Ok(Arc::new(MemoryBroker::new(name))),
             BrokerConfig::Redis(config) => Ok(Arc::new(RedisBroker::start(name, config)?)),
             BrokerConfig::Amqp(config) => Ok(Arc::new(AmqpBroker::start(name, config)?)),
+            BrokerConfig::Kafka(config) => Ok(Arc::new(KafkaBroker::start(name, config)?)),
         }
     }
 }

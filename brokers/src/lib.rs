@@ -19,12 +19,14 @@
 //! - [`memory`]: the embedded in-process broker.
 //! - [`redis`]: Redis pub/sub and streams.
 //! - [`amqp`]: RabbitMQ (AMQP 0-9-1) topic exchanges.
+//! - [`kafka`]: Kafka, one consumer per hub instance, topics assigned as they are needed.
 
 pub mod amqp;
 pub mod backoff;
 pub mod broker;
 pub mod config;
 pub mod event;
+pub mod kafka;
 pub mod memory;
 pub mod redis;
 pub mod session;

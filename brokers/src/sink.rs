@@ -14,6 +14,9 @@ pub struct BrokerStats {
     pub connected: AtomicBool,
     /// Sources open on this broker (maintained by the registry).
     pub sources_open: AtomicI64,
+    /// Subscriptions the hub holds on the broker itself: channels subscribed, bindings, topics
+    /// assigned. Counted by brokers whose session keeps them.
+    pub broker_subscriptions: AtomicI64,
     /// Events read from this broker.
     pub events_received: AtomicU64,
     /// Events published through the hub into this broker.

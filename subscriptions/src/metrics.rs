@@ -88,6 +88,14 @@ impl Metrics {
             let up = i64::from(broker.stats().connected.load(Relaxed));
             let _ = writeln!(out, "subhub_broker_connected{{broker=\"{}\"}} {up}", broker.name());
         }
+        let _ = writeln!(
+            out,
+            "# HELP subhub_broker_subscriptions Subscriptions held on the broker itself (channels, bindings, assigned topics).\n# TYPE subhub_broker_subscriptions gauge"
+        );
+        for broker in brokers.iter() {
+            let n = broker.stats().broker_subscriptions.load(Relaxed);
+            let _ = writeln!(out, "subhub_broker_subscriptions{{broker=\"{}\"}} {n}", broker.name());
+        }
         let _ = writeln!(out, "# HELP subhub_events_received_total Events read from sources.\n# TYPE subhub_events_received_total counter");
         for broker in brokers.iter() {
             let n = broker.stats().events_received.load(Relaxed);

@@ -40,6 +40,7 @@ pub async fn run(
             }
         };
         stats.connected.store(false, Relaxed);
+        stats.broker_subscriptions.store(0, Relaxed);
         if end == SessionEnd::Shutdown || !wait_offline(backoff.next_delay(), &mut commands, &mut topics).await {
             return;
         }
@@ -61,6 +62,7 @@ async fn session(
         }
     }
     stats.connected.store(true, Relaxed);
+    stats.broker_subscriptions.store(topics.active.len() as i64, Relaxed);
     if backoff.failures() > 0 {
         tracing::info!(broker = %name, restored = topics.active.len(), "reconnected to Redis");
     }
@@ -76,11 +78,15 @@ async fn session(
                         topics.waiting.push((topic, live));
                         return SessionEnd::Disconnected;
                     }
+                    stats.broker_subscriptions.store(topics.active.len() as i64, Relaxed);
                     let _ = live.send(Ok(()));
                 }
                 Some(Command::Unsubscribe { topic, sink: events }) => {
-                    if topics.remove(&topic, &events) && unsubscribe(&mut sink, &topic).await.is_err() {
-                        return SessionEnd::Disconnected;
+                    if topics.remove(&topic, &events) {
+                        if unsubscribe(&mut sink, &topic).await.is_err() {
+                            return SessionEnd::Disconnected;
+                        }
+                        stats.broker_subscriptions.store(topics.active.len() as i64, Relaxed);
                     }
                 }
             },

@@ -63,6 +63,7 @@ pub async fn run(
             }
         };
         stats.connected.store(false, Relaxed);
+        stats.broker_subscriptions.store(0, Relaxed);
         if end == SessionEnd::Shutdown || !wait_offline(backoff.next_delay(), &mut commands, &mut topics).await {
             return;
         }
@@ -95,6 +96,7 @@ async fn session(
     backoff.reset();
     topics.confirm_waiting();
     loop {
+        stats.broker_subscriptions.store(topics.active.len() as i64, Relaxed);
         if topics.active.is_empty() {
             match commands.recv().await {
                 None => return SessionEnd::Shutdown,
@@ -132,6 +134,7 @@ async fn session(
                     if let Err(end) = handle_on(command, &mut control, topics, positions).await {
                         return end;
                     }
+                    stats.broker_subscriptions.store(topics.active.len() as i64, Relaxed);
                     if new_key {
                         // Wake the blocked XREAD so the next one includes the new key.
                         let unblock = redis::cmd("CLIENT").arg("UNBLOCK").arg(connections.reader_id).query_async::<i64>(&mut control).await;

@@ -1,0 +1,385 @@
+//! Kafka: one consumer per configured broker per hub instance, with a group id unique to the
+//! instance, committing nothing. Topics join and leave its assignment as subscribers come and go:
+//! a topic is assigned at each partition's high watermark, so once the assignment is made the
+//! source is live and every later message is read. Publishing goes through one shared producer.
+//! librdkafka reconnects by itself and the consumer resumes from its positions, so an outage
+//! loses nothing. Only ordinary client configuration is used: `options` passes librdkafka
+//! properties (security, timeouts) through unchanged.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::{Duration, Instant, SystemTime};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use crate::broker::{Broker, BrokerError, Publish, PublishAck, SourceGuard};
+use crate::event::Event;
+use crate::session::{self, Command, Commands};
+use crate::sink::{BrokerStats, EventSink};
+
+/// How long metadata and watermark requests may take before a subscription fails.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the connection to the cluster is checked for `subhub_broker_connected`.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// `kind = "kafka"`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// `host:port[,host:port…]`.
+    pub bootstrap_servers: String,
+    /// Create a topic when a subscription or publish names one that does not exist (the
+    /// cluster must allow auto-creation). Off: such a subscription gets an `error` naming it.
+    #[serde(default)]
+    pub auto_create_topics: bool,
+    /// Extra librdkafka client properties, e.g. `"security.protocol" = "SASL_SSL"`.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+/// Routes librdkafka's logs and errors into the hub's log.
+struct KafkaContext {
+    broker: Arc<str>,
+}
+
+impl ClientContext for KafkaContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+                tracing::warn!(broker = %self.broker, facility, "librdkafka: {message}");
+            }
+            _ => tracing::debug!(broker = %self.broker, facility, "librdkafka: {message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::debug!(broker = %self.broker, %error, reason, "Kafka client error");
+    }
+}
+
+impl ConsumerContext for KafkaContext {}
+
+type KafkaConsumer = StreamConsumer<KafkaContext>;
+
+pub struct KafkaBroker {
+    name: Arc<str>,
+    stats: Arc<BrokerStats>,
+    commands: Commands,
+    producer: FutureProducer<KafkaContext>,
+    /// Checks topics before publishing when auto-creation is off.
+    metadata: Arc<KafkaConsumer>,
+    auto_create: bool,
+    known_topics: Mutex<HashSet<String>>,
+}
+
+impl KafkaBroker {
+    pub fn start(name: &str, config: &KafkaConfig) -> Result<Self, BrokerError> {
+        if config.bootstrap_servers.trim().is_empty() {
+            return Err(BrokerError::Config {
+                key: format!("brokers.{name}.bootstrap_servers"),
+                reason: "must name at least one host:port".into(),
+            });
+        }
+        let name: Arc<str> = name.into();
+        let mut client = ClientConfig::new();
+        client.set("bootstrap.servers", &config.bootstrap_servers);
+        for (key, value) in &config.options {
+            client.set(key, value);
+        }
+        let bad_option = |error: KafkaError| BrokerError::Config {
+            key: format!("brokers.{name}.options"),
+            reason: format!("Kafka client configuration rejected: {error}"),
+        };
+        let mut consumer_config = client.clone();
+        consumer_config
+            .set("group.id", format!("subhub-{}-{}-{:08x}", host_name(), std::process::id(), fastrand::u32(..)))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "latest")
+            .set("allow.auto.create.topics", if config.auto_create_topics { "true" } else { "false" });
+        let context = || KafkaContext { broker: name.clone() };
+        let consumer: Arc<KafkaConsumer> =
+            Arc::new(consumer_config.create_with_context(context()).map_err(bad_option)?);
+        let metadata: Arc<KafkaConsumer> =
+            Arc::new(consumer_config.create_with_context(context()).map_err(bad_option)?);
+        let producer: FutureProducer<KafkaContext> = client.create_with_context(context()).map_err(bad_option)?;
+        let stats = Arc::new(BrokerStats::default());
+        let (commands, receiver) = mpsc::unbounded_channel();
+        let session = Session { name: name.clone(), stats: stats.clone(), auto_create: config.auto_create_topics };
+        tokio::spawn(health(Arc::downgrade(&metadata), stats.clone(), name.clone()));
+        tokio::spawn(session.run(consumer, receiver));
+        Ok(KafkaBroker {
+            name,
+            stats,
+            commands,
+            producer,
+            metadata,
+            auto_create: config.auto_create_topics,
+            known_topics: Mutex::default(),
+        })
+    }
+
+    /// Without auto-creation, a publish to a topic the cluster does not have is refused.
+    async fn check_topic_exists(&self, topic: &str) -> Result<(), BrokerError> {
+        if self.auto_create || self.known_topics.lock().unwrap_or_else(PoisonError::into_inner).contains(topic) {
+            return Ok(());
+        }
+        let (consumer, owned) = (self.metadata.clone(), topic.to_owned());
+        let partitions = tokio::task::spawn_blocking(move || partitions(&consumer, &owned, false))
+            .await
+            .map_err(|_| BrokerError::Unavailable(self.name.to_string()))?;
+        match partitions {
+            Ok(_) => {
+                self.known_topics.lock().unwrap_or_else(PoisonError::into_inner).insert(topic.to_owned());
+                Ok(())
+            }
+            Err(TopicProblem::Missing) => {
+                Err(BrokerError::NoSuchTopic { broker: self.name.to_string(), topic: topic.to_owned() })
+            }
+            Err(TopicProblem::Unreachable) => Err(BrokerError::Unavailable(self.name.to_string())),
+        }
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "hub".to_owned())
+}
+
+/// Kafka's topic name rules: 1 to 249 characters of `[a-zA-Z0-9._-]`, and not `.` or `..`.
+pub fn validate_topic_name(broker: &str, topic: &str) -> Result<(), BrokerError> {
+    let reason = if topic.is_empty() || topic.len() > 249 {
+        "a Kafka topic name has 1 to 249 characters"
+    } else if topic == "." || topic == ".." {
+        "a Kafka topic cannot be named `.` or `..`"
+    } else if !topic.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
+        "a Kafka topic name may only contain ASCII letters, digits, `.`, `_` and `-`"
+    } else {
+        return Ok(());
+    };
+    Err(BrokerError::InvalidTopic { broker: broker.to_owned(), topic: topic.to_owned(), reason: reason.to_owned() })
+}
+
+#[async_trait]
+impl Broker for KafkaBroker {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "kafka"
+    }
+
+    fn stats(&self) -> &Arc<BrokerStats> {
+        &self.stats
+    }
+
+    fn validate_topic(&self, topic: &str) -> Result<(), BrokerError> {
+        validate_topic_name(&self.name, topic)
+    }
+
+    async fn subscribe(&self, topic: &str, sink: EventSink) -> Result<SourceGuard, BrokerError> {
+        self.validate_topic(topic)?;
+        session::subscribe(&self.commands, &self.name, topic, sink).await
+    }
+
+    async fn publish(&self, message: Publish) -> Result<PublishAck, BrokerError> {
+        self.check_topic_exists(&message.topic).await?;
+        let mut record = FutureRecord::to(&message.topic).payload(message.body.as_ref());
+        if let Some(key) = &message.key {
+            record = record.key(key.as_str());
+        }
+        match self.producer.send(record, REQUEST_TIMEOUT).await {
+            Ok(delivery) => Ok(PublishAck { id: Some(format!("{}:{}", delivery.partition, delivery.offset)) }),
+            Err((error, _)) => {
+                tracing::warn!(broker = %self.name, %error, "publish to Kafka failed");
+                match error.rdkafka_error_code() {
+                    Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic) => {
+                        Err(BrokerError::NoSuchTopic { broker: self.name.to_string(), topic: message.topic })
+                    }
+                    _ => Err(BrokerError::Unavailable(self.name.to_string())),
+                }
+            }
+        }
+    }
+}
+
+/// Sets `subhub_broker_connected` from a metadata request every second, until the broker is gone.
+async fn health(consumer: Weak<KafkaConsumer>, stats: Arc<BrokerStats>, name: Arc<str>) {
+    let mut was_up = None;
+    loop {
+        let Some(client) = consumer.upgrade() else { return };
+        let up = tokio::task::spawn_blocking(move || client.fetch_metadata(None, HEALTH_INTERVAL).is_ok())
+            .await
+            .unwrap_or(false);
+        stats.connected.store(up, Relaxed);
+        match (was_up, up) {
+            (None | Some(true), false) => {
+                tracing::warn!(broker = %name, "Kafka is unreachable; librdkafka keeps retrying")
+            }
+            (Some(false), true) => tracing::info!(broker = %name, "Kafka is reachable again"),
+            _ => {}
+        }
+        was_up = Some(up);
+        tokio::time::sleep(HEALTH_INTERVAL).await;
+    }
+}
+
+enum TopicProblem {
+    Missing,
+    Unreachable,
+}
+
+/// The partitions of a topic (blocking). With `wait_for_creation`, a topic that is being
+/// auto-created is waited for until the request timeout.
+fn partitions(consumer: &KafkaConsumer, topic: &str, wait_for_creation: bool) -> Result<Vec<i32>, TopicProblem> {
+    let deadline = Instant::now() + REQUEST_TIMEOUT;
+    loop {
+        let metadata = consumer.fetch_metadata(Some(topic), REQUEST_TIMEOUT).map_err(|_| TopicProblem::Unreachable)?;
+        let found = metadata.topics().iter().find(|t| t.name() == topic);
+        match found {
+            Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
+                return Ok(t.partitions().iter().map(|p| p.id()).collect());
+            }
+            _ if wait_for_creation && Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            _ => return Err(TopicProblem::Missing),
+        }
+    }
+}
+
+struct Session {
+    name: Arc<str>,
+    stats: Arc<BrokerStats>,
+    auto_create: bool,
+}
+
+struct Assigned {
+    sink: EventSink,
+    partitions: Vec<i32>,
+}
+
+impl Session {
+    async fn run(self, consumer: Arc<KafkaConsumer>, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let mut topics: HashMap<String, Assigned> = HashMap::new();
+        loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    None => return,
+                    Some(Command::Subscribe { topic, sink, live }) => {
+                        let result = self.assign(&consumer, &topic).await.map(|partitions| {
+                            topics.insert(topic, Assigned { sink, partitions });
+                        });
+                        let _ = live.send(result);
+                    }
+                    Some(Command::Unsubscribe { topic, sink }) => {
+                        if topics.get(&topic).is_some_and(|a| a.sink.same_source(&sink)) {
+                            if let Some(assigned) = topics.remove(&topic) {
+                                self.unassign(&consumer, &topic, &assigned.partitions);
+                            }
+                        }
+                    }
+                },
+                message = consumer.recv() => match message {
+                    Ok(message) => self.deliver(&topics, &message),
+                    Err(error) => tracing::debug!(broker = %self.name, %error, "Kafka consumer error"),
+                },
+            }
+        }
+    }
+
+    /// Adds every partition of `topic` to the assignment at its high watermark. Once this
+    /// returns, every message produced afterwards is read.
+    async fn assign(&self, consumer: &Arc<KafkaConsumer>, topic: &str) -> Result<Vec<i32>, BrokerError> {
+        let (client, owned, auto_create) = (consumer.clone(), topic.to_owned(), self.auto_create);
+        let result = tokio::task::spawn_blocking(move || {
+            let partitions = partitions(&client, &owned, auto_create)?;
+            let mut list = TopicPartitionList::new();
+            for &partition in &partitions {
+                let (_, high) = watermarks(&client, &owned, partition)?;
+                list.add_partition_offset(&owned, partition, Offset::Offset(high))
+                    .map_err(|_| TopicProblem::Unreachable)?;
+            }
+            client.incremental_assign(&list).map_err(|_| TopicProblem::Unreachable)?;
+            Ok(partitions)
+        })
+        .await
+        .unwrap_or(Err(TopicProblem::Unreachable));
+        match result {
+            Ok(partitions) => {
+                self.stats.broker_subscriptions.fetch_add(1, Relaxed);
+                Ok(partitions)
+            }
+            Err(TopicProblem::Missing) => {
+                Err(BrokerError::NoSuchTopic { broker: self.name.to_string(), topic: topic.to_owned() })
+            }
+            Err(TopicProblem::Unreachable) => Err(BrokerError::Unavailable(self.name.to_string())),
+        }
+    }
+
+    fn unassign(&self, consumer: &KafkaConsumer, topic: &str, partitions: &[i32]) {
+        let mut list = TopicPartitionList::new();
+        for &partition in partitions {
+            list.add_partition(topic, partition);
+        }
+        match consumer.incremental_unassign(&list) {
+            Ok(()) => {
+                self.stats.broker_subscriptions.fetch_sub(1, Relaxed);
+            }
+            Err(error) => {
+                tracing::warn!(broker = %self.name, topic, %error, "cannot remove a topic from the assignment")
+            }
+        }
+    }
+
+    fn deliver(&self, topics: &HashMap<String, Assigned>, message: &rdkafka::message::BorrowedMessage<'_>) {
+        let Some(assigned) = topics.get(message.topic()) else { return };
+        let body = message.payload().unwrap_or_default();
+        if !assigned.sink.admits(body.len()) {
+            return;
+        }
+        let key = message.key().map(|k| String::from_utf8_lossy(k).into_owned());
+        let mut event = Event::new(self.name.clone(), message.topic().into(), Bytes::copy_from_slice(body))
+            .with_key(key)
+            .with_id(Some(format!("{}:{}", message.partition(), message.offset())));
+        if let Some(millis) = message.timestamp().to_millis().and_then(|ms| u64::try_from(ms).ok()) {
+            event = event.with_timestamp(SystemTime::UNIX_EPOCH + Duration::from_millis(millis));
+        }
+        if let Some(headers) = message.headers() {
+            for header in headers.iter() {
+                let value = header.value.map(|v| String::from_utf8_lossy(v).into_owned());
+                event = event.with_header(
+                    header.key.to_owned(),
+                    value.map_or(serde_json::Value::Null, serde_json::Value::String),
+                );
+            }
+        }
+        assigned.sink.send(event);
+    }
+}
+
+fn watermarks(consumer: &KafkaConsumer, topic: &str, partition: i32) -> Result<(i64, i64), TopicProblem> {
+    consumer.fetch_watermarks(topic, partition, REQUEST_TIMEOUT).map_err(|_| TopicProblem::Unreachable)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        assert!(validate_topic_name("k", "orders.created-v1_2").is_ok());
+        for bad in ["", ".", "..", "orders/eu", "ordres eu", "é"] {
+            assert!(validate_topic_name("k", bad).is_err(), "{bad}");
+        }
+        assert!(validate_topic_name("k", &"a".repeat(250)).is_err());
+    }
+}
