@@ -180,6 +180,9 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
+        for (name, broker) in &self.brokers {
+            broker.validate(name).map_err(|error| error.to_string())?;
+        }
         if !self.brokers.contains_key(&self.default_broker) {
             let names = self.brokers.keys().cloned().collect::<Vec<_>>().join(", ");
             return Err(format!(
@@ -215,17 +218,39 @@ impl Config {
 }
 
 fn parse_error(path: Option<&Path>, text: &str, error: &toml::de::Error) -> ConfigError {
-    let offset = error.span().map_or(0, |span| span.start).min(text.len());
+    let message = error.message().trim().to_owned();
+    let offset = refine_offset(text, error.span().map_or(0, |span| span.start).min(text.len()), &message);
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     let path = path.map_or_else(|| PathBuf::from("(defaults)"), Path::to_owned);
-    let mut message = error.message().trim().to_owned();
     // Quote the line, so a wrong value names its key too.
-    if let Some(source) = text.lines().nth(line - 1).map(str::trim).filter(|l| !l.is_empty()) {
-        message = format!("{message} (in `{source}`)");
-    }
+    let message = match text.lines().nth(line - 1).map(str::trim).filter(|l| !l.is_empty()) {
+        Some(source) => format!("{message} (in `{source}`)"),
+        None => message,
+    };
     ConfigError::Parse { path, line, column, message }
+}
+
+/// Errors inside a `[brokers.NAME]` table point at its header (the broker kind is chosen by a
+/// tag, which loses positions); an unknown field is then looked up in the table's own lines.
+fn refine_offset(text: &str, offset: usize, message: &str) -> usize {
+    let Some(field) = message.strip_prefix("unknown field `").and_then(|rest| rest.split('`').next()) else {
+        return offset;
+    };
+    let mut position = offset;
+    for (index, line) in text[offset..].split_inclusive('\n').enumerate() {
+        let trimmed = line.trim_start();
+        if index > 0 && trimmed.starts_with('[') {
+            break;
+        }
+        let key = trimmed.split(['=', ' ', '\t']).next().unwrap_or_default().trim_matches('"');
+        if key == field {
+            return position + (line.len() - trimmed.len());
+        }
+        position += line.len();
+    }
+    offset
 }
 
 /// `SUBHUB_LIMITS__LINGER=5s` sets `limits.linger`. The value is read as a TOML value when it
@@ -317,6 +342,12 @@ mod tests {
         let f = file("[limits]\nlinger = 5\n");
         let message = Config::load(Some(&f.0), no_env()).unwrap_err().to_string();
         assert!(message.contains(":2:"), "{message}");
+        let f = file("[brokers.local]\nkind = \"memory\"\n[brokers.cache]\nkind = \"redis\"\nurl = \"redis://127.0.0.1\"\nmod = \"streams\"\n");
+        let message = Config::load(Some(&f.0), no_env()).unwrap_err().to_string();
+        assert!(message.contains(":6:1:") && message.contains("unknown field `mod`"), "{message}");
+        let f = file("[brokers.local]\nkind = \"redis\"\nurl = \"http://x\"\n");
+        let message = Config::load(Some(&f.0), no_env()).unwrap_err().to_string();
+        assert!(message.contains("brokers.local.url"), "{message}");
         let f = file("[brokers.x]\nkind = \"kafkaa\"\n");
         let message = Config::load(Some(&f.0), no_env()).unwrap_err().to_string();
         assert!(message.contains("kafkaa"), "{message}");

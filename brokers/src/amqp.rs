@@ -51,17 +51,7 @@ pub struct AmqpBroker {
 
 impl AmqpBroker {
     pub fn start(name: &str, config: &AmqpConfig) -> Result<Self, BrokerError> {
-        let bad = |reason: String| BrokerError::Config { key: format!("brokers.{name}.url"), reason };
-        let _: lapin::uri::AMQPUri = config.url.parse().map_err(|e: String| bad(format!("invalid AMQP URL: {e}")))?;
-        if config.url.starts_with("amqps://") {
-            return Err(bad("amqps:// is not supported by this build; use amqp://".into()));
-        }
-        if config.exchange.is_empty() || config.exchange.len() > 255 {
-            return Err(BrokerError::Config {
-                key: format!("brokers.{name}.exchange"),
-                reason: "must be 1 to 255 bytes".into(),
-            });
-        }
+        config.validate(name)?;
         let name: Arc<str> = name.into();
         let stats = Arc::new(BrokerStats::default());
         let publisher = Arc::new(Mutex::new(None));
@@ -77,6 +67,24 @@ impl AmqpBroker {
         };
         tokio::spawn(session.run(receiver));
         Ok(AmqpBroker { name, exchange: config.exchange.clone(), stats, commands, publisher })
+    }
+}
+
+impl AmqpConfig {
+    /// Checks the URL and the exchange name without connecting.
+    pub fn validate(&self, name: &str) -> Result<(), BrokerError> {
+        let bad = |reason: String| BrokerError::Config { key: format!("brokers.{name}.url"), reason };
+        if self.url.starts_with("amqps://") {
+            return Err(bad("amqps:// is not supported by this build; use amqp://".into()));
+        }
+        let _: lapin::uri::AMQPUri = self.url.parse().map_err(|e: String| bad(format!("invalid AMQP URL: {e}")))?;
+        if self.exchange.is_empty() || self.exchange.len() > 255 {
+            return Err(BrokerError::Config {
+                key: format!("brokers.{name}.exchange"),
+                reason: "must be 1 to 255 bytes".into(),
+            });
+        }
+        Ok(())
     }
 }
 

@@ -35,6 +35,16 @@ impl BrokerConfig {
         }
     }
 
+    /// Checks values that can be checked without connecting; names the key at fault.
+    pub fn validate(&self, name: &str) -> Result<(), BrokerError> {
+        match self {
+            BrokerConfig::Memory(_) => Ok(()),
+            BrokerConfig::Redis(config) => config.validate(name).map(drop),
+            BrokerConfig::Amqp(config) => config.validate(name),
+            BrokerConfig::Kafka(config) => config.validate(name),
+        }
+    }
+
     /// Starts the broker.
     pub async fn build(&self, name: &str) -> Result<Arc<dyn Broker>, BrokerError> {
         match self {

@@ -82,20 +82,36 @@ pub struct KafkaBroker {
     known_topics: Mutex<HashSet<String>>,
 }
 
-impl KafkaBroker {
-    pub fn start(name: &str, config: &KafkaConfig) -> Result<Self, BrokerError> {
-        if config.bootstrap_servers.trim().is_empty() {
+impl KafkaConfig {
+    /// Checks the servers and every option without connecting.
+    pub fn validate(&self, name: &str) -> Result<(), BrokerError> {
+        self.client_config(name).map(drop)
+    }
+
+    fn client_config(&self, name: &str) -> Result<ClientConfig, BrokerError> {
+        if self.bootstrap_servers.trim().is_empty() {
             return Err(BrokerError::Config {
                 key: format!("brokers.{name}.bootstrap_servers"),
                 reason: "must name at least one host:port".into(),
             });
         }
-        let name: Arc<str> = name.into();
         let mut client = ClientConfig::new();
-        client.set("bootstrap.servers", &config.bootstrap_servers);
-        for (key, value) in &config.options {
+        client.set("bootstrap.servers", &self.bootstrap_servers);
+        for (key, value) in &self.options {
             client.set(key, value);
         }
+        client.create_native_config().map_err(|error| BrokerError::Config {
+            key: format!("brokers.{name}.options"),
+            reason: format!("Kafka client configuration rejected: {error}"),
+        })?;
+        Ok(client)
+    }
+}
+
+impl KafkaBroker {
+    pub fn start(name: &str, config: &KafkaConfig) -> Result<Self, BrokerError> {
+        let client = config.client_config(name)?;
+        let name: Arc<str> = name.into();
         let bad_option = |error: KafkaError| BrokerError::Config {
             key: format!("brokers.{name}.options"),
             reason: format!("Kafka client configuration rejected: {error}"),

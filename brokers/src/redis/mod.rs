@@ -59,19 +59,27 @@ pub struct RedisBroker {
     publisher: Mutex<Option<redis::aio::MultiplexedConnection>>,
 }
 
-impl RedisBroker {
-    /// Checks the config and starts the session task; an unreachable server is retried there.
-    pub fn start(name: &str, config: &RedisConfig) -> Result<Self, BrokerError> {
-        let client = redis::Client::open(config.url.as_str()).map_err(|e| BrokerError::Config {
+impl RedisConfig {
+    /// Checks the URL and limits; returns the client the URL describes.
+    pub fn validate(&self, name: &str) -> Result<redis::Client, BrokerError> {
+        let client = redis::Client::open(self.url.as_str()).map_err(|e| BrokerError::Config {
             key: format!("brokers.{name}.url"),
             reason: format!("invalid Redis URL: {e}"),
         })?;
-        if config.stream_maxlen == 0 {
+        if self.stream_maxlen == 0 {
             return Err(BrokerError::Config {
                 key: format!("brokers.{name}.stream_maxlen"),
                 reason: "must be at least 1".into(),
             });
         }
+        Ok(client)
+    }
+}
+
+impl RedisBroker {
+    /// Checks the config and starts the session task; an unreachable server is retried there.
+    pub fn start(name: &str, config: &RedisConfig) -> Result<Self, BrokerError> {
+        let client = config.validate(name)?;
         let name: Arc<str> = name.into();
         let stats = Arc::new(BrokerStats::default());
         let (commands, receiver) = mpsc::unbounded_channel();
