@@ -163,8 +163,7 @@ fn malformed_urls_fail_at_start_naming_the_key() {
     let path = std::env::temp_dir().join(format!("subhub-amqp-{}.toml", std::process::id()));
     let text = "[brokers.local]\nkind = \"memory\"\n[brokers.rabbit]\nkind = \"amqp\"\nurl = \"http://nope\"\n";
     std::fs::write(&path, text).expect("write");
-    let error =
-        subhub::Config::load(Some(&path), Vec::new()).err().expect("a malformed URL must be refused").to_string();
+    let error = subhub::Config::load(Some(&path), Vec::new()).expect_err("a malformed URL must be refused").to_string();
     let _ = std::fs::remove_file(&path);
     assert!(error.contains("brokers.rabbit.url") && error.contains("invalid AMQP URL"), "{error}");
 }
