@@ -56,9 +56,11 @@ async fn fifty_clients_read_one_stream_in_order_with_stream_ids() {
             assert_eq!(events["headers"]["origin"], "test");
         }
     }
+    assert_eq!(hub.metric("subhub_broker_subscriptions{broker=\"log\"}").await, 1.0, "one key read for fifty clients");
     drop(clients);
     hub.wait_metric("subhub_sources_open", 0.0).await;
     hub.wait_metric("subhub_executions", 0.0).await;
+    hub.wait_metric("subhub_broker_subscriptions{broker=\"log\"}", 0.0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,9 +89,17 @@ async fn publishing_appends_to_the_stream_for_hub_clients_and_plain_readers() {
     assert_eq!((events["id"].as_str(), events["key"].as_str()), (Some(id.as_str()), Some("o-1")));
     assert_eq!(events["payload"]["total"], 5);
 
+    let mutation = format!("mutation {{ publish(topic: \"{key}\", payload: {{total: 6}}, key: \"o-2\") {{ id }} }}");
+    let reply = hub.http().post(hub.url("/graphql")).json(&json!({"query": mutation})).send().await.expect("post");
+    let reply: serde_json::Value = reply.json().await.expect("json");
+    let second = reply["data"]["publish"]["id"].as_str().expect("stream id").to_owned();
+    let events = client.recv_json().await["payload"]["data"]["events"].clone();
+    assert_eq!((events["id"].as_str(), events["key"].as_str()), (Some(second.as_str()), Some("o-2")));
+
     let entries: redis::streams::StreamRangeReply =
         redis::cmd("XRANGE").arg(&key).arg("-").arg("+").query_async(&mut plain).await.expect("XRANGE");
-    assert_eq!(entries.ids.len(), 1);
+    assert_eq!(entries.ids.len(), 2);
+    assert_eq!(entries.ids[1].id, second);
     assert_eq!(entries.ids[0].id, id);
     let body: Vec<u8> = redis::from_redis_value(entries.ids[0].map["payload"].clone()).expect("payload field");
     assert_eq!(body, br#"{"total":5}"#);
