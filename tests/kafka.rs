@@ -185,6 +185,27 @@ async fn bad_topics_bodies_and_sizes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_carry_key_headers_and_the_message_timestamp() {
+    use rdkafka::message::{Header, OwnedHeaders};
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic("audit", 1, 1).expect("topic");
+    let hub = TestHub::with_config(&config(&cluster.bootstrap_servers(), "")).await;
+    let mut client = Client::ready(&hub, TRANSPORT_WS).await;
+    let query = "subscription { events(topic: \"audit\") { id key headers timestamp payload } }";
+    client.subscribe("1", query, json!({})).await;
+    hub.wait_metric("subhub_subscriptions", 1.0).await;
+    let headers = OwnedHeaders::new().insert(Header { key: "trace", value: Some("abc") });
+    let record = FutureRecord::to("audit").key("user-7").payload("{}").headers(headers).timestamp(1_700_000_000_123);
+    producer(&cluster.bootstrap_servers()).send(record, Duration::from_secs(10)).await.expect("produce");
+    let message = client.recv_json().await;
+    let event = events(&message);
+    assert_eq!(event["id"], "0:0");
+    assert_eq!(event["key"], "user-7");
+    assert_eq!(event["headers"]["trace"], "abc");
+    assert_eq!(event["timestamp"], "2023-11-14T22:13:20.123Z");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_created_topics_when_configured() {
     let cluster = MockCluster::new(1).expect("mock cluster");
     let hub = TestHub::with_config(&config(&cluster.bootstrap_servers(), "auto_create_topics = true\n")).await;
