@@ -1,0 +1,33 @@
+//! # subhub-upstream-ws
+//!
+//! subhub's client of upstream GraphQL servers over WebSocket (graphql-transport-ws or the
+//! legacy graphql-ws, whichever the server picks), with the sharing the hub promises: one
+//! connection per (upstream, forwarded credentials), one upstream subscription per distinct
+//! forwarded operation, both closed after their last user, reconnected with backoff and
+//! re-subscribed when the upstream drops.
+//!
+//! ## Layout
+//! - [`config`]: `[upstreams.NAME]`.
+//! - [`connection`]: one WebSocket connection: handshake, multiplexing, keepalive, reconnect.
+//! - [`pool`]: connections by credentials and subscriptions by operation, refcounted.
+//! - [`introspect`]: reading the upstream's schema at start.
+//! - [`model`]: the upstream's type system, from introspection or SDL.
+//! - [`rewrite`]: hub names to upstream names in operations, and back in results.
+//! - [`error`], [`stats`]: what fails, and what `/metrics` shows.
+
+pub mod config;
+pub mod connection;
+pub mod error;
+pub mod introspect;
+pub mod model;
+pub mod pool;
+pub mod rewrite;
+pub mod stats;
+
+pub use config::UpstreamConfig;
+pub use connection::Item;
+pub use error::UpstreamError;
+pub use model::TypeModel;
+pub use pool::{Lease, Upstream};
+pub use rewrite::{Forwarded, Namespace};
+pub use stats::UpstreamStats;
