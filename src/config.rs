@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::auth::AuthConfig;
 use subhub_brokers::memory::MemoryConfig;
 use subhub_brokers::BrokerConfig;
+use subhub_upstream_ws::UpstreamConfig;
 
 /// Environment variables starting with this override config keys.
 pub const ENV_PREFIX: &str = "SUBHUB_";
@@ -36,6 +37,9 @@ pub struct Config {
     pub limits: Limits,
     /// JWT verification on `connection_init` and HTTP; absent means no auth.
     pub auth: Option<AuthConfig>,
+    /// Upstream GraphQL servers whose subscriptions the hub forwards.
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, UpstreamConfig>,
 }
 
 /// `[limits]`: every queue, buffer and per-connection structure is bounded by one of these.
@@ -124,6 +128,7 @@ impl Default for Config {
             brokers: BTreeMap::new(),
             limits: Limits::default(),
             auth: None,
+            upstreams: BTreeMap::new(),
         };
         config.fill_defaults();
         config
@@ -182,6 +187,9 @@ impl Config {
     fn validate(&self) -> Result<(), String> {
         for (name, broker) in &self.brokers {
             broker.validate(name).map_err(|error| error.to_string())?;
+        }
+        for (name, upstream) in &self.upstreams {
+            upstream.validate(name)?;
         }
         if !self.brokers.contains_key(&self.default_broker) {
             let names = self.brokers.keys().cloned().collect::<Vec<_>>().join(", ");

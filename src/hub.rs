@@ -12,6 +12,7 @@ use crate::auth::{Auth, AuthError, Identity};
 use crate::config::{Config, SlowConsumer};
 use crate::publish::Publisher;
 use crate::schema;
+use crate::upstreams::Upstreams;
 
 pub struct Hub {
     pub config: Config,
@@ -20,6 +21,7 @@ pub struct Hub {
     pub sources: Arc<Sources>,
     pub executions: Arc<Executions>,
     pub publisher: Arc<Publisher>,
+    pub upstreams: Arc<Upstreams>,
     /// `None` when `[auth]` is not configured: everyone is anonymous.
     pub auth: Option<Auth>,
     pub schema: async_graphql::dynamic::Schema,
@@ -38,6 +40,8 @@ pub enum StartError {
     Schema(String),
     #[error("{0}")]
     Auth(String),
+    #[error(transparent)]
+    Upstream(#[from] subhub_upstream_ws::UpstreamError),
 }
 
 impl Hub {
@@ -54,9 +58,12 @@ impl Hub {
         );
         let executions = Executions::new(metrics.clone());
         let publisher = Arc::new(Publisher::new(brokers.clone(), limits.max_message_bytes));
-        let schema = schema::build(sources.clone(), publisher.clone()).map_err(|e| StartError::Schema(e.0))?;
+        let upstreams = Arc::new(Upstreams::start(&config.upstreams).await?);
+        let schema =
+            schema::build(sources.clone(), publisher.clone(), &upstreams).map_err(|e| StartError::Schema(e.0))?;
         let auth = config.auth.as_ref().map(Auth::from_config).transpose().map_err(StartError::Auth)?;
         Ok(Arc::new(Hub {
+            upstreams,
             auth,
             schema,
             publisher,

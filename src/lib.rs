@@ -13,6 +13,7 @@
 //! - [`schema`]: the schema the hub serves (the built-in `events` / `publish` / `brokers`).
 //! - [`operation`]: from a GraphQL request to shared results: kind, operation key, serialization.
 //! - [`publish`]: publishing through the hub.
+//! - [`upstreams`]: upstream GraphQL servers: schemas loaded at start, routing, credentials.
 //! - `http`: GraphQL over HTTP, `POST /publish/{topic}`, health, readiness, metrics, GraphiQL.
 //! - `ws`: the WebSocket endpoint and each connection's session loop.
 //!
@@ -27,6 +28,7 @@ pub mod operation;
 pub mod publish;
 pub mod schema;
 pub mod server;
+pub mod upstreams;
 mod ws;
 
 pub use config::Config;

@@ -5,17 +5,23 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_graphql::dynamic::Schema;
-use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet};
 use async_graphql::{Data, Request, Response, ServerError, Value, Variables};
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use subhub_protocol::OperationPayload;
-use subhub_subscriptions::{ExecutionItem, ExecutionStream, OperationKey};
+use subhub_subscriptions::{ExecutionItem, ExecutionStream, Metrics, OperationKey};
+use subhub_upstream_ws::rewrite::forward;
+use subhub_upstream_ws::Item;
+
+use crate::schema::upstream::FORWARD;
+use crate::upstreams::UpstreamEntry;
 use tokio::sync::oneshot;
 
 /// What a request turned out to be before anything ran.
 pub enum Kind {
-    Subscription,
+    /// A subscription, with the name of its root field when one can be found.
+    Subscription(Option<String>),
     /// Queries and mutations: one result.
     Single(OperationType),
 }
@@ -26,17 +32,37 @@ pub fn kind(payload: &OperationPayload) -> Result<Kind, String> {
     let document =
         async_graphql::parser::parse_query(&payload.query).map_err(|error| errors_json(&[ServerError::from(error)]))?;
     let operation = match (&document.operations, payload.operation_name.as_deref()) {
-        (DocumentOperations::Single(op), _) => Some(op.node.ty),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
+        (DocumentOperations::Single(op), _) => Some(op),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
         // A lone named operation is the one to run even when the request names none.
-        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next().map(|op| op.node.ty),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),
         (DocumentOperations::Multiple(_), None) => None,
     };
     // An operation that cannot be picked is left to the executor, which says why.
     Ok(match operation {
-        Some(OperationType::Subscription) => Kind::Subscription,
-        Some(other) => Kind::Single(other),
+        Some(op) if op.node.ty == OperationType::Subscription => {
+            Kind::Subscription(root_field(&document, &op.node.selection_set.node, 0))
+        }
+        Some(op) => Kind::Single(op.node.ty),
         None => Kind::Single(OperationType::Query),
+    })
+}
+
+/// The first field of a selection set, looking through fragments.
+fn root_field(document: &ExecutableDocument, set: &SelectionSet, depth: usize) -> Option<String> {
+    if depth > 16 {
+        return None;
+    }
+    set.items.iter().find_map(|selection| match &selection.node {
+        Selection::Field(field) if field.node.name.node.as_str() != "__typename" => {
+            Some(field.node.name.node.to_string())
+        }
+        Selection::Field(_) => None,
+        Selection::InlineFragment(fragment) => root_field(document, &fragment.node.selection_set.node, depth + 1),
+        Selection::FragmentSpread(spread) => document
+            .fragments
+            .get(&spread.node.fragment_name.node)
+            .and_then(|fragment| root_field(document, &fragment.node.selection_set.node, depth + 1)),
     })
 }
 
@@ -159,6 +185,61 @@ pub fn shared_results(schema: &Schema, request: Request) -> ExecutionStream {
     .boxed()
 }
 
+/// An upstream subscription: validated once against the hub's schema, forwarded with the
+/// namespace removed, and its results passed through (each serialized once, `__typename`
+/// mapped back). The upstream's `error` and `complete` end it for every subscriber.
+pub fn upstream_results(
+    schema: &Schema,
+    request: Request,
+    entry: Arc<UpstreamEntry>,
+    init_payload: Option<serde_json::Map<String, serde_json::Value>>,
+    payload: OperationPayload,
+    metrics: Arc<Metrics>,
+) -> ExecutionStream {
+    let validation = schema.execute_stream(request);
+    let starting = entry.clone();
+    let start = async move {
+        let entry = starting;
+        let error =
+            |message: String| ExecutionItem::Error(serde_json::json!([{ "message": message }]).to_string().into());
+        let mut validation = validation;
+        let verdict = validation.next().await;
+        let valid = verdict.as_ref().is_some_and(|r| r.errors.len() == 1 && r.errors[0].message == FORWARD);
+        if !valid {
+            let errors = verdict.map_or_else(internal_error_json, |r| errors_json(&r.errors));
+            return Err(ExecutionItem::Error(errors.into()));
+        }
+        let forwarded = forward(&entry.namespace, &entry.root_fields, &payload).map_err(error)?;
+        let lease = entry.pool.subscribe(init_payload, &forwarded.operation).await.map_err(|e| error(e.to_string()))?;
+        Ok((lease, forwarded))
+    };
+    let live = futures_util::stream::once(start).flat_map(move |started| match started {
+        Err(item) => futures_util::stream::iter(vec![item]).boxed(),
+        Ok((lease, forwarded)) => {
+            let entry = entry.clone();
+            let metrics = metrics.clone();
+            let results = futures_util::stream::unfold(Some((lease, forwarded)), move |state| {
+                let (entry, metrics) = (entry.clone(), metrics.clone());
+                async move {
+                    let (mut lease, forwarded) = state?;
+                    let item = lease.recv(&metrics.dropped_lagged).await?;
+                    match &*item {
+                        Item::Next(result) => {
+                            let mut result = result.clone();
+                            forwarded.map_result(&entry.namespace, &mut result);
+                            Some((ExecutionItem::Next(result.to_string().into()), Some((lease, forwarded))))
+                        }
+                        Item::Error(errors) => Some((ExecutionItem::Error(errors.to_string().into()), None)),
+                        Item::Complete => None,
+                    }
+                }
+            });
+            futures_util::stream::once(async { ExecutionItem::Live }).chain(results).boxed()
+        }
+    });
+    live.boxed()
+}
+
 /// Runs a query or mutation.
 pub async fn single_result(schema: &Schema, request: Request) -> ExecutionItem {
     item(schema.execute(request).await, true)
@@ -214,7 +295,7 @@ mod tests {
     fn kinds() {
         assert!(matches!(
             kind(&payload("subscription { events(topic: \"t\") { id } }", serde_json::Value::Null)),
-            Ok(Kind::Subscription)
+            Ok(Kind::Subscription(Some(field))) if field == "events"
         ));
         assert!(matches!(
             kind(&payload("{ brokers { name } }", serde_json::Value::Null)),
@@ -222,7 +303,7 @@ mod tests {
         ));
         assert!(matches!(
             kind(&payload("subscription S { events(topic: \"t\") { id } }", serde_json::Value::Null)),
-            Ok(Kind::Subscription)
+            Ok(Kind::Subscription(_))
         ));
         let errors = kind(&payload("subscription {", serde_json::Value::Null)).err().unwrap();
         assert!(errors.starts_with('[') && errors.contains("locations"), "{errors}");

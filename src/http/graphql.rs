@@ -178,7 +178,7 @@ fn payload_from(mut params: serde_json::Map<String, Value>) -> Result<OperationP
 async fn execute(hub: &Hub, media: MediaType, payload: OperationPayload, via_get: bool) -> Response {
     match operation::kind(&payload) {
         Err(errors_json) => return media.request_error(&errors_json),
-        Ok(Kind::Subscription) => {
+        Ok(Kind::Subscription(_)) => {
             return media.request_error(&errors(
                 "subscriptions are served over WebSocket on this endpoint (graphql-transport-ws or graphql-ws)",
             ));

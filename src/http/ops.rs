@@ -8,6 +8,8 @@ use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 
+use subhub_subscriptions::UpstreamSample;
+
 use crate::hub::Hub;
 
 /// 200 while the process serves.
@@ -15,31 +17,49 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// 200 when every broker is reachable, else 503 naming the ones that are not.
+/// 200 when every broker and upstream is reachable, else 503 naming the ones that are not.
 pub async fn readyz(State(hub): State<Arc<Hub>>) -> Response {
-    let down: Vec<&str> = hub.brokers.iter().filter(|b| !b.stats().connected.load(Relaxed)).map(|b| b.name()).collect();
     if hub.shutdown.is_cancelled() {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({ "ready": false, "reason": "shutting down" })),
-        )
-            .into_response();
+        let body = serde_json::json!({ "ready": false, "reason": "shutting down" });
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     }
-    if down.is_empty() {
-        Json(serde_json::json!({ "ready": true })).into_response()
-    } else {
-        let reason = format!("brokers not connected: {}", down.join(", "));
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({ "ready": false, "reason": reason, "brokers": down })),
-        )
-            .into_response()
+    let brokers: Vec<&str> =
+        hub.brokers.iter().filter(|b| !b.stats().connected.load(Relaxed)).map(|b| b.name()).collect();
+    let upstreams: Vec<&str> = hub
+        .upstreams
+        .entries()
+        .iter()
+        .filter(|u| u.pool.stats().failing.load(Relaxed))
+        .map(|u| u.name.as_str())
+        .collect();
+    if brokers.is_empty() && upstreams.is_empty() {
+        return Json(serde_json::json!({ "ready": true })).into_response();
     }
+    let mut reasons = Vec::new();
+    if !brokers.is_empty() {
+        reasons.push(format!("brokers not connected: {}", brokers.join(", ")));
+    }
+    if !upstreams.is_empty() {
+        reasons.push(format!("upstreams unreachable: {}", upstreams.join(", ")));
+    }
+    let body =
+        serde_json::json!({ "ready": false, "reason": reasons.join("; "), "brokers": brokers, "upstreams": upstreams });
+    (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
 }
 
 /// Prometheus text format.
 pub async fn metrics(State(hub): State<Arc<Hub>>) -> Response {
-    let body = hub.metrics.render(&hub.brokers);
+    let upstreams: Vec<UpstreamSample> = hub
+        .upstreams
+        .entries()
+        .iter()
+        .map(|entry| UpstreamSample {
+            name: entry.name.clone(),
+            connections: entry.pool.stats().connections.load(Relaxed),
+            sources_open: entry.pool.stats().sources_open.load(Relaxed),
+        })
+        .collect();
+    let body = hub.metrics.render(&hub.brokers, &upstreams);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }
 

@@ -25,7 +25,12 @@ use subhub_subscriptions::Sources;
 use crate::operation::LiveSignal;
 use crate::publish::Publisher;
 
-pub fn register(builder: SchemaBuilder) -> SchemaBuilder {
+/// The names the built-in schema takes; an upstream merged without a namespace may not reuse them.
+pub const TYPE_NAMES: [&str; 7] = ["JSON", "Event", "PublishResult", "BrokerInfo", "Query", "Mutation", "Subscription"];
+pub const SUBSCRIPTION_FIELDS: [&str; 1] = ["events"];
+
+/// Registers the built-in types and adds `events` to `subscription`.
+pub fn register(builder: SchemaBuilder, subscription: Subscription) -> SchemaBuilder {
     builder
         .register(Scalar::new("JSON").description("Any JSON value."))
         .register(event_type())
@@ -33,7 +38,7 @@ pub fn register(builder: SchemaBuilder) -> SchemaBuilder {
         .register(broker_info_type())
         .register(Object::new("Query").field(brokers_field()))
         .register(Object::new("Mutation").field(publish_field()))
-        .register(Subscription::new("Subscription").field(events_field()))
+        .register(subscription.field(events_field()))
 }
 
 fn json(value: &serde_json::Value) -> Value {

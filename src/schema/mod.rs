@@ -1,20 +1,34 @@
-//! Building the schema the hub serves. Today that is the built-in schema of DESIGN §4; typed
-//! SDL schemas and upstream fields will be registered on the same dynamic schema.
+//! Building the schema the hub serves: the built-in schema of DESIGN §4 and each upstream's
+//! namespaced subscription fields, on one dynamic schema. Typed SDL schemas will join them.
 
 mod builtin;
+pub mod upstream;
 
 use std::sync::Arc;
 
-use async_graphql::dynamic::Schema;
+use std::collections::BTreeMap;
+
+use async_graphql::dynamic::{Schema, Subscription};
 use subhub_subscriptions::Sources;
 
 use crate::publish::Publisher;
+use crate::upstreams::Upstreams;
 
 /// The schema could not be built (a bug or a clash in configured schemas).
 #[derive(Debug)]
 pub struct SchemaError(pub String);
 
-pub fn build(sources: Arc<Sources>, publisher: Arc<Publisher>) -> Result<Schema, SchemaError> {
-    let builder = builtin::register(Schema::build("Query", Some("Mutation"), Some("Subscription")));
+pub fn build(sources: Arc<Sources>, publisher: Arc<Publisher>, upstreams: &Upstreams) -> Result<Schema, SchemaError> {
+    let mut taken: BTreeMap<String, String> = builtin::TYPE_NAMES
+        .iter()
+        .chain(&builtin::SUBSCRIPTION_FIELDS)
+        .map(|name| (name.to_string(), "the built-in schema".to_owned()))
+        .collect();
+    let mut builder = Schema::build("Query", Some("Mutation"), Some("Subscription"));
+    let mut subscription = Subscription::new("Subscription");
+    for entry in upstreams.entries() {
+        (builder, subscription) = upstream::register(builder, subscription, entry, &mut taken).map_err(SchemaError)?;
+    }
+    let builder = builtin::register(builder, subscription);
     builder.data(sources).data(publisher).finish().map_err(|e| SchemaError(e.to_string()))
 }

@@ -44,6 +44,7 @@ pub async fn serve(mut socket: WebSocket, protocol: Option<Protocol>, hub: Arc<H
         batch: Vec::with_capacity(0),
         awaiting_pong: false,
         identity: Identity::default(),
+        init_payload: None,
         hub: hub.clone(),
     };
     let exit = connection.run().await;
@@ -61,6 +62,8 @@ struct Connection {
     awaiting_pong: bool,
     /// Who the client authenticated as in `connection_init`.
     identity: Identity,
+    /// The client's `connection_init` payload, whose `forward_init` keys go upstream.
+    init_payload: Option<serde_json::Map<String, serde_json::Value>>,
     hub: Arc<Hub>,
 }
 
@@ -129,7 +132,10 @@ impl Connection {
             Step::Init(payload) => {
                 let token = Auth::token_in_payload(payload.as_ref());
                 match self.hub.identify(token) {
-                    Ok(identity) => self.identity = identity,
+                    Ok(identity) => {
+                        self.identity = identity;
+                        self.init_payload = payload;
+                    }
                     Err(error) => {
                         tracing::debug!(%error, "connection_init refused");
                         let (reply, frame) = self.session.reject(&error.to_string());
@@ -182,12 +188,29 @@ impl Connection {
         let schema = self.hub.schema.clone();
         let request = operation::request(payload);
         let running = match kind {
-            Kind::Subscription => {
-                let key = operation::key(payload, &self.identity.subject);
-                let attachment = self
-                    .hub
-                    .executions
-                    .attach(key, self.outbox.clone(), slot, move || operation::shared_results(&schema, request));
+            Kind::Subscription(root) => {
+                let upstream = root.as_deref().and_then(|field| self.hub.upstreams.route(field)).cloned();
+                let attachment = match upstream {
+                    None => {
+                        let key = operation::key(payload, &self.identity.subject);
+                        self.hub
+                            .executions
+                            .attach(key, self.outbox.clone(), slot, move || operation::shared_results(&schema, request))
+                    }
+                    Some(entry) => {
+                        // Forwarded credentials are part of the key: clients whose credentials
+                        // differ never share an execution, nor an upstream connection.
+                        let init_payload = entry.init_payload(self.init_payload.as_ref());
+                        let credentials = init_payload
+                            .as_ref()
+                            .map_or_else(String::new, |p| serde_json::Value::Object(p.clone()).to_string());
+                        let key = operation::key(payload, &format!("{}\n{credentials}", self.identity.subject));
+                        let (payload, metrics) = (payload.clone(), self.hub.metrics.clone());
+                        self.hub.executions.attach(key, self.outbox.clone(), slot, move || {
+                            operation::upstream_results(&schema, request, entry, init_payload, payload, metrics)
+                        })
+                    }
+                };
                 Running::Subscription(attachment)
             }
             Kind::Single(_) => {

@@ -20,7 +20,7 @@ pub mod outbox;
 pub mod sources;
 
 pub use executions::{Attachment, ExecutionItem, ExecutionStream, Executions, OperationKey};
-pub use metrics::Metrics;
+pub use metrics::{Metrics, UpstreamSample};
 pub use outbox::{Outbound, Outbox, OutboxConfig, SharedPayload, Slot, SlowConsumerPolicy};
 pub use sources::{SourceError, SourceLease, Sources};
 

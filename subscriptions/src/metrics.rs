@@ -23,6 +23,14 @@ pub struct Metrics {
     pub queued: AtomicI64,
 }
 
+/// One upstream server's numbers, as `/metrics` shows them.
+#[derive(Clone, Debug)]
+pub struct UpstreamSample {
+    pub name: String,
+    pub connections: i64,
+    pub sources_open: i64,
+}
+
 fn transport_index(protocol: Protocol) -> usize {
     match protocol {
         Protocol::TransportWs => 0,
@@ -43,8 +51,8 @@ impl Metrics {
         self.connections.iter().map(|c| c.load(Relaxed)).sum()
     }
 
-    /// Prometheus text exposition of every metric.
-    pub fn render(&self, brokers: &Brokers) -> String {
+    /// Prometheus text exposition of every metric; `upstreams` are the upstream servers' numbers.
+    pub fn render(&self, brokers: &Brokers, upstreams: &[UpstreamSample]) -> String {
         let mut out = String::with_capacity(2048);
         let _ = writeln!(out, "# HELP subhub_connections Open client connections.\n# TYPE subhub_connections gauge");
         for protocol in [Protocol::TransportWs, Protocol::LegacyWs] {
@@ -79,10 +87,21 @@ impl Metrics {
                 stats.sources_open.load(Relaxed)
             );
         }
+        for upstream in upstreams {
+            let _ = writeln!(
+                out,
+                "subhub_sources_open{{kind=\"upstream\",upstream=\"{}\"}} {}",
+                upstream.name, upstream.sources_open
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP subhub_upstream_connections Open WebSocket connections to upstreams.\n# TYPE subhub_upstream_connections gauge"
         );
+        for upstream in upstreams {
+            let _ =
+                writeln!(out, "subhub_upstream_connections{{upstream=\"{}\"}} {}", upstream.name, upstream.connections);
+        }
         let _ = writeln!(out, "# HELP subhub_broker_connected 1 while the broker's connection is up.\n# TYPE subhub_broker_connected gauge");
         for broker in brokers.iter() {
             let up = i64::from(broker.stats().connected.load(Relaxed));

@@ -27,6 +27,10 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// How long connecting and `connection_ack` may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an upstream `complete` is held before it is passed on. A server going away
+/// completes every subscription and then closes with 1001 (or 1012): those subscriptions are
+/// re-sent after reconnecting instead, so clients stay subscribed across an upstream restart.
+const COMPLETE_GRACE: Duration = Duration::from_millis(250);
 
 /// What an upstream sent for one subscription.
 #[derive(Clone, Debug)]
@@ -162,6 +166,7 @@ pub async fn run(target: Target, mut requests: mpsc::UnboundedReceiver<Request>)
     loop {
         let end = match connect(&target).await {
             Ok((socket, protocol)) => {
+                target.stats.failing.store(false, Relaxed);
                 target.stats.connections.fetch_add(1, Relaxed);
                 if backoff.failures() > 0 {
                     tracing::info!(upstream = %target.upstream, restored = running.len(), "reconnected to upstream");
@@ -173,6 +178,7 @@ pub async fn run(target: Target, mut requests: mpsc::UnboundedReceiver<Request>)
             }
             Err(error @ (UpstreamError::Rejected { .. } | UpstreamError::NotGraphql { .. })) => End::Refused(error),
             Err(error) => {
+                target.stats.failing.store(true, Relaxed);
                 if backoff.failures() == 0 {
                     tracing::warn!(upstream = %target.upstream, %error, "upstream unreachable; retrying");
                 }
@@ -221,13 +227,33 @@ pub async fn run(target: Target, mut requests: mpsc::UnboundedReceiver<Request>)
     }
 }
 
+/// Completions held when a session ends are not a restart's: they are passed on.
+type Completing = Vec<(u64, Running, tokio::time::Instant)>;
+
 async fn session(
+    target: &Target,
+    socket: Socket,
+    protocol: Protocol,
+    requests: &mut mpsc::UnboundedReceiver<Request>,
+    running: &mut BTreeMap<u64, Running>,
+    waiting: &mut Vec<oneshot::Sender<Result<(), UpstreamError>>>,
+) -> End {
+    let mut completing = Completing::new();
+    let end = serve(target, socket, protocol, requests, running, waiting, &mut completing).await;
+    for (_, subscription, _) in completing {
+        let _ = subscription.results.send(Arc::new(Item::Complete));
+    }
+    end
+}
+
+async fn serve(
     target: &Target,
     mut socket: Socket,
     protocol: Protocol,
     requests: &mut mpsc::UnboundedReceiver<Request>,
     running: &mut BTreeMap<u64, Running>,
     waiting: &mut Vec<oneshot::Sender<Result<(), UpstreamError>>>,
+    completing: &mut Completing,
 ) -> End {
     for (id, subscription) in running.iter() {
         if send(&mut socket, client::subscribe(protocol, &id.to_string(), &subscription.operation)).await.is_err() {
@@ -240,7 +266,16 @@ async fn session(
     let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + target.keepalive, target.keepalive);
     let mut heard = true;
     loop {
+        let next_completion = completing.first().map(|(_, _, at)| *at);
         tokio::select! {
+            () = sleep_until(next_completion) => {
+                let now = tokio::time::Instant::now();
+                let (due, held): (Vec<_>, Vec<_>) = completing.drain(..).partition(|(_, _, at)| *at <= now);
+                *completing = held;
+                for (_, subscription, _) in due {
+                    let _ = subscription.results.send(Arc::new(Item::Complete));
+                }
+            }
             request = requests.recv() => match request {
                 None => {
                     let _ = socket.close(None).await;
@@ -265,6 +300,11 @@ async fn session(
                 heard = true;
                 match message {
                     Some(Ok(Message::Text(text))) => match ServerMessage::parse(protocol, &text) {
+                        Ok(ServerMessage::Complete { id }) => {
+                            if let Some((id, subscription)) = id.parse::<u64>().ok().and_then(|id| running.remove(&id).map(|s| (id, s))) {
+                                completing.push((id, subscription, tokio::time::Instant::now() + COMPLETE_GRACE));
+                            }
+                        }
                         Ok(message) => {
                             if let Some(reply) = handle(message, running) {
                                 if send(&mut socket, reply).await.is_err() {
@@ -278,6 +318,12 @@ async fn session(
                         let code = frame.as_ref().map(|f| f.code);
                         if code == Some(CloseCode::Library(4403)) {
                             return End::Refused(rejected(target, "closed 4403 Forbidden"));
+                        }
+                        if matches!(code, Some(CloseCode::Away | CloseCode::Restart)) {
+                            // Completed because the server is going away: subscribe again later.
+                            for (id, subscription, _) in completing.drain(..) {
+                                running.insert(id, subscription);
+                            }
                         }
                         tracing::warn!(upstream = %target.upstream, ?code, "upstream closed the connection; reconnecting");
                         return End::Lost;
@@ -301,6 +347,14 @@ async fn session(
                 }
             }
         }
+    }
+}
+
+/// Resolves at `at`, or never.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -7,7 +7,7 @@
 //! re-subscribed when the upstream drops.
 //!
 //! ## Layout
-//! - [`config`]: `[upstreams.NAME]`.
+//! - [`config`]: the `upstreams.NAME` tables.
 //! - [`connection`]: one WebSocket connection: handshake, multiplexing, keepalive, reconnect.
 //! - [`pool`]: connections by credentials and subscriptions by operation, refcounted.
 //! - [`introspect`]: reading the upstream's schema at start.

@@ -111,10 +111,14 @@ impl Rewriter<'_> {
                         let key = field.alias.as_ref().map_or(name, |a| a.node.as_str());
                         self.typename_keys.insert(key.to_owned());
                     }
-                    if root {
-                        if let Some(upstream) = self.root_fields.get(name) {
-                            self.edits.push((field.name.pos, name.to_owned(), upstream.clone()));
+                    match self.root_fields.get(name).filter(|upstream| root && upstream.as_str() != name) {
+                        // Without an alias the result would come back under the upstream's
+                        // name: alias it to the hub's, as the client asked for it.
+                        Some(upstream) if field.alias.is_none() => {
+                            self.edits.push((field.name.pos, name.to_owned(), format!("{name}: {upstream}")));
                         }
+                        Some(upstream) => self.edits.push((field.name.pos, name.to_owned(), upstream.clone())),
+                        None => {}
                     }
                     self.selection_set(&field.selection_set.node, false);
                 }
@@ -178,7 +182,7 @@ fn apply(text: &str, edits: Vec<(Pos, String, String)>) -> Result<String, String
         }
         located.push((at, from.len(), to));
     }
-    located.sort_by(|a, b| b.0.cmp(&a.0));
+    located.sort_by_key(|edit| std::cmp::Reverse(edit.0));
     located.dedup_by_key(|edit| edit.0);
     let mut out = text.to_owned();
     for (at, len, to) in located {
@@ -239,6 +243,14 @@ mod tests {
             result,
             json!({"data": {"t": {"__typename": "pricing_Tick", "k": "pricing_Quote", "symbol": "Tick"}}})
         );
+    }
+
+    #[test]
+    fn unaliased_root_fields_keep_the_hub_s_response_key() {
+        let payload =
+            OperationPayload { query: "subscription { pricing_ticks { price } }".into(), ..Default::default() };
+        let forwarded = forward(&namespace(), &roots(), &payload).unwrap();
+        assert_eq!(forwarded.operation.query, "subscription { pricing_ticks: ticks { price } }");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Numbers each upstream keeps for `/metrics`.
 
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicBool, AtomicI64};
 
 #[derive(Debug, Default)]
 pub struct UpstreamStats {
@@ -8,4 +8,6 @@ pub struct UpstreamStats {
     pub connections: AtomicI64,
     /// Live upstream subscriptions (`subhub_sources_open{kind="upstream"}`).
     pub sources_open: AtomicI64,
+    /// The last connection attempt failed (`/readyz` reports the upstream).
+    pub failing: AtomicBool,
 }
