@@ -123,3 +123,145 @@ async fn forwarded_credentials_separate_connections_and_refusals_reach_only_thei
         assert_eq!(events(&client.recv_json().await)["payload"], 7);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operation_the_upstream_rejects_gets_its_error_and_others_go_on() {
+    let upstream = TestHub::start().await;
+    let hub = TestHub::with_config(&hub_config(&upstream, "sdl = \"tests/fixtures/stale.graphql\"\n")).await;
+    let mut good = Client::ready(&hub, TRANSPORT_WS).await;
+    good.subscribe("g", "subscription { up_events(topic: \"t\") { payload } }", json!({})).await;
+    let mut bad = Client::ready(&hub, TRANSPORT_WS).await;
+    bad.subscribe("b", "subscription { up_events(topic: \"t\") { extra } }", json!({})).await;
+    let error = bad.recv_json().await;
+    assert_eq!(error["type"], "error", "{error}");
+    assert!(error["payload"][0]["message"].as_str().unwrap_or_default().contains("extra"), "{error}");
+    upstream.wait_metric("subhub_subscriptions", 1.0).await;
+    upstream.publish("t", "5").await;
+    assert_eq!(good.recv_json().await["payload"]["data"]["up_events"]["payload"], 5);
+}
+
+/// A WebSocket server that speaks no GraphQL protocol: it echoes.
+async fn echo_server() -> std::net::SocketAddr {
+    use axum::extract::ws::WebSocketUpgrade;
+    let app = axum::Router::new().route(
+        "/graphql",
+        axum::routing::get(|ws: WebSocketUpgrade| async move {
+            ws.on_upgrade(|mut socket| async move {
+                while let Some(Ok(message)) = socket.recv().await {
+                    if socket.send(message).await.is_err() {
+                        break;
+                    }
+                }
+            })
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    addr
+}
+
+async fn start_error(config: &str) -> String {
+    let path = std::env::temp_dir().join(format!("subhub-upstream-{}-{}.toml", std::process::id(), unique("cfg")));
+    std::fs::write(&path, format!("listen = \"127.0.0.1:0\"\n{config}")).expect("write");
+    let loaded = subhub::Config::load(Some(&path), Vec::new());
+    let _ = std::fs::remove_file(&path);
+    match loaded {
+        Err(error) => error.to_string(),
+        Ok(config) => subhub::Server::bind(config).await.err().expect("start must fail").to_string(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_upstreams_fail_clearly() {
+    // Not a WebSocket URL.
+    let error = start_error("[upstreams.up]\nurl = \"http://127.0.0.1:1/graphql\"\n").await;
+    assert!(error.contains("upstreams.up.url") && error.contains("ws://"), "{error}");
+    // Unreachable past startup_timeout: start fails naming the upstream and its URL.
+    let error = start_error("[upstreams.up]\nurl = \"ws://127.0.0.1:1/graphql\"\nstartup_timeout = \"300ms\"\n").await;
+    assert!(error.contains("upstream `up`") && error.contains("ws://127.0.0.1:1/graphql"), "{error}");
+    // A WebSocket that speaks no GraphQL protocol.
+    let echo = echo_server().await;
+    let error = start_error(&format!("[upstreams.up]\nurl = \"ws://{echo}/graphql\"\n")).await;
+    assert!(error.contains("not a GraphQL WebSocket server"), "{error}");
+    // Merged without a namespace, a name the built-in schema has clashes, naming both.
+    let upstream = TestHub::start().await;
+    let error =
+        start_error(&format!("[upstreams.up]\nurl = \"ws://{}/graphql\"\nnamespace = \"\"\n", upstream.addr)).await;
+    assert!(error.contains("upstream `up`") && error.contains("built-in schema"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_sdl_the_hub_starts_and_clients_hear_what_is_wrong() {
+    let echo = echo_server().await;
+    let hub = TestHub::with_config(&format!(
+        "[upstreams.up]\nurl = \"ws://{echo}/graphql\"\nsdl = \"tests/fixtures/builtin.graphql\"\n"
+    ))
+    .await;
+    let mut client = Client::ready(&hub, TRANSPORT_WS).await;
+    client.subscribe("1", UP_QUERY, json!({"topic": "t"})).await;
+    let error = client.recv_json().await;
+    assert_eq!(error["type"], "error", "{error}");
+    assert!(
+        error["payload"][0]["message"].as_str().unwrap_or_default().contains("not a GraphQL WebSocket server"),
+        "{error}"
+    );
+    // The built-in schema is untouched.
+    let mut local = Client::ready(&hub, TRANSPORT_WS).await;
+    local.subscribe("2", EVENTS_QUERY, json!({"topic": "t"})).await;
+    hub.wait_metric("subhub_subscriptions", 1.0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lingering_connection_is_reused_then_closed() {
+    let upstream = TestHub::start().await;
+    let hub = TestHub::with_config(&hub_config(&upstream, "linger = \"400ms\"\n")).await;
+    let mut client = Client::ready(&hub, TRANSPORT_WS).await;
+    client.subscribe("1", UP_QUERY, json!({"topic": "a"})).await;
+    upstream.wait_metric("subhub_subscriptions", 1.0).await;
+    client.complete("1").await;
+    upstream.wait_metric("subhub_subscriptions", 0.0).await;
+    // Within the linger the connection is still there, and a new subscription reuses it.
+    client.subscribe("2", UP_QUERY, json!({"topic": "b"})).await;
+    upstream.wait_metric("subhub_subscriptions", 1.0).await;
+    assert_eq!(upstream.metric("subhub_connections").await, 1.0);
+    client.complete("2").await;
+    upstream.wait_metric("subhub_connections", 0.0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_upstream_is_reconnected_after_the_keepalive() {
+    use axum::extract::ws::{Message, WebSocketUpgrade};
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+    use std::sync::Arc;
+    // Acknowledges connection_init, then stops reading: pings go unanswered.
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counter = connections.clone();
+    let app = axum::Router::new().route(
+        "/graphql",
+        axum::routing::get(move |ws: WebSocketUpgrade| {
+            let counter = counter.clone();
+            async move {
+                ws.protocols(["graphql-transport-ws"]).on_upgrade(move |mut socket| async move {
+                    counter.fetch_add(1, Relaxed);
+                    if let Some(Ok(Message::Text(_))) = socket.recv().await {
+                        let _ = socket.send(Message::Text(r#"{"type":"connection_ack"}"#.into())).await;
+                    }
+                    std::future::pending::<()>().await;
+                })
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+
+    let config = format!("[upstreams.up]\nurl = \"ws://{addr}/graphql\"\nsdl = \"tests/fixtures/builtin.graphql\"\nkeepalive = \"100ms\"\n");
+    let hub = TestHub::with_config(&config).await;
+    let mut client = Client::ready(&hub, TRANSPORT_WS).await;
+    client.subscribe("1", UP_QUERY, json!({"topic": "t"})).await;
+    // The first connection goes silent; the hub gives up on it and connects again.
+    assert!(wait_for(PATIENCE, || async { connections.load(Relaxed) >= 2 }).await, "the hub never reconnected");
+    // The client is still subscribed, waiting for the upstream.
+    assert!(client.until_pong().await.is_empty());
+}
