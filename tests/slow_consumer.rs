@@ -78,15 +78,17 @@ async fn a_stalled_client_loses_its_oldest_messages_and_nobody_else_notices() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_behind_past_the_threshold_is_closed_1013() {
-    let hub = TestHub::with_config("[limits]\nconnection_queue = 16\nslow_consumer_timeout = \"0s\"\n").await;
+    // A queue deep enough that a reading client never fills it, shallow enough that a stalled
+    // one does long before the last event.
+    let hub = TestHub::with_config("[limits]\nconnection_queue = 512\nslow_consumer_timeout = \"0s\"\n").await;
     let mut slow = Client::connect_small_buffer(&hub, TRANSPORT_WS).await;
     slow.init().await;
     subscribe(&mut slow, "slow").await;
     let mut healthy = Client::ready(&hub, TRANSPORT_WS).await;
     subscribe(&mut healthy, "h").await;
     hub.wait_metric("subhub_subscriptions", 2.0).await;
-    let reader = tokio::spawn(read_all(healthy, 2000));
-    for n in 0..2000 {
+    let reader = tokio::spawn(read_all(healthy, 3000));
+    for n in 0..3000 {
         hub.publish("feed", event(n)).await;
     }
     let _healthy =
