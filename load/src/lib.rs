@@ -1,0 +1,25 @@
+//! # subhub-load
+//!
+//! A load generator for GraphQL subscription servers that speak graphql-transport-ws: it opens
+//! many connections, publishes open-loop, and measures what fan-out costs: deliveries per
+//! second, latency from each event's intended send time, loss, duplicates and reordering per
+//! subscriber, and the server's CPU and memory. `raw-server` is the floor to compare against.
+//!
+//! ## Layout
+//! - [`options`]: scenarios and their parameters.
+//! - [`run`]: a run: connections, readiness probes, open-loop publishing, measurement windows.
+//! - [`publish`]: publishing over HTTP, a WebSocket mutation, or straight into a broker.
+//! - [`accounting`]: per-subscriber loss, duplicates and reordering.
+//! - [`latency`]: HDR histograms, overall and per second.
+//! - [`server`]: the server's CPU and memory from /proc, subhub's /metrics.
+//! - [`report`]: the table, JSON and SVG chart.
+//! - [`raw_server`]: the bare fan-out server.
+
+pub mod accounting;
+pub mod latency;
+pub mod options;
+pub mod publish;
+pub mod raw_server;
+pub mod report;
+pub mod run;
+pub mod server;

@@ -1,0 +1,68 @@
+//! `subhub-load`: run a scenario against a server, or serve the raw fan-out floor.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use subhub_load::options::RunOptions;
+use subhub_load::{raw_server, report, run};
+
+#[derive(Parser)]
+#[command(name = "subhub-load", version, about = "Load generator for GraphQL subscription servers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a scenario against a graphql-transport-ws server.
+    Run(Box<RunOptions>),
+    /// Serve bare fan-out (pre-built frames, no GraphQL): the floor to compare with.
+    RawServer {
+        #[arg(long, default_value = "127.0.0.1:4100")]
+        listen: SocketAddr,
+        #[arg(long, default_value = "topic")]
+        topic_variable: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(options) => run_scenario(*options),
+        Command::RawServer { listen, topic_variable } => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|runtime| runtime.block_on(raw_server::serve(listen, topic_variable))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("subhub-load: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_scenario(options: RunOptions) -> anyhow::Result<()> {
+    let (json, out, svg) = (options.json, options.out.clone(), options.svg.clone());
+    let progress = options.duration.as_secs() >= 5 && !json && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let report = runtime.block_on(tokio::task::LocalSet::new().run_until(run::run(options, progress)))?;
+    let text = serde_json::to_string_pretty(&report)?;
+    if json {
+        println!("{text}");
+    } else {
+        print!("{}", report::table(&report));
+    }
+    if let Some(path) = out {
+        std::fs::write(&path, &text).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    }
+    if let Some(path) = svg {
+        std::fs::write(&path, report::svg(&report))
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(())
+}

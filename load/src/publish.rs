@@ -1,0 +1,116 @@
+//! Publishing events by the method the run names.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, Context as _};
+use futures_util::{SinkExt, StreamExt};
+use lapin::options::BasicPublishOptions;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::options::{PublishVia, RunOptions};
+
+pub enum Publisher {
+    Http { client: reqwest::Client, base: String },
+    WsMutation { outgoing: mpsc::UnboundedSender<String>, next_id: std::cell::Cell<u64> },
+    Redis { connection: redis::aio::MultiplexedConnection },
+    Kafka { producer: FutureProducer },
+    Amqp { channel: Box<lapin::Channel>, exchange: String, _connection: Box<lapin::Connection> },
+}
+
+impl Publisher {
+    pub async fn connect(options: &RunOptions) -> anyhow::Result<Self> {
+        let broker = || options.broker_url.clone().ok_or_else(|| anyhow!("--broker-url is needed"));
+        Ok(match options.publish {
+            PublishVia::Http => Publisher::Http { client: reqwest::Client::new(), base: options.http_base() },
+            PublishVia::WsMutation => {
+                let mut request = options.url.as_str().into_client_request()?;
+                request.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse()?);
+                let (mut socket, _) =
+                    tokio_tungstenite::connect_async(request).await.context("publisher connection")?;
+                socket.send(Message::Text(r#"{"type":"connection_init"}"#.into())).await?;
+                let (outgoing, mut queue) = mpsc::unbounded_channel::<String>();
+                tokio::task::spawn_local(async move {
+                    loop {
+                        tokio::select! {
+                            text = queue.recv() => match text {
+                                Some(text) => if socket.send(Message::Text(text.into())).await.is_err() { return },
+                                None => return,
+                            },
+                            // Replies are read and dropped so the server never blocks on us.
+                            message = socket.next() => if message.is_none() { return },
+                        }
+                    }
+                });
+                Publisher::WsMutation { outgoing, next_id: std::cell::Cell::new(0) }
+            }
+            PublishVia::Redis => {
+                let client = redis::Client::open(broker()?.as_str()).context("--broker-url")?;
+                Publisher::Redis { connection: client.get_multiplexed_async_connection().await.context("Redis")? }
+            }
+            PublishVia::Kafka => {
+                let producer = rdkafka::ClientConfig::new()
+                    .set("bootstrap.servers", broker()?)
+                    .create()
+                    .context("Kafka producer")?;
+                Publisher::Kafka { producer }
+            }
+            PublishVia::Amqp => {
+                let connection = lapin::Connection::connect(&broker()?, lapin::ConnectionProperties::default())
+                    .await
+                    .context("RabbitMQ")?;
+                let channel = connection.create_channel().await?;
+                Publisher::Amqp { channel: Box::new(channel), exchange: options.exchange.clone(), _connection: Box::new(connection) }
+            }
+        })
+    }
+
+    /// Publishes one body; errors are returned, never retried (the run counts them).
+    pub async fn publish(&self, topic: &str, body: String) -> anyhow::Result<()> {
+        match self {
+            Publisher::Http { client, base } => {
+                let response = client.post(format!("{base}/publish/{topic}")).body(body).send().await?;
+                if !response.status().is_success() {
+                    return Err(anyhow!("publish answered {}", response.status()));
+                }
+            }
+            Publisher::WsMutation { outgoing, next_id } => {
+                let id = next_id.get();
+                next_id.set(id + 1);
+                let message = serde_json::json!({
+                    "type": "subscribe",
+                    "id": format!("p{id}"),
+                    "payload": {
+                        "query": "mutation($t: String!, $p: JSON!) { publish(topic: $t, payload: $p) { ok } }",
+                        "variables": {"t": topic, "p": serde_json::from_str::<serde_json::Value>(&body)?},
+                    }
+                });
+                outgoing.send(message.to_string()).map_err(|_| anyhow!("publisher connection closed"))?;
+            }
+            Publisher::Redis { connection } => {
+                let mut connection = connection.clone();
+                let _: i64 = redis::cmd("PUBLISH").arg(topic).arg(body).query_async(&mut connection).await?;
+            }
+            Publisher::Kafka { producer } => {
+                producer
+                    .send(FutureRecord::<(), str>::to(topic).payload(&body), Duration::from_secs(5))
+                    .await
+                    .map_err(|(error, _)| anyhow!(error))?;
+            }
+            Publisher::Amqp { channel, exchange, .. } => {
+                channel
+                    .basic_publish(
+                        exchange.as_str().into(),
+                        topic.into(),
+                        BasicPublishOptions::default(),
+                        body.as_bytes(),
+                        Default::default(),
+                    )
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}

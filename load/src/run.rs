@@ -1,0 +1,606 @@
+//! One run: open the connections, make sure every subscription is live (probe events until each
+//! connection has seen one), then publish open-loop through one or more measurement windows.
+//! Everything runs on one thread: pin the generator with `taskset`, away from the server.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, bail, Context as _};
+use futures_util::{SinkExt, StreamExt};
+use nix::sys::socket::{setsockopt, sockopt::IpBindAddressNoPort};
+use tokio::net::TcpSocket;
+use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::accounting::{Sequence, Tally};
+use crate::latency::{Latencies, Percentiles, Second};
+use crate::options::{RunOptions, Scenario};
+use crate::publish::Publisher;
+use crate::server;
+
+/// How long to wait for the last deliveries after the last publish.
+const DRAIN: Duration = Duration::from_secs(5);
+/// How long every connection has to become live before the run gives up.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Default)]
+struct State {
+    /// Measurement window in progress: (start, index).
+    window_start: Option<Instant>,
+    latencies: Latencies,
+    sequences: Vec<Sequence>,
+    live: Vec<bool>,
+    live_count: usize,
+    acknowledged: usize,
+    connect_errors: u64,
+    first_error: Option<String>,
+    delivered: u64,
+    protocol_errors: u64,
+    /// Burst: per sequence number, (first, last, count) latency in µs.
+    bursts: HashMap<u64, (u64, u64, u64)>,
+    connect_latencies: Latencies,
+    churn_cycles: u64,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Burst {
+    pub bursts: usize,
+    pub complete: usize,
+    pub median_first_us: u64,
+    pub median_last_us: u64,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ServerUse {
+    pub cpu_seconds: f64,
+    pub cpu_percent: f64,
+    pub cpu_us_per_delivery: Option<f64>,
+    pub rss_bytes: u64,
+    pub rss_bytes_per_connection: Option<f64>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Window {
+    pub rate: f64,
+    pub seconds: f64,
+    pub published: u64,
+    pub publish_errors: u64,
+    pub tally: Tally,
+    pub deliveries_per_second: f64,
+    pub latency: Percentiles,
+    pub timeline: Vec<Second>,
+    pub distribution: Vec<(f64, u64)>,
+    pub burst: Option<Burst>,
+    pub server: Option<ServerUse>,
+    pub churn: Option<Churn>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Churn {
+    pub cycles: u64,
+    pub connect: Percentiles,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Report {
+    pub label: String,
+    pub scenario: Scenario,
+    pub url: String,
+    pub connections: usize,
+    pub stalled: usize,
+    pub topics: usize,
+    pub connect_errors: u64,
+    pub connect_seconds: f64,
+    pub idle: Option<ServerUse>,
+    pub windows: Vec<Window>,
+    /// subhub's sources and executions still open after every client left (churn).
+    pub left_open: Option<(f64, f64)>,
+}
+
+fn unix_nanos(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// The number after `"key":` in `text`.
+fn number_after(text: &str, key: &str) -> Option<u64> {
+    let start = text.find(key)? + key.len();
+    let digits = text[start..].trim_start().split(|c: char| !c.is_ascii_digit()).next()?;
+    digits.parse().ok()
+}
+
+struct Target {
+    addr: SocketAddr,
+    loopback: bool,
+}
+
+fn target(url: &str) -> anyhow::Result<Target> {
+    let rest = url.split("://").nth(1).ok_or_else(|| anyhow!("--url {url}: not a URL"))?;
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(authority)
+        .with_context(|| format!("--url {url}: cannot resolve {authority}"))?
+        .next()
+        .ok_or_else(|| anyhow!("--url {url}: no address for {authority}"))?;
+    Ok(Target { loopback: addr.ip().is_loopback(), addr })
+}
+
+/// Opens one connection from its own loopback source address (127.0.0.2–127.0.0.251), with
+/// `IP_BIND_ADDRESS_NO_PORT` so the port is picked per 4-tuple and ephemeral ports never run out.
+async fn open(
+    index: usize,
+    url: &str,
+    target: &Target,
+) -> anyhow::Result<tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>> {
+    let socket = TcpSocket::new_v4()?;
+    if target.loopback {
+        setsockopt(&socket, IpBindAddressNoPort, &true)?;
+        let source = Ipv4Addr::new(127, 0, 0, 2 + (index % 250) as u8);
+        socket.bind(SocketAddr::new(IpAddr::V4(source), 0))?;
+    }
+    let stream = socket.connect(target.addr).await?;
+    stream.set_nodelay(true)?;
+    let mut request = url.into_client_request()?;
+    request.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse()?);
+    let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
+    let (socket, response) = match tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await {
+        Err(tokio_tungstenite::tungstenite::Error::Protocol(
+            tokio_tungstenite::tungstenite::error::ProtocolError::SecWebSocketSubProtocolError(_),
+        )) => bail!("the server does not speak graphql-transport-ws (it accepted no such sub-protocol)"),
+        other => other?,
+    };
+    if response.headers().get("Sec-WebSocket-Protocol").and_then(|v| v.to_str().ok()) != Some("graphql-transport-ws") {
+        bail!("the server did not accept the graphql-transport-ws sub-protocol");
+    }
+    Ok(socket)
+}
+
+/// connection_init, then the ack.
+async fn handshake(socket: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>) -> anyhow::Result<()> {
+    socket.send(Message::Text(r#"{"type":"connection_init"}"#.into())).await?;
+    let ack = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(message) = socket.next().await {
+            if let Message::Text(text) = message? {
+                if text.contains("\"connection_ack\"") {
+                    return Ok(());
+                }
+                bail!("expected connection_ack, got {text}");
+            }
+        }
+        bail!("closed before connection_ack")
+    })
+    .await;
+    ack.unwrap_or_else(|_| Err(anyhow!("no connection_ack within 10s")))
+}
+
+fn subscribe_message(options: &RunOptions, id: &str, topic: &str) -> String {
+    serde_json::json!({
+        "type": "subscribe",
+        "id": id,
+        "payload": {"query": options.query, "variables": {options.topic_variable.as_str(): topic}},
+    })
+    .to_string()
+}
+
+async fn client(
+    index: usize,
+    options: Rc<RunOptions>,
+    target: Rc<Target>,
+    state: Rc<RefCell<State>>,
+    stalled: bool,
+    stop: Rc<Notify>,
+) {
+    let connected = async {
+        let mut socket = open(index, &options.url, &target).await?;
+        handshake(&mut socket).await?;
+        socket.send(Message::Text(subscribe_message(&options, "s", &options.topic(index)).into())).await?;
+        anyhow::Ok(socket)
+    };
+    let mut socket = match connected.await {
+        Ok(socket) => socket,
+        Err(error) => {
+            let mut state = state.borrow_mut();
+            state.connect_errors += 1;
+            state.first_error.get_or_insert_with(|| format!("{error:#}"));
+            return;
+        }
+    };
+    state.borrow_mut().acknowledged += 1;
+    if stalled {
+        // A slow consumer: it holds its socket and never reads again.
+        stop.notified().await;
+        return;
+    }
+    loop {
+        let message = tokio::select! {
+            message = socket.next() => message,
+            () = stop.notified() => return,
+        };
+        let text = match message {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return,
+        };
+        let now = unix_nanos(SystemTime::now());
+        let mut state = state.borrow_mut();
+        if !text.contains("\"next\"") {
+            if text.contains("\"error\"") {
+                state.protocol_errors += 1;
+                state.first_error.get_or_insert_with(|| text.to_string());
+            }
+            continue;
+        }
+        if text.contains("\"probe\"") {
+            if !state.live[index] {
+                state.live[index] = true;
+                state.live_count += 1;
+            }
+            continue;
+        }
+        let (Some(seq), Some(sent)) = (number_after(&text, "\"seq\":"), number_after(&text, "\"t\":")) else {
+            continue;
+        };
+        let Some(start) = state.window_start else { continue };
+        let latency_us = now.saturating_sub(sent) / 1000;
+        let second = start.elapsed().as_secs() as usize;
+        state.latencies.record(second, latency_us);
+        state.sequences[index].record(seq);
+        state.delivered += 1;
+        if options.scenario == Scenario::Burst {
+            let entry = state.bursts.entry(seq).or_insert((u64::MAX, 0, 0));
+            entry.0 = entry.0.min(latency_us);
+            entry.1 = entry.1.max(latency_us);
+            entry.2 += 1;
+        }
+    }
+}
+
+/// One connect-subscribe-leave cycle, timed from connect to `connection_ack`.
+async fn churn_cycle(index: usize, options: Rc<RunOptions>, target: Rc<Target>, state: Rc<RefCell<State>>) {
+    let started = Instant::now();
+    let result = async {
+        let mut socket = open(index, &options.url, &target).await?;
+        handshake(&mut socket).await?;
+        let connected = started.elapsed();
+        socket.send(Message::Text(subscribe_message(&options, "c", &options.topic(0)).into())).await?;
+        socket.send(Message::Text(r#"{"type":"complete","id":"c"}"#.into())).await?;
+        socket.close(None).await?;
+        anyhow::Ok(connected)
+    }
+    .await;
+    let mut state = state.borrow_mut();
+    match result {
+        Ok(connected) => {
+            state.connect_latencies.record(0, connected.as_micros() as u64);
+            state.churn_cycles += 1;
+        }
+        Err(error) => {
+            state.connect_errors += 1;
+            state.first_error.get_or_insert_with(|| format!("churn: {error:#}"));
+        }
+    }
+}
+
+pub async fn run(options: RunOptions, progress: bool) -> anyhow::Result<Report> {
+    options.validate().map_err(|e| anyhow!(e))?;
+    let options = Rc::new(options);
+    let target = Rc::new(target(&options.url)?);
+    let http = reqwest::Client::new();
+    let base = options.http_base();
+    let state = Rc::new(RefCell::new(State {
+        sequences: vec![Sequence::default(); options.connections],
+        live: vec![false; options.connections],
+        ..State::default()
+    }));
+    let stop = Rc::new(Notify::new());
+    let stalled = match options.scenario {
+        Scenario::SlowConsumers => (options.connections / 100).max(1),
+        _ => 0,
+    };
+    let baseline = options.server_pid.and_then(server::sample);
+
+    // Open the connections at the ramp rate.
+    let connect_start = Instant::now();
+    let mut ramp = tokio::time::interval(Duration::from_secs_f64(1.0 / options.ramp));
+    let mut clients = Vec::with_capacity(options.connections);
+    for index in 0..options.connections {
+        ramp.tick().await;
+        let is_stalled = index >= options.connections - stalled;
+        clients.push(tokio::task::spawn_local(client(
+            index,
+            options.clone(),
+            target.clone(),
+            state.clone(),
+            is_stalled,
+            stop.clone(),
+        )));
+    }
+    let healthy = options.connections - stalled;
+    let reached = wait_until(READY_TIMEOUT, || {
+        let state = state.borrow();
+        state.acknowledged as u64 + state.connect_errors >= options.connections as u64
+    })
+    .await;
+    {
+        let state = state.borrow();
+        if state.acknowledged == 0 {
+            bail!(
+                "no connection succeeded: {}",
+                state.first_error.clone().unwrap_or_else(|| "connections timed out".into())
+            );
+        }
+        if !reached {
+            bail!(
+                "only {} of {} connections were acknowledged within {READY_TIMEOUT:?}",
+                state.acknowledged,
+                options.connections
+            );
+        }
+    }
+    let publisher = Rc::new(Publisher::connect(&options).await.context("cannot publish")?);
+
+    // Probe until every healthy subscription has received an event: then it is live.
+    let ready_by = Instant::now() + READY_TIMEOUT;
+    let acknowledged_healthy = healthy.min(state.borrow().acknowledged);
+    while state.borrow().live_count < acknowledged_healthy {
+        if Instant::now() > ready_by {
+            bail!("only {} of {acknowledged_healthy} subscriptions became live", state.borrow().live_count);
+        }
+        let probe = format!(r#"{{"probe":1,"t":{}}}"#, unix_nanos(SystemTime::now()));
+        for topic in 0..options.topics() {
+            if let Err(error) = publisher.publish(&options.topic_name(topic), probe.clone()).await {
+                bail!("cannot publish: {error:#}");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let connect_seconds = connect_start.elapsed().as_secs_f64();
+    let idle = match (options.server_pid, baseline) {
+        (Some(pid), Some(before)) if options.scenario == Scenario::Idle => {
+            let start = server::sample(pid);
+            tokio::time::sleep(options.duration).await;
+            let end = server::sample(pid);
+            start.zip(end).map(|(start, end)| ServerUse {
+                cpu_seconds: end.cpu_seconds - start.cpu_seconds,
+                cpu_percent: 100.0 * (end.cpu_seconds - start.cpu_seconds) / options.duration.as_secs_f64(),
+                cpu_us_per_delivery: None,
+                rss_bytes: end.rss_bytes,
+                rss_bytes_per_connection: Some(
+                    end.rss_bytes.saturating_sub(before.rss_bytes) as f64 / options.connections as f64,
+                ),
+            })
+        }
+        _ => None,
+    };
+
+    let mut windows = Vec::new();
+    if options.scenario != Scenario::Idle {
+        let mut rate = options.rate;
+        loop {
+            let window = measure(&options, rate, &state, &publisher, &target, &http, &base, healthy, progress).await?;
+            let stop_stepping = match options.step {
+                Some(bound_ms) => {
+                    window.latency.p99_us as f64 > bound_ms * 1000.0 || window.tally.lost > 0 || windows.len() >= 12
+                }
+                None => true,
+            };
+            windows.push(window);
+            if stop_stepping {
+                break;
+            }
+            rate *= 2.0;
+        }
+    }
+
+    stop.notify_waiters();
+    for client in clients {
+        let _ = client.await;
+    }
+    // After every client left, a subhub must have closed every source and execution.
+    let left_open = if options.scenario == Scenario::Churn {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let sources = server::metric(&http, &base, "subhub_sources_open").await;
+            let executions = server::metric(&http, &base, "subhub_executions").await;
+            let open = sources.zip(executions);
+            if open.is_none_or(|(s, e)| s == 0.0 && e == 0.0) || Instant::now() > deadline {
+                break open;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    } else {
+        None
+    };
+    let state = state.borrow();
+    Ok(Report {
+        label: options.label.clone(),
+        scenario: options.scenario,
+        url: options.url.clone(),
+        connections: options.connections,
+        stalled,
+        topics: options.topics(),
+        connect_errors: state.connect_errors,
+        connect_seconds,
+        idle,
+        windows,
+        left_open,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn measure(
+    options: &Rc<RunOptions>,
+    rate: f64,
+    state: &Rc<RefCell<State>>,
+    publisher: &Rc<Publisher>,
+    target: &Rc<Target>,
+    http: &reqwest::Client,
+    base: &str,
+    healthy: usize,
+    progress: bool,
+) -> anyhow::Result<Window> {
+    {
+        let mut state = state.borrow_mut();
+        state.latencies = Latencies::default();
+        state.connect_latencies = Latencies::default();
+        state.sequences.iter_mut().for_each(|s| *s = Sequence::default());
+        state.bursts.clear();
+        state.delivered = 0;
+        state.churn_cycles = 0;
+        state.window_start = Some(Instant::now());
+    }
+    let (rate, count) = match options.scenario {
+        Scenario::Burst => (1.0, options.bursts as u64),
+        _ => (rate, (rate * options.duration.as_secs_f64()).round().max(1.0) as u64),
+    };
+    let server_start = options.server_pid.and_then(server::sample);
+    let pad = "x".repeat(options.payload_bytes.saturating_sub(40));
+    let topics = options.topics();
+    let mut published_per_topic = vec![0u64; topics];
+    let errors = Rc::new(std::cell::Cell::new(0u64));
+    let start = Instant::now();
+    let start_wall = SystemTime::now();
+    let churn = (options.scenario == Scenario::Churn).then(|| {
+        let (options, target, state) = (options.clone(), target.clone(), state.clone());
+        tokio::task::spawn_local(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / options.churn_rate));
+            for index in 0.. {
+                tick.tick().await;
+                tokio::task::spawn_local(churn_cycle(
+                    options.connections + index,
+                    options.clone(),
+                    target.clone(),
+                    state.clone(),
+                ));
+            }
+        })
+    });
+    let mut last_progress = Instant::now();
+    for k in 0..count {
+        let offset = Duration::from_secs_f64(k as f64 / rate);
+        tokio::time::sleep_until((start + offset).into()).await;
+        let topic = (k as usize) % topics;
+        let seq = published_per_topic[topic];
+        published_per_topic[topic] += 1;
+        let intended = unix_nanos(start_wall + offset);
+        let body = format!(r#"{{"seq":{seq},"t":{intended},"pad":"{pad}"}}"#);
+        let (publisher, errors, name) = (publisher.clone(), errors.clone(), options.topic_name(topic));
+        tokio::task::spawn_local(async move {
+            if publisher.publish(&name, body).await.is_err() {
+                errors.set(errors.get() + 1);
+            }
+        });
+        if progress && last_progress.elapsed() >= Duration::from_secs(1) {
+            last_progress = Instant::now();
+            let state = state.borrow();
+            let second = start.elapsed().as_secs() as usize;
+            let p99 = state.latencies.second(second.saturating_sub(1)).map_or(0, |p| p.p99_us);
+            eprint!(
+                "\r  {:>4}s/{:.0}s  rate {rate:.0}/s  delivered {:>10}  p99(last s) {:>8.2} ms   ",
+                second,
+                options.duration.as_secs_f64(),
+                state.delivered,
+                p99 as f64 / 1000.0
+            );
+        }
+    }
+    let publishing = start.elapsed().as_secs_f64();
+    if let Some(churn) = churn {
+        churn.abort();
+    }
+    // Every healthy subscriber of a topic should see every event published on it.
+    let subscribers_per_topic =
+        |topic: usize| (0..healthy).filter(|i| options.topic(*i) == options.topic_name(topic)).count() as u64;
+    let expected: u64 = (0..topics).map(|t| published_per_topic[t] * subscribers_per_topic(t)).sum();
+    wait_until(DRAIN, || state.borrow().delivered >= expected).await;
+    let elapsed = start.elapsed().as_secs_f64();
+    if progress {
+        eprintln!();
+    }
+    let server_end = options.server_pid.and_then(server::sample);
+    // subhub's own count, where the server is one, cross-checks the generator's.
+    let _ = server::metric(http, base, "subhub_deliveries_total").await;
+    let mut state = state.borrow_mut();
+    state.window_start = None;
+    let mut tally = Tally::default();
+    for index in 0..healthy {
+        let topic = if topics == 1 { 0 } else { index % topics };
+        tally += state.sequences[index].tally(published_per_topic[topic]);
+    }
+    let server = server_start.zip(server_end).map(|(a, b)| {
+        let cpu = b.cpu_seconds - a.cpu_seconds;
+        ServerUse {
+            cpu_seconds: cpu,
+            cpu_percent: 100.0 * cpu / elapsed,
+            cpu_us_per_delivery: (tally.received > 0).then(|| cpu * 1e6 / tally.received as f64),
+            rss_bytes: b.rss_bytes,
+            rss_bytes_per_connection: None,
+        }
+    });
+    let burst = (options.scenario == Scenario::Burst).then(|| {
+        let mut complete: Vec<(u64, u64)> = state
+            .bursts
+            .values()
+            .filter(|(_, _, n)| *n == healthy as u64)
+            .map(|(first, last, _)| (*first, *last))
+            .collect();
+        let median = |values: &mut Vec<u64>| {
+            values.sort_unstable();
+            values.get(values.len() / 2).copied().unwrap_or(0)
+        };
+        let mut firsts: Vec<u64> = complete.iter().map(|c| c.0).collect();
+        let mut lasts: Vec<u64> = complete.drain(..).map(|c| c.1).collect();
+        Burst {
+            bursts: state.bursts.len(),
+            complete: lasts.len(),
+            median_first_us: median(&mut firsts),
+            median_last_us: median(&mut lasts),
+        }
+    });
+    let churn = (options.scenario == Scenario::Churn)
+        .then(|| Churn { cycles: state.churn_cycles, connect: state.connect_latencies.percentiles() });
+    Ok(Window {
+        rate,
+        seconds: publishing,
+        published: count,
+        publish_errors: errors.get(),
+        deliveries_per_second: tally.received as f64 / elapsed.max(publishing).max(1e-9),
+        latency: state.latencies.percentiles(),
+        timeline: state.latencies.timeline(),
+        distribution: state.latencies.distribution(&[0.0, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9999, 1.0]),
+        tally,
+        burst,
+        server,
+        churn,
+    })
+}
+
+/// Polls `condition` every 10 ms until it holds or `limit` passes.
+async fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_found_in_any_server_s_framing() {
+        let text = r#"{"id":"s","type":"next","payload":{"data":{"events":{"payload":{"seq":42,"t":1700000000123456789,"pad":"x"}}}}}"#;
+        assert_eq!(number_after(text, "\"seq\":"), Some(42));
+        assert_eq!(number_after(text, "\"t\":"), Some(1_700_000_000_123_456_789));
+        assert_eq!(number_after(text, "\"missing\":"), None);
+    }
+}
