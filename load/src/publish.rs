@@ -62,7 +62,11 @@ impl Publisher {
                     .await
                     .context("RabbitMQ")?;
                 let channel = connection.create_channel().await?;
-                Publisher::Amqp { channel: Box::new(channel), exchange: options.exchange.clone(), _connection: Box::new(connection) }
+                Publisher::Amqp {
+                    channel: Box::new(channel),
+                    exchange: options.exchange.clone(),
+                    _connection: Box::new(connection),
+                }
             }
         })
     }

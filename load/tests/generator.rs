@@ -18,8 +18,7 @@ fn options(args: &[&str]) -> RunOptions {
 }
 
 async fn start_hub() -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    let mut config = subhub::Config::default();
-    config.listen = "127.0.0.1:0".parse().expect("addr");
+    let config = subhub::Config { listen: "127.0.0.1:0".parse().expect("addr"), ..Default::default() };
     let server = subhub::Server::bind(config).await.expect("hub");
     let addr = server.local_addr();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
