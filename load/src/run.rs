@@ -12,10 +12,10 @@ use anyhow::{anyhow, bail, Context as _};
 use futures_util::{SinkExt, StreamExt};
 use nix::sys::socket::{setsockopt, sockopt::IpBindAddressNoPort};
 use tokio::net::TcpSocket;
-use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
 
 use crate::accounting::{Sequence, Tally};
 use crate::latency::{Latencies, Percentiles, Second};
@@ -23,6 +23,8 @@ use crate::options::{RunOptions, Scenario};
 use crate::publish::Publisher;
 use crate::server;
 
+/// Publishing lanes: each sends its topics' events one after another, in order.
+const PUBLISH_LANES: usize = 8;
 /// How long to wait for the last deliveries after the last publish.
 const DRAIN: Duration = Duration::from_secs(5);
 /// How long every connection has to become live before the run gives up.
@@ -78,6 +80,8 @@ pub struct Window {
     pub burst: Option<Burst>,
     pub server: Option<ServerUse>,
     pub churn: Option<Churn>,
+    /// The generator's own CPU over the window: above ~70% of its core, it may be the bottleneck.
+    pub generator_cpu_percent: Option<f64>,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -191,7 +195,7 @@ async fn client(
     target: Rc<Target>,
     state: Rc<RefCell<State>>,
     stalled: bool,
-    stop: Rc<Notify>,
+    stop: CancellationToken,
 ) {
     let connected = async {
         let mut socket = open(index, &options.url, &target).await?;
@@ -211,13 +215,13 @@ async fn client(
     state.borrow_mut().acknowledged += 1;
     if stalled {
         // A slow consumer: it holds its socket and never reads again.
-        stop.notified().await;
+        stop.cancelled().await;
         return;
     }
     loop {
         let message = tokio::select! {
             message = socket.next() => message,
-            () = stop.notified() => return,
+            () = stop.cancelled() => return,
         };
         let text = match message {
             Some(Ok(Message::Text(text))) => text,
@@ -295,7 +299,7 @@ pub async fn run(options: RunOptions, progress: bool) -> anyhow::Result<Report> 
         live: vec![false; options.connections],
         ..State::default()
     }));
-    let stop = Rc::new(Notify::new());
+    let stop = CancellationToken::new();
     let stalled = match options.scenario {
         Scenario::SlowConsumers => (options.connections / 100).max(1),
         _ => 0,
@@ -395,7 +399,7 @@ pub async fn run(options: RunOptions, progress: bool) -> anyhow::Result<Report> 
         }
     }
 
-    stop.notify_waiters();
+    stop.cancel();
     for client in clients {
         let _ = client.await;
     }
@@ -478,6 +482,21 @@ async fn measure(
             }
         })
     });
+    let lanes: Vec<tokio::sync::mpsc::UnboundedSender<(String, String)>> = (0..topics.min(PUBLISH_LANES))
+        .map(|_| {
+            let (lane, mut queue) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
+            let (publisher, errors) = (publisher.clone(), errors.clone());
+            tokio::task::spawn_local(async move {
+                while let Some((topic, body)) = queue.recv().await {
+                    if publisher.publish(&topic, body).await.is_err() {
+                        errors.set(errors.get() + 1);
+                    }
+                }
+            });
+            lane
+        })
+        .collect();
+    let generator_start = server::sample(std::process::id());
     let mut last_progress = Instant::now();
     for k in 0..count {
         let offset = Duration::from_secs_f64(k as f64 / rate);
@@ -487,12 +506,9 @@ async fn measure(
         published_per_topic[topic] += 1;
         let intended = unix_nanos(start_wall + offset);
         let body = format!(r#"{{"seq":{seq},"t":{intended},"pad":"{pad}"}}"#);
-        let (publisher, errors, name) = (publisher.clone(), errors.clone(), options.topic_name(topic));
-        tokio::task::spawn_local(async move {
-            if publisher.publish(&name, body).await.is_err() {
-                errors.set(errors.get() + 1);
-            }
-        });
+        // Each topic always goes through the same lane, which publishes in order: a server
+        // receives a topic's events in sequence, so reordering it reports is its own.
+        let _ = lanes[topic % lanes.len()].send((options.topic_name(topic), body));
         if progress && last_progress.elapsed() >= Duration::from_secs(1) {
             last_progress = Instant::now();
             let state = state.borrow();
@@ -507,6 +523,7 @@ async fn measure(
             );
         }
     }
+    drop(lanes);
     let publishing = start.elapsed().as_secs_f64();
     if let Some(churn) = churn {
         churn.abort();
@@ -521,6 +538,9 @@ async fn measure(
         eprintln!();
     }
     let server_end = options.server_pid.and_then(server::sample);
+    let generator_cpu_percent = generator_start
+        .zip(server::sample(std::process::id()))
+        .map(|(a, b)| 100.0 * (b.cpu_seconds - a.cpu_seconds) / elapsed);
     // subhub's own count, where the server is one, cross-checks the generator's.
     let _ = server::metric(http, base, "subhub_deliveries_total").await;
     let mut state = state.borrow_mut();
@@ -575,6 +595,7 @@ async fn measure(
         burst,
         server,
         churn,
+        generator_cpu_percent,
     })
 }
 
