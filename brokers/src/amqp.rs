@@ -4,7 +4,6 @@
 //! Publishing uses the topic as routing key, on a channel in confirm mode. Like Redis pub/sub,
 //! what is published while the hub is disconnected is not delivered to it.
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
@@ -19,10 +18,9 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Exchange
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use crate::backoff::Backoff;
 use crate::broker::{validate_common, Broker, BrokerError, Publish, PublishAck, SourceGuard};
 use crate::event::Event;
-use crate::session::{self, wait_offline, Command, Commands, SessionEnd, Topics};
+use crate::session::{self, Command, Commands, Link, SessionEnd, Topics};
 use crate::sink::{BrokerStats, EventSink};
 
 /// `kind = "amqp"`.
@@ -164,25 +162,22 @@ struct Session {
 impl Session {
     async fn run(self, mut commands: mpsc::UnboundedReceiver<Command>) {
         let mut topics = Topics::default();
-        let mut backoff = Backoff::default();
+        let mut link = Link::new(self.name.clone(), self.stats.clone(), "RabbitMQ");
         loop {
             let end = match self.connect(&topics).await {
                 Ok((connection, channel, consumer)) => {
-                    let end = self.session(&channel, consumer, &mut commands, &mut topics, &mut backoff).await;
+                    link.up(&mut topics);
+                    let end = self.session(&channel, consumer, &mut commands, &mut topics, &link).await;
                     *self.publisher.lock().unwrap_or_else(PoisonError::into_inner) = None;
                     let _ = connection.close(200, "subhub session ended".into()).await;
                     end
                 }
                 Err(error) => {
-                    if backoff.failures() == 0 {
-                        tracing::warn!(broker = %self.name, url = %redact(&self.url), %error, "RabbitMQ is unreachable; retrying");
-                    }
+                    link.unreachable(&format!("{} ({error})", redact(&self.url)));
                     SessionEnd::Disconnected
                 }
             };
-            self.stats.connected.store(false, Relaxed);
-            self.stats.broker_subscriptions.store(0, Relaxed);
-            if end == SessionEnd::Shutdown || !wait_offline(backoff.next_delay(), &mut commands, &mut topics).await {
+            if !link.down(end, &mut commands, &mut topics).await {
                 return;
             }
         }
@@ -229,15 +224,8 @@ impl Session {
         mut consumer: lapin::Consumer,
         commands: &mut mpsc::UnboundedReceiver<Command>,
         topics: &mut Topics,
-        backoff: &mut Backoff,
+        link: &Link,
     ) -> SessionEnd {
-        self.stats.connected.store(true, Relaxed);
-        self.stats.broker_subscriptions.store(topics.active.len() as i64, Relaxed);
-        if backoff.failures() > 0 {
-            tracing::info!(broker = %self.name, restored = topics.active.len(), "reconnected to RabbitMQ");
-        }
-        backoff.reset();
-        topics.confirm_waiting();
         loop {
             tokio::select! {
                 command = commands.recv() => match command {
@@ -249,7 +237,7 @@ impl Session {
                             topics.waiting.push((topic, live));
                             return SessionEnd::Disconnected;
                         }
-                        self.stats.broker_subscriptions.store(topics.active.len() as i64, Relaxed);
+                        link.held(topics);
                         let _ = live.send(Ok(()));
                     }
                     Some(Command::Unsubscribe { topic, sink }) => {
@@ -260,7 +248,7 @@ impl Session {
                             if unbind.is_err() {
                                 return SessionEnd::Disconnected;
                             }
-                            self.stats.broker_subscriptions.store(topics.active.len() as i64, Relaxed);
+                            link.held(topics);
                         }
                     }
                 },

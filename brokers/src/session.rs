@@ -114,3 +114,63 @@ pub async fn wait_offline(
         }
     }
 }
+
+/// The state every reconnecting broker session keeps between sessions: who it is, its stats, and
+/// its backoff. Sessions report through it, so "connected", "what the broker holds" and the
+/// logs mean the same for every broker.
+pub struct Link {
+    name: std::sync::Arc<str>,
+    stats: std::sync::Arc<crate::sink::BrokerStats>,
+    backoff: crate::backoff::Backoff,
+    what: &'static str,
+}
+
+impl Link {
+    /// `what` names the broker in logs ("Redis", "RabbitMQ").
+    pub fn new(name: std::sync::Arc<str>, stats: std::sync::Arc<crate::sink::BrokerStats>, what: &'static str) -> Self {
+        Link { name, stats, backoff: crate::backoff::Backoff::default(), what }
+    }
+
+    pub fn name(&self) -> &std::sync::Arc<str> {
+        &self.name
+    }
+
+    /// A session is up with every topic restored: mark it connected and confirm the waiting
+    /// subscriptions.
+    pub fn up(&mut self, topics: &mut Topics) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.stats.connected.store(true, Relaxed);
+        self.held(topics);
+        if self.backoff.failures() > 0 {
+            tracing::info!(broker = %self.name, restored = topics.active.len(), "reconnected to {}", self.what);
+        }
+        self.backoff.reset();
+        topics.confirm_waiting();
+    }
+
+    /// Records how many subscriptions the broker holds for the hub.
+    pub fn held(&self, topics: &Topics) {
+        self.stats.broker_subscriptions.store(topics.active.len() as i64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// A connection attempt failed: one line for the first failure in a row, not one per retry.
+    pub fn unreachable(&self, error: &dyn std::fmt::Display) {
+        if self.backoff.failures() == 0 {
+            tracing::warn!(broker = %self.name, %error, "{} is unreachable; retrying", self.what);
+        }
+    }
+
+    /// The session ended: mark the broker down, then (unless the hub dropped the broker) wait
+    /// out the backoff while still taking commands. False means stop.
+    pub async fn down(
+        &mut self,
+        end: SessionEnd,
+        commands: &mut mpsc::UnboundedReceiver<Command>,
+        topics: &mut Topics,
+    ) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.stats.connected.store(false, Relaxed);
+        self.stats.broker_subscriptions.store(0, Relaxed);
+        end != SessionEnd::Shutdown && wait_offline(self.backoff.next_delay(), commands, topics).await
+    }
+}

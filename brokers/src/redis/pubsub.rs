@@ -1,6 +1,5 @@
 //! The pub/sub session: one connection, every channel and pattern the hub's sources need.
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -8,9 +7,8 @@ use futures_util::StreamExt;
 use redis::aio::{PubSubSink, PubSubStream};
 use tokio::sync::mpsc;
 
-use crate::backoff::Backoff;
 use crate::event::Event;
-use crate::session::{wait_offline, Command, SessionEnd, Topics};
+use crate::session::{Command, Link, SessionEnd, Topics};
 use crate::sink::BrokerStats;
 
 /// A topic with glob characters is a pattern (PSUBSCRIBE).
@@ -25,23 +23,19 @@ pub async fn run(
     mut commands: mpsc::UnboundedReceiver<Command>,
 ) {
     let mut topics = Topics::default();
-    let mut backoff = Backoff::default();
+    let mut link = Link::new(name, stats, "Redis");
     loop {
         let end = match client.get_async_pubsub().await {
             Ok(pubsub) => {
                 let (sink, stream) = pubsub.split();
-                session(sink, stream, &name, &stats, &mut commands, &mut topics, &mut backoff).await
+                session(sink, stream, &mut link, &mut commands, &mut topics).await
             }
             Err(error) => {
-                if backoff.failures() == 0 {
-                    tracing::warn!(broker = %name, %error, "Redis is unreachable; retrying");
-                }
+                link.unreachable(&error);
                 SessionEnd::Disconnected
             }
         };
-        stats.connected.store(false, Relaxed);
-        stats.broker_subscriptions.store(0, Relaxed);
-        if end == SessionEnd::Shutdown || !wait_offline(backoff.next_delay(), &mut commands, &mut topics).await {
+        if !link.down(end, &mut commands, &mut topics).await {
             return;
         }
     }
@@ -50,24 +44,16 @@ pub async fn run(
 async fn session(
     mut sink: PubSubSink,
     mut stream: PubSubStream,
-    name: &Arc<str>,
-    stats: &BrokerStats,
+    link: &mut Link,
     commands: &mut mpsc::UnboundedReceiver<Command>,
     topics: &mut Topics,
-    backoff: &mut Backoff,
 ) -> SessionEnd {
     for topic in topics.active.keys() {
         if subscribe(&mut sink, topic).await.is_err() {
             return SessionEnd::Disconnected;
         }
     }
-    stats.connected.store(true, Relaxed);
-    stats.broker_subscriptions.store(topics.active.len() as i64, Relaxed);
-    if backoff.failures() > 0 {
-        tracing::info!(broker = %name, restored = topics.active.len(), "reconnected to Redis");
-    }
-    backoff.reset();
-    topics.confirm_waiting();
+    link.up(topics);
     loop {
         tokio::select! {
             command = commands.recv() => match command {
@@ -78,7 +64,7 @@ async fn session(
                         topics.waiting.push((topic, live));
                         return SessionEnd::Disconnected;
                     }
-                    stats.broker_subscriptions.store(topics.active.len() as i64, Relaxed);
+                    link.held(topics);
                     let _ = live.send(Ok(()));
                 }
                 Some(Command::Unsubscribe { topic, sink: events }) => {
@@ -86,16 +72,16 @@ async fn session(
                         if unsubscribe(&mut sink, &topic).await.is_err() {
                             return SessionEnd::Disconnected;
                         }
-                        stats.broker_subscriptions.store(topics.active.len() as i64, Relaxed);
+                        link.held(topics);
                     }
                 }
             },
             message = stream.next() => match message {
                 None => {
-                    tracing::warn!(broker = %name, "Redis pub/sub connection lost; reconnecting");
+                    tracing::warn!(broker = %link.name(), "Redis pub/sub connection lost; reconnecting");
                     return SessionEnd::Disconnected;
                 }
-                Some(message) => deliver(name, topics, &message),
+                Some(message) => deliver(link.name(), topics, &message),
             },
         }
     }

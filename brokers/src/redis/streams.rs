@@ -4,7 +4,6 @@
 //! CLIENT UNBLOCK so the next XREAD includes it.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -14,9 +13,8 @@ use redis::streams::{StreamRangeReply, StreamReadReply};
 use redis::{AsyncConnectionConfig, Value};
 use tokio::sync::mpsc;
 
-use crate::backoff::Backoff;
 use crate::event::Event;
-use crate::session::{wait_offline, Command, SessionEnd, Topics};
+use crate::session::{Command, Link, SessionEnd, Topics};
 use crate::sink::BrokerStats;
 
 /// How long one XREAD blocks; new keys interrupt it with CLIENT UNBLOCK.
@@ -49,22 +47,16 @@ pub async fn run(
 ) {
     let mut topics = Topics::default();
     let mut positions = Positions::new();
-    let mut backoff = Backoff::default();
+    let mut link = Link::new(name, stats, "Redis");
     loop {
         let end = match connect(&client).await {
-            Ok(connections) => {
-                session(connections, &name, &stats, &mut commands, &mut topics, &mut positions, &mut backoff).await
-            }
+            Ok(connections) => session(connections, &mut link, &mut commands, &mut topics, &mut positions).await,
             Err(error) => {
-                if backoff.failures() == 0 {
-                    tracing::warn!(broker = %name, %error, "Redis is unreachable; retrying");
-                }
+                link.unreachable(&error);
                 SessionEnd::Disconnected
             }
         };
-        stats.connected.store(false, Relaxed);
-        stats.broker_subscriptions.store(0, Relaxed);
-        if end == SessionEnd::Shutdown || !wait_offline(backoff.next_delay(), &mut commands, &mut topics).await {
+        if !link.down(end, &mut commands, &mut topics).await {
             return;
         }
         positions.retain(|key, _| topics.active.contains_key(key));
@@ -73,12 +65,10 @@ pub async fn run(
 
 async fn session(
     mut connections: Connections,
-    name: &Arc<str>,
-    stats: &BrokerStats,
+    link: &mut Link,
     commands: &mut mpsc::UnboundedReceiver<Command>,
     topics: &mut Topics,
     positions: &mut Positions,
-    backoff: &mut Backoff,
 ) -> SessionEnd {
     // Keys subscribed while disconnected start where their stream ends now.
     for (key, _) in &topics.waiting {
@@ -89,14 +79,9 @@ async fn session(
             };
         }
     }
-    stats.connected.store(true, Relaxed);
-    if backoff.failures() > 0 {
-        tracing::info!(broker = %name, resumed = positions.len(), "reconnected to Redis; resuming streams");
-    }
-    backoff.reset();
-    topics.confirm_waiting();
+    link.up(topics);
     loop {
-        stats.broker_subscriptions.store(topics.active.len() as i64, Relaxed);
+        link.held(topics);
         if topics.active.is_empty() {
             match commands.recv().await {
                 None => return SessionEnd::Shutdown,
@@ -118,10 +103,10 @@ async fn session(
             tokio::select! {
                 reply = &mut read => {
                     match reply {
-                        Ok(Some(reply)) => deliver(name, topics, positions, reply),
+                        Ok(Some(reply)) => deliver(link.name(), topics, positions, reply),
                         Ok(None) => {}
                         Err(error) => {
-                            tracing::warn!(broker = %name, %error, "Redis streams connection lost; reconnecting");
+                            tracing::warn!(broker = %link.name(), %error, "Redis streams connection lost; reconnecting");
                             return SessionEnd::Disconnected;
                         }
                     }
@@ -134,7 +119,7 @@ async fn session(
                     if let Err(end) = handle_on(command, &mut control, topics, positions).await {
                         return end;
                     }
-                    stats.broker_subscriptions.store(topics.active.len() as i64, Relaxed);
+                    link.held(topics);
                     if new_key {
                         // Wake the blocked XREAD so the next one includes the new key.
                         let unblock = redis::cmd("CLIENT").arg("UNBLOCK").arg(connections.reader_id).query_async::<i64>(&mut control).await;
