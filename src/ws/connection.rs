@@ -75,11 +75,17 @@ impl Connection {
         let mut keepalive = interval_at(Instant::now() + limits.keepalive, limits.keepalive);
         let shutdown = self.hub.shutdown.clone();
         let outbox = self.outbox.clone();
+        // The waits live across iterations: re-registering them on every wake-up costs more
+        // than the delivery itself. Only `ready` is armed again, after it fires.
+        let cancelled = shutdown.cancelled();
+        let too_slow = outbox.too_slow();
+        let ready = outbox.ready();
+        tokio::pin!(cancelled, too_slow, ready);
         loop {
             tokio::select! {
                 biased;
-                () = shutdown.cancelled() => return self.shutdown().await,
-                () = outbox.too_slow() => return self.too_slow(),
+                () = &mut cancelled => return self.shutdown().await,
+                () = &mut too_slow => return self.too_slow(),
                 () = &mut init_deadline, if !self.session.is_acknowledged() => {
                     return Exit::Close(CloseFrame::init_timeout());
                 }
@@ -94,7 +100,8 @@ impl Connection {
                         return exit;
                     }
                 }
-                () = outbox.ready() => {
+                () = &mut ready => {
+                    ready.set(outbox.ready());
                     if let Err(exit) = self.write_queued().await {
                         return exit;
                     }

@@ -17,7 +17,7 @@ use crate::hub::Hub;
 /// Bytes read from a socket at a time. Client messages are small, and this buffer is allocated
 /// for every connection up front (tungstenite's default of 128 KiB would cost 1.3 GB for 10,000
 /// idle clients).
-const READ_BUFFER_BYTES: usize = 2 * 1024;
+const READ_BUFFER_BYTES: usize = 1024;
 /// Queued frames are written once this much is buffered, or at the end of a batch.
 const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 

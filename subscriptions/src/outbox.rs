@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use subhub_protocol::{FramePrefix, Protocol};
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use crate::lock;
 use crate::metrics::Metrics;
@@ -110,14 +111,22 @@ struct State {
 pub struct Outbox {
     state: Mutex<State>,
     ready: Notify,
-    slow: Notify,
+    /// Set once the connection stays behind past the policy: sticky, and seen by every waiter
+    /// (the session loop and a flush in progress alike).
+    slow: CancellationToken,
     config: OutboxConfig,
     metrics: Arc<Metrics>,
 }
 
 impl Outbox {
     pub fn new(config: OutboxConfig, metrics: Arc<Metrics>) -> Arc<Self> {
-        Arc::new(Outbox { state: Mutex::default(), ready: Notify::new(), slow: Notify::new(), config, metrics })
+        Arc::new(Outbox {
+            state: Mutex::default(),
+            ready: Notify::new(),
+            slow: CancellationToken::new(),
+            config,
+            metrics,
+        })
     }
 
     /// Queues a message, applying the slow-consumer policy when the queue is full.
@@ -137,7 +146,7 @@ impl Outbox {
             let too_long = now.duration_since(since) >= self.config.close_after;
             if !state.slow && (self.config.policy == SlowConsumerPolicy::Close || too_long) {
                 state.slow = true;
-                self.slow.notify_one();
+                self.slow.cancel();
             }
         }
         state.queue.push_back(message);
@@ -165,7 +174,7 @@ impl Outbox {
 
     /// Waits until the connection has stayed behind past the policy's threshold.
     pub async fn too_slow(&self) {
-        self.slow.notified().await;
+        self.slow.cancelled().await;
     }
 
     pub fn is_too_slow(&self) -> bool {
