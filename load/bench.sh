@@ -40,6 +40,7 @@ for server in "${servers[@]}"; do
   pid=$(start "$server" "$port")
   case "$server" in
     subhub | raw)
+      run "$server" "$port" "$pid" broadcast-2 --scenario broadcast -n 10000 --rate 2 --duration 20s
       run "$server" "$port" "$pid" broadcast-20 --scenario broadcast -n 10000 --rate 20 --duration 20s
       run "$server" "$port" "$pid" broadcast-30 --scenario broadcast -n 10000 --rate 30 --duration 20s
       ;;
