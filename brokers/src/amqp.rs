@@ -18,7 +18,7 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Exchange
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use crate::broker::{validate_common, Broker, BrokerError, Publish, PublishAck, SourceGuard};
+use crate::broker::{Broker, BrokerError, Publish, PublishAck, SourceGuard};
 use crate::event::Event;
 use crate::session::{self, Command, Commands, Link, SessionEnd, Topics};
 use crate::sink::{BrokerStats, EventSink};
@@ -104,13 +104,7 @@ impl Broker for AmqpBroker {
         &self.stats
     }
 
-    /// A routing key is a short string: at most 255 bytes.
-    fn validate_topic(&self, topic: &str) -> Result<(), BrokerError> {
-        validate_common(&self.name, topic)
-    }
-
     async fn subscribe(&self, topic: &str, sink: EventSink) -> Result<SourceGuard, BrokerError> {
-        self.validate_topic(topic)?;
         session::subscribe(&self.commands, &self.name, topic, sink).await
     }
 

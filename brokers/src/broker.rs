@@ -56,14 +56,18 @@ pub trait Broker: Send + Sync + 'static {
     /// Counters and gauges of this broker.
     fn stats(&self) -> &Arc<BrokerStats>;
 
-    /// Checks a topic name against the broker's rules before anything is opened.
-    fn validate_topic(&self, topic: &str) -> Result<(), BrokerError>;
+    /// Checks a topic name against the broker's rules. The hub calls it before `subscribe` and
+    /// `publish` (the registry and the publisher do), so brokers do not check again there. By
+    /// default: the rules every broker shares.
+    fn validate_topic(&self, topic: &str) -> Result<(), BrokerError> {
+        validate_common(self.name(), topic)
+    }
 
-    /// Subscribes to `topic`. Returns once the subscription is live: an event published after
-    /// this returns reaches `sink`. Dropping the guard unsubscribes.
+    /// Subscribes to a validated `topic`. Returns once the subscription is live: an event
+    /// published after this returns reaches `sink`. Dropping the guard unsubscribes.
     async fn subscribe(&self, topic: &str, sink: EventSink) -> Result<SourceGuard, BrokerError>;
 
-    /// Publishes one message.
+    /// Publishes one message to a validated topic.
     async fn publish(&self, message: Publish) -> Result<PublishAck, BrokerError>;
 }
 

@@ -204,7 +204,6 @@ impl Broker for KafkaBroker {
     }
 
     async fn subscribe(&self, topic: &str, sink: EventSink) -> Result<SourceGuard, BrokerError> {
-        self.validate_topic(topic)?;
         session::subscribe(&self.commands, &self.name, topic, sink).await
     }
 

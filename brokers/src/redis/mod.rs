@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use tokio::sync::{mpsc, Mutex};
 
-use crate::broker::{validate_common, Broker, BrokerError, Publish, PublishAck, SourceGuard};
+use crate::broker::{Broker, BrokerError, Publish, PublishAck, SourceGuard};
 use crate::session::{self, Commands};
 use crate::sink::{BrokerStats, EventSink};
 
@@ -131,12 +131,7 @@ impl Broker for RedisBroker {
         &self.stats
     }
 
-    fn validate_topic(&self, topic: &str) -> Result<(), BrokerError> {
-        validate_common(&self.name, topic)
-    }
-
     async fn subscribe(&self, topic: &str, sink: EventSink) -> Result<SourceGuard, BrokerError> {
-        self.validate_topic(topic)?;
         session::subscribe(&self.commands, &self.name, topic, sink).await
     }
 
