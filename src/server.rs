@@ -6,11 +6,18 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
-use tokio::net::TcpListener;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::hub::{Hub, StartError};
+
+/// How long accepting pauses after a failure that is not the client's, such as running out of
+/// file descriptors.
+const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -61,28 +68,72 @@ impl Server {
     pub async fn run(self, signal: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
         let Server { hub, listener, local_addr } = self;
         tracing::info!(%local_addr, "subhub serving: GraphQL at /graphql, GraphiQL at /graphiql");
-        let listener = listener.tap_io(|tcp| {
+        let service = TowerToHyperService::new(crate::http::router(hub.clone()));
+        let connections = TaskTracker::new();
+        tokio::pin!(signal);
+        loop {
+            let stream = tokio::select! {
+                () = &mut signal => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(error) => {
+                        accept_failed(error).await;
+                        continue;
+                    }
+                },
+            };
             // Frames are small and already batched per socket: no Nagle delay.
-            let _ = tcp.set_nodelay(true);
-        });
-        let token = hub.shutdown.clone();
-        let app = crate::http::router(hub.clone());
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                signal.await;
-                tracing::info!("shutting down: completing subscriptions and closing connections");
-                token.cancel();
-            })
-            .await?;
-        // Upgraded WebSockets are not tracked by axum: wait for the sessions ourselves.
+            let _ = stream.set_nodelay(true);
+            connections.spawn(serve_connection(stream, service.clone(), hub.shutdown.clone()));
+        }
+        tracing::info!("shutting down: completing subscriptions and closing connections");
+        drop(listener);
         hub.shutdown.cancel();
+        connections.close();
         hub.sessions.close();
         let deadline = hub.config.limits.shutdown_timeout;
-        if tokio::time::timeout(deadline, hub.sessions.wait()).await.is_err() {
+        let drained = async {
+            connections.wait().await;
+            hub.sessions.wait().await;
+        };
+        if tokio::time::timeout(deadline, drained).await.is_err() {
             tracing::warn!(remaining = hub.sessions.len(), "shutdown deadline passed with sessions still open");
         }
         Ok(())
     }
+}
+
+/// Serves one HTTP/1.1 connection, which may become a WebSocket: the upgrade hands the TCP
+/// stream itself to the session (see `ws::socket`). On shutdown, a request in flight finishes
+/// and the connection then closes.
+async fn serve_connection(stream: TcpStream, service: TowerToHyperService<axum::Router>, shutdown: CancellationToken) {
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(error) = result {
+                tracing::debug!(%error, "HTTP connection ended with an error");
+            }
+            return;
+        }
+        () = shutdown.cancelled() => {}
+    }
+    connection.as_mut().graceful_shutdown();
+    let _ = connection.await;
+}
+
+/// A failed `accept` is the client's problem when the connection broke on the way in; anything
+/// else (out of file descriptors, say) is the hub's, and retrying at once would spin.
+async fn accept_failed(error: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(error.kind(), ConnectionAborted | ConnectionRefused | ConnectionReset) {
+        return;
+    }
+    tracing::warn!(%error, "cannot accept connections");
+    tokio::time::sleep(ACCEPT_RETRY).await;
 }
 
 /// Resolves on SIGINT or SIGTERM.

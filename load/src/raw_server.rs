@@ -1,126 +1,314 @@
-//! `subhub-load raw-server`: a bare fan-out server, the floor of this machine. It speaks just
-//! enough graphql-transport-ws (ack, subscribe, pong) and serves `POST /publish/{topic}` by
-//! writing a pre-built `next` frame to every subscriber of the topic, batching what is queued
-//! for a socket into one write, as the hub does, with no GraphQL at all.
+//! `subhub-load raw-server`: a bare fan-out server, the floor of this machine.
+//!
+//! It speaks just enough HTTP/1.1 and graphql-transport-ws (upgrade, ack, subscribe, pong,
+//! close) by hand, and serves `POST /publish/{topic}` by building the `next` frame once and
+//! writing it straight to every subscriber's socket from the publishing task: one write per
+//! subscriber per event, no GraphQL, no queue, no task wake-up. Bytes a full socket does not
+//! take wait in that subscriber's buffer, which its own task flushes; nothing is dropped.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::rc::Rc;
+use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
-use axum::routing::{get, post};
-use futures_util::SinkExt;
-use tokio::sync::mpsc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
-/// Frames queued for one socket at most; more are dropped (the floor does not buffer).
-const QUEUE: usize = 1024;
+/// Bytes of a request head or client frame at most.
+const MAX_REQUEST: usize = 64 * 1024;
+
+/// One subscription: its socket, the bytes before the payload in its frames, and what the
+/// socket has not taken yet.
+struct Subscriber {
+    stream: Rc<TcpStream>,
+    prefix: Vec<u8>,
+    pending: Rc<RefCell<Vec<u8>>>,
+    flush: Rc<Notify>,
+}
 
 #[derive(Default)]
 struct Topics {
-    /// topic -> (socket number -> (subscription id as JSON, queue))
-    subscribers: HashMap<String, HashMap<u64, (String, mpsc::Sender<String>)>>,
+    /// topic -> (socket number -> subscriber)
+    subscribers: HashMap<String, HashMap<u64, Subscriber>>,
     next_socket: u64,
 }
 
-type Shared = Arc<Mutex<Topics>>;
+type Shared = Rc<RefCell<Topics>>;
 
-fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Topics> {
-    shared.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
+/// Serves until the process is stopped. Everything runs on the calling thread.
 pub async fn serve(listen: SocketAddr, topic_variable: String) -> anyhow::Result<()> {
-    let shared = Shared::default();
-    let app = axum::Router::new()
-        .route("/graphql", get(upgrade))
-        .route("/publish/{topic}", post(publish))
-        .with_state((shared, Arc::new(topic_variable)));
-    let listener =
-        tokio::net::TcpListener::bind(listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    let listener = TcpListener::bind(listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     eprintln!("raw fan-out server on {}", listener.local_addr()?);
-    axum::serve(listener, app).await?;
-    Ok(())
+    let shared = Shared::default();
+    let variable = Arc::new(topic_variable);
+    tokio::task::LocalSet::new()
+        .run_until(async move {
+            loop {
+                let (stream, _) = match listener.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        eprintln!("raw server: accept failed: {error}");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let (shared, variable) = (shared.clone(), variable.clone());
+                tokio::task::spawn_local(async move {
+                    let _ = connection(stream, shared, &variable).await;
+                });
+            }
+        })
+        .await
 }
 
-async fn publish(
-    State((shared, _)): State<(Shared, Arc<String>)>,
-    Path(topic): Path<String>,
-    body: Bytes,
-) -> &'static str {
-    let payload = format!(r#"{{"data":{{"events":{{"payload":{}}}}}}}"#, String::from_utf8_lossy(&body));
-    let topics = lock(&shared);
-    if let Some(subscribers) = topics.subscribers.get(&topic) {
-        for (id, queue) in subscribers.values() {
-            let _ = queue.try_send(format!(r#"{{"id":{id},"type":"next","payload":{payload}}}"#));
+/// Reads HTTP requests until the connection closes or becomes a WebSocket.
+async fn connection(mut stream: TcpStream, shared: Shared, variable: &str) -> io::Result<()> {
+    let mut buffer = Vec::with_capacity(1024);
+    loop {
+        let head_end = loop {
+            if let Some(end) = find(&buffer, b"\r\n\r\n") {
+                break end + 4;
+            }
+            if buffer.len() > MAX_REQUEST || read_more(&mut stream, &mut buffer).await? == 0 {
+                return Ok(());
+            }
+        };
+        let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
+        let request_line = head.lines().next().unwrap_or_default().to_owned();
+        let header = |name: &str| {
+            head.lines().skip(1).find_map(|line| {
+                let (key, value) = line.split_once(':')?;
+                key.trim().eq_ignore_ascii_case(name).then(|| value.trim().to_owned())
+            })
+        };
+        if request_line.starts_with("GET /graphql") {
+            let Some(key) = header("sec-websocket-key") else {
+                stream.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n").await?;
+                return Ok(());
+            };
+            let response = format!(
+                "HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\n\
+                 sec-websocket-accept: {}\r\nsec-websocket-protocol: graphql-transport-ws\r\n\r\n",
+                derive_accept_key(key.as_bytes())
+            );
+            stream.write_all(response.as_bytes()).await?;
+            buffer.drain(..head_end);
+            return session(stream, buffer, shared, variable).await;
+        }
+        let length: usize = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+        while buffer.len() < head_end + length {
+            if length > MAX_REQUEST || read_more(&mut stream, &mut buffer).await? == 0 {
+                return Ok(());
+            }
+        }
+        let body = buffer[head_end..head_end + length].to_vec();
+        buffer.drain(..head_end + length);
+        let topic = request_line.strip_prefix("POST /publish/").and_then(|rest| rest.split(' ').next());
+        match topic {
+            Some(topic) => {
+                publish(&shared, topic, &body);
+                stream
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{\"ok\":true}",
+                    )
+                    .await?;
+            }
+            None => stream.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n").await?,
         }
     }
-    r#"{"ok":true}"#
 }
 
-async fn upgrade(
-    State((shared, variable)): State<(Shared, Arc<String>)>,
-    ws: WebSocketUpgrade,
-) -> axum::response::Response {
-    ws.protocols(["graphql-transport-ws"])
-        .read_buffer_size(2048)
-        .on_upgrade(move |socket| session(socket, shared, variable))
+/// Writes one event to every subscriber of `topic`.
+fn publish(shared: &Shared, topic: &str, body: &[u8]) {
+    let topics = shared.borrow();
+    let Some(subscribers) = topics.subscribers.get(topic) else { return };
+    let mut payload = br#"{"data":{"events":{"payload":"#.to_vec();
+    payload.extend_from_slice(body);
+    payload.extend_from_slice(b"}}}}");
+    // Frames differ only by subscription id: build each distinct one once.
+    let mut frames: HashMap<&[u8], Vec<u8>> = HashMap::new();
+    for subscriber in subscribers.values() {
+        let frame = frames.entry(&subscriber.prefix).or_insert_with(|| {
+            let len = subscriber.prefix.len() + payload.len() + 1;
+            let mut frame = frame_header(len);
+            frame.extend_from_slice(&subscriber.prefix);
+            frame.extend_from_slice(&payload);
+            frame.push(b'}');
+            frame
+        });
+        let mut pending = subscriber.pending.borrow_mut();
+        if !pending.is_empty() {
+            pending.extend_from_slice(frame);
+            continue;
+        }
+        match subscriber.stream.try_write(frame) {
+            Ok(n) if n == frame.len() => {}
+            Ok(n) => {
+                pending.extend_from_slice(&frame[n..]);
+                subscriber.flush.notify_one();
+            }
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                pending.extend_from_slice(frame);
+                subscriber.flush.notify_one();
+            }
+            Err(_) => {}
+        }
+    }
 }
 
-async fn session(mut socket: WebSocket, shared: Shared, variable: Arc<String>) {
-    let (queue, mut frames) = mpsc::channel::<String>(QUEUE);
+/// One WebSocket session: answers the client and flushes what its socket did not take.
+async fn session(stream: TcpStream, mut buffer: Vec<u8>, shared: Shared, variable: &str) -> io::Result<()> {
+    let stream = Rc::new(stream);
+    let pending = Rc::new(RefCell::new(Vec::new()));
+    let flush = Rc::new(Notify::new());
     let number = {
-        let mut topics = lock(&shared);
+        let mut topics = shared.borrow_mut();
         topics.next_socket += 1;
         topics.next_socket
     };
     let mut subscribed: Vec<String> = Vec::new();
-    loop {
-        tokio::select! {
-            message = socket.recv() => {
-                let Some(Ok(Message::Text(text))) = message else {
-                    if matches!(message, Some(Ok(_))) { continue }
-                    break;
-                };
-                let Ok(parsed) = serde_json::from_str::<serde_json::Value>(&text) else { break };
-                let reply = match parsed["type"].as_str() {
-                    Some("connection_init") => Some(r#"{"type":"connection_ack"}"#),
-                    Some("ping") => Some(r#"{"type":"pong"}"#),
-                    Some("subscribe") => {
-                        let topic = parsed["payload"]["variables"][variable.as_str()].as_str().unwrap_or_default().to_owned();
-                        let id = parsed["id"].to_string();
-                        lock(&shared).subscribers.entry(topic.clone()).or_default().insert(number, (id, queue.clone()));
-                        subscribed.push(topic);
-                        None
+    let result = async {
+        loop {
+            while let Some((opcode, text, used)) = client_frame(&buffer) {
+                buffer.drain(..used);
+                let reply = match opcode {
+                    0x8 => return Ok(()),
+                    0x9 => Some(frame(0xA, &text)),
+                    0x1 => {
+                        let message: serde_json::Value = serde_json::from_slice(&text).unwrap_or_default();
+                        match message["type"].as_str() {
+                            Some("connection_init") => Some(frame(0x1, br#"{"type":"connection_ack"}"#)),
+                            Some("ping") => Some(frame(0x1, br#"{"type":"pong"}"#)),
+                            Some("subscribe") => {
+                                let topic = message["payload"]["variables"][variable].as_str().unwrap_or_default();
+                                let prefix = format!(r#"{{"id":{},"type":"next","payload":"#, message["id"]);
+                                let subscriber = Subscriber {
+                                    stream: stream.clone(),
+                                    prefix: prefix.into_bytes(),
+                                    pending: pending.clone(),
+                                    flush: flush.clone(),
+                                };
+                                let mut topics = shared.borrow_mut();
+                                topics.subscribers.entry(topic.to_owned()).or_default().insert(number, subscriber);
+                                subscribed.push(topic.to_owned());
+                                None
+                            }
+                            _ => None,
+                        }
                     }
                     _ => None,
                 };
                 if let Some(reply) = reply {
-                    if socket.send(Message::Text(reply.into())).await.is_err() {
-                        break;
-                    }
+                    pending.borrow_mut().extend_from_slice(&reply);
                 }
             }
-            frame = frames.recv() => {
-                let Some(frame) = frame else { break };
-                if socket.feed(Message::Text(frame.into())).await.is_err() {
-                    break;
-                }
-                while let Ok(frame) = frames.try_recv() {
-                    if socket.feed(Message::Text(frame.into())).await.is_err() {
-                        break;
+            drain(&stream, &pending).await?;
+            tokio::select! {
+                ready = stream.readable() => {
+                    ready?;
+                    let mut chunk = [0u8; 1024];
+                    match stream.try_read(&mut chunk) {
+                        Ok(0) => return Ok(()),
+                        Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                        Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(error) => return Err(error),
+                    }
+                    if buffer.len() > MAX_REQUEST {
+                        return Ok(());
                     }
                 }
-                if socket.flush().await.is_err() {
-                    break;
-                }
+                () = flush.notified() => {}
             }
         }
     }
-    let mut topics = lock(&shared);
+    .await;
+    let mut topics = shared.borrow_mut();
     for topic in subscribed {
         if let Some(subscribers) = topics.subscribers.get_mut(&topic) {
             subscribers.remove(&number);
         }
     }
+    result
+}
+
+/// Writes everything pending, waiting for the socket as needed.
+async fn drain(stream: &TcpStream, pending: &RefCell<Vec<u8>>) -> io::Result<()> {
+    loop {
+        let written = {
+            let mut pending = pending.borrow_mut();
+            if pending.is_empty() {
+                return Ok(());
+            }
+            match stream.try_write(&pending) {
+                Ok(n) => {
+                    pending.drain(..n);
+                    continue;
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => false,
+                Err(error) => return Err(error),
+            }
+        };
+        if !written {
+            stream.writable().await?;
+        }
+    }
+}
+
+async fn read_more(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> io::Result<usize> {
+    let mut chunk = [0u8; 1024];
+    let n = stream.read(&mut chunk).await?;
+    buffer.extend_from_slice(&chunk[..n]);
+    Ok(n)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|window| window == needle)
+}
+
+/// A whole masked client frame at the start of `bytes`: (opcode, unmasked payload, bytes used).
+fn client_frame(bytes: &[u8]) -> Option<(u8, Vec<u8>, usize)> {
+    let (&first, &second) = (bytes.first()?, bytes.get(1)?);
+    let (len, mut at) = match second & 0x7f {
+        126 => (u16::from_be_bytes(bytes.get(2..4)?.try_into().ok()?) as usize, 4),
+        127 => (u64::from_be_bytes(bytes.get(2..10)?.try_into().ok()?) as usize, 10),
+        len => (len as usize, 2),
+    };
+    let mask: [u8; 4] = if second & 0x80 != 0 {
+        let mask = bytes.get(at..at + 4)?.try_into().ok()?;
+        at += 4;
+        mask
+    } else {
+        [0; 4]
+    };
+    let payload = bytes.get(at..at.checked_add(len)?)?;
+    let text = payload.iter().enumerate().map(|(i, byte)| byte ^ mask[i % 4]).collect();
+    Some((first & 0x0f, text, at + len))
+}
+
+/// A final, unmasked server frame.
+fn frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut frame = frame_header(payload.len());
+    frame[0] = 0x80 | opcode;
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// The header of a final text frame of `len` bytes.
+fn frame_header(len: usize) -> Vec<u8> {
+    let mut header = vec![0x81];
+    if len < 126 {
+        header.push(len as u8);
+    } else if let Ok(short) = u16::try_from(len) {
+        header.push(126);
+        header.extend_from_slice(&short.to_be_bytes());
+    } else {
+        header.push(127);
+        header.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    header
 }

@@ -35,6 +35,15 @@ impl FramePrefix {
         text
     }
 
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Bytes of the whole message for a payload of `payload_len` bytes.
+    pub fn message_len(&self, payload_len: usize) -> usize {
+        self.0.len() + payload_len + 1
+    }
+
     pub fn len(&self) -> usize {
         self.0.len()
     }

@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use async_graphql::parser::types::OperationType;
 use axum::body::Bytes;
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -92,7 +91,7 @@ fn errors(message: &str) -> String {
 /// `GET /graphql`: a WebSocket upgrade, or a query in the URL.
 pub async fn get(
     State(hub): State<Arc<Hub>>,
-    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+    upgrade: Result<crate::ws::handshake::Upgrade, crate::ws::handshake::NotAnUpgrade>,
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {

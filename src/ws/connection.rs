@@ -5,13 +5,17 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame as WsCloseFrame, Message, WebSocket};
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
 use subhub_protocol::{server, CloseFrame, OperationPayload, Protocol, Session, Step};
 use subhub_subscriptions::{ExecutionItem, Outbound, Outbox, Slot};
 use tokio::time::{interval_at, sleep, timeout, Instant};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame as WsCloseFrame;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::WebSocketStream;
 
 use super::operations::{Operations, Running};
+use super::socket::{SessionSocket, SocketWriter};
 use crate::auth::{Auth, Identity};
 use crate::hub::Hub;
 use crate::operation::{self, Kind};
@@ -29,13 +33,16 @@ enum Exit {
     Gone,
 }
 
-pub async fn serve(mut socket: WebSocket, protocol: Option<Protocol>, hub: Arc<Hub>) {
+type WebSocket = WebSocketStream<SessionSocket>;
+
+pub async fn serve(mut socket: WebSocket, writer: Arc<SocketWriter>, protocol: Option<Protocol>, hub: Arc<Hub>) {
     let Some(protocol) = protocol else {
         close(&mut socket, CloseFrame::subprotocol_not_acceptable()).await;
         return;
     };
     hub.metrics.connection_opened(protocol);
     let outbox = Outbox::new(hub.outbox_config(), hub.metrics.clone());
+    outbox.write_through(writer);
     let mut connection = Connection {
         socket,
         session: Session::new(protocol),
@@ -89,7 +96,7 @@ impl Connection {
                 () = &mut init_deadline, if !self.session.is_acknowledged() => {
                     return Exit::Close(CloseFrame::init_timeout());
                 }
-                message = self.socket.recv() => {
+                message = self.socket.next() => {
                     self.awaiting_pong = false;
                     let exit = match message {
                         None => Some(Exit::Gone),
@@ -122,9 +129,11 @@ impl Connection {
             // and the empty string takes that path.
             Message::Binary(bytes) => self.on_text(std::str::from_utf8(&bytes).unwrap_or("")).await,
             // tungstenite answers pings itself; any frame proves the client alive.
-            Message::Ping(_) | Message::Pong(_) => None,
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => None,
             // tungstenite has queued the close reply; flush it so the client sees a clean close.
             Message::Close(_) => {
+                // Nothing may be written through after the close reply.
+                self.outbox.close();
                 let _ = timeout(CLOSING_WRITE_TIMEOUT, self.socket.flush()).await;
                 Some(Exit::Gone)
             }
@@ -239,12 +248,18 @@ impl Connection {
         Ok(())
     }
 
-    /// Writes what the outbox holds, batch by batch, each batch flushed once.
+    /// Writes what the outbox holds, batch by batch, each batch flushed once, then hands `next`
+    /// messages back to the write-through path.
     async fn write_queued(&mut self) -> Result<(), Exit> {
         loop {
             self.outbox.drain_into(&mut self.batch, MAX_BATCH);
             if self.batch.is_empty() {
-                return Ok(());
+                // Also the rest of a frame that was written through in part.
+                self.flush().await?;
+                if self.outbox.finish_writing() {
+                    return Ok(());
+                }
+                continue;
             }
             let mut deliveries = 0;
             let mut batch = std::mem::take(&mut self.batch);
@@ -345,12 +360,8 @@ impl Connection {
     }
 }
 
-fn read_failed(error: axum::Error) -> Exit {
-    let too_big = error
-        .into_inner()
-        .downcast_ref::<tungstenite::Error>()
-        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)));
-    if too_big {
+fn read_failed(error: tungstenite::Error) -> Exit {
+    if matches!(error, tungstenite::Error::Capacity(_)) {
         Exit::Close(CloseFrame::message_too_big())
     } else {
         Exit::Gone
@@ -358,6 +369,6 @@ fn read_failed(error: axum::Error) -> Exit {
 }
 
 async fn close(socket: &mut WebSocket, frame: CloseFrame) {
-    let message = Message::Close(Some(WsCloseFrame { code: frame.code, reason: frame.reason.into() }));
+    let message = Message::Close(Some(WsCloseFrame { code: CloseCode::from(frame.code), reason: frame.reason.into() }));
     let _ = timeout(CLOSING_WRITE_TIMEOUT, socket.send(message)).await;
 }

@@ -1,18 +1,30 @@
 //! The WebSocket endpoint: `GET /graphql` with `Upgrade: websocket`, sub-protocols
 //! `graphql-transport-ws` and legacy `graphql-ws`.
+//!
+//! ## Layout
+//! - [`handshake`]: the opening handshake and sub-protocol choice.
+//! - `socket`: the TCP stream shared by the session and the executions writing through to it.
+//! - `connection`: one session, from `connection_init` to close.
+//! - `operations`: the operations a session is running.
 
 mod connection;
+pub mod handshake;
 mod operations;
+mod socket;
 
 use std::sync::Arc;
 
-use axum::extract::ws::WebSocketUpgrade;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use subhub_protocol::Protocol;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
 
 use crate::hub::Hub;
+use handshake::Upgrade;
+use socket::SessionSocket;
 
 /// Bytes read from a socket at a time. Client messages are small, and this buffer is allocated
 /// for every connection up front (tungstenite's default of 128 KiB would cost 1.3 GB for 10,000
@@ -21,7 +33,7 @@ const READ_BUFFER_BYTES: usize = 1024;
 /// Queued frames are written once this much is buffered, or at the end of a batch.
 const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 
-pub fn upgrade(ws: WebSocketUpgrade, hub: Arc<Hub>) -> Response {
+pub fn upgrade(upgrade: Upgrade, hub: Arc<Hub>) -> Response {
     let limits = &hub.config.limits;
     if hub.metrics.connections() >= limits.max_connections as i64 {
         let body = serde_json::json!({"errors": [{"message": "too many connections; retry later"}]});
@@ -31,16 +43,31 @@ pub fn upgrade(ws: WebSocketUpgrade, hub: Arc<Hub>) -> Response {
         let body = serde_json::json!({"errors": [{"message": "the hub is shutting down"}]});
         return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     }
+    let response = upgrade.accept();
+    let Upgrade { protocol, on_upgrade, .. } = upgrade;
     let max_message = limits.max_message_bytes;
-    ws.protocols(Protocol::NAMES)
+    let max_pending = WRITE_BUFFER_BYTES + 2 * max_message + 1024;
+    let config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
-        .max_write_buffer_size(WRITE_BUFFER_BYTES + 2 * max_message + 1024)
-        .max_message_size(max_message)
-        .max_frame_size(max_message)
-        .on_upgrade(move |socket| {
-            let protocol = socket.protocol().and_then(|p| p.to_str().ok()).and_then(Protocol::from_name);
-            let sessions = hub.sessions.clone();
-            sessions.track_future(connection::serve(socket, protocol, hub))
-        })
+        .max_write_buffer_size(max_pending)
+        .max_message_size(Some(max_message))
+        .max_frame_size(Some(max_message));
+    let sessions = hub.sessions.clone();
+    tokio::spawn(sessions.track_future(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(error) => return tracing::debug!(%error, "WebSocket upgrade failed"),
+        };
+        // The hub's own listener serves every connection as a plain TCP stream.
+        let Ok(parts) = upgraded.downcast::<TokioIo<TcpStream>>() else {
+            return tracing::error!("WebSocket upgrade on a connection that is not a TCP stream");
+        };
+        let socket = SessionSocket::new(parts.io.into_inner(), max_pending);
+        let writer = socket.writer();
+        let stream =
+            WebSocketStream::from_partially_read(socket, parts.read_buf.to_vec(), Role::Server, Some(config)).await;
+        connection::serve(stream, writer, protocol, hub).await;
+    }));
+    response
 }

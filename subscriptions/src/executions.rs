@@ -2,16 +2,25 @@
 //! execution per event, serialized once; each client's writer only frames the shared bytes.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 
 use futures_util::stream::BoxStream;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::lock;
 use crate::metrics::Metrics;
 use crate::outbox::{Outbound, Outbox, SharedPayload, Slot};
+
+/// Results written to one subscriber in one write at most.
+const MAX_RESULTS_PER_WRITE: usize = 64;
+/// Results an execution holds that not every subscriber has been sent yet, at most: beyond
+/// that, results wait in the stream that produces them.
+const MAX_UNSENT_RESULTS: usize = 1024;
+/// Subscribers an execution writes to before it lets other tasks run.
+const SUBSCRIBERS_PER_TURN: usize = 128;
 
 /// What makes two operations the same: document, operation name, variables (canonical JSON)
 /// and the auth scope they run under.
@@ -54,7 +63,12 @@ struct Execution {
 #[derive(Default)]
 struct ExecutionState {
     next_subscriber: u64,
-    subscribers: HashMap<u64, Subscriber>,
+    subscribers: HashMap<u64, Arc<Subscriber>>,
+    /// The subscribers as a list to fan out over, rebuilt after a change of membership.
+    snapshot: Option<Arc<[Arc<Subscriber>]>>,
+    /// Number of the next result the execution takes in: a subscriber joining now is sent
+    /// results from this one on.
+    head: u64,
     /// Its subscribers are counted in `subhub_subscriptions`.
     live: bool,
     ended: bool,
@@ -63,6 +77,9 @@ struct ExecutionState {
 struct Subscriber {
     outbox: Arc<Outbox>,
     slot: Arc<Slot>,
+    /// Number of the first result this subscriber has not been sent (only the execution's
+    /// task moves it).
+    next: AtomicU64,
 }
 
 impl Executions {
@@ -89,7 +106,7 @@ impl Executions {
         slot: Arc<Slot>,
         start: impl FnOnce() -> ExecutionStream,
     ) -> Attachment {
-        let subscriber = Subscriber { outbox, slot: slot.clone() };
+        let subscriber = Subscriber { outbox, slot: slot.clone(), next: AtomicU64::new(0) };
         let mut alive = lock(&self.alive);
         if let Some(execution) = alive.get(&key) {
             let mut state = lock(&execution.state);
@@ -110,11 +127,15 @@ impl Executions {
     }
 
     async fn run(self: Arc<Self>, execution: Arc<Execution>, mut results: ExecutionStream) {
+        let mut fanout = Fanout::default();
         loop {
-            let item = tokio::select! {
-                biased;
-                () = execution.cancel.cancelled() => return,
-                item = results.next() => item,
+            let item = match fanout.held.take() {
+                Some(item) => item,
+                None => tokio::select! {
+                    biased;
+                    () = execution.cancel.cancelled() => return,
+                    item = results.next() => item,
+                },
             };
             match item {
                 Some(ExecutionItem::Live) => {
@@ -125,11 +146,10 @@ impl Executions {
                     }
                 }
                 Some(ExecutionItem::Next(payload)) => {
-                    let state = lock(&execution.state);
-                    for subscriber in state.subscribers.values() {
-                        subscriber
-                            .outbox
-                            .push(Outbound::Next { slot: subscriber.slot.clone(), payload: payload.clone() });
+                    fanout.log.push(payload);
+                    fanout.pull(&execution, &mut results);
+                    if !fanout.sweep(&execution, &mut results).await {
+                        return;
                     }
                 }
                 Some(ExecutionItem::Error(errors)) => {
@@ -147,12 +167,13 @@ impl Executions {
             self.forget(&mut alive, execution);
             let mut state = lock(&execution.state);
             state.ended = true;
+            state.snapshot = None;
             let subscribers = std::mem::take(&mut state.subscribers);
             state.uncount(subscribers.len(), &self.metrics);
             subscribers
         };
         for subscriber in subscribers.into_values() {
-            subscriber.outbox.push(last(subscriber.slot));
+            subscriber.outbox.push(last(subscriber.slot.clone()));
         }
     }
 
@@ -167,6 +188,7 @@ impl Executions {
         let mut alive = lock(&self.alive);
         let mut state = lock(&execution.state);
         if state.subscribers.remove(&subscriber).is_some() {
+            state.snapshot = None;
             state.uncount(1, &self.metrics);
         }
         if state.subscribers.is_empty() && !state.ended {
@@ -178,15 +200,89 @@ impl Executions {
     }
 }
 
+/// Fanning results out: sweeps over the subscribers, each write carrying every result its
+/// subscriber has not been sent yet. Results that arrive during a sweep are taken in at once, so
+/// the subscribers still ahead in the sweep get them in the same write, and a backlog costs
+/// fewer writes rather than more; idle sockets take each write straight away (write-through).
+#[derive(Default)]
+struct Fanout {
+    /// Results not yet sent to every subscriber; the first is result number `base`.
+    log: Vec<SharedPayload>,
+    base: u64,
+    /// A non-result item taken in while fanning out: handled once the results before it are out.
+    held: Option<Option<ExecutionItem>>,
+}
+
+impl Fanout {
+    fn head(&self) -> u64 {
+        self.base + self.log.len() as u64
+    }
+
+    /// Takes in the results that are already waiting; true if there were any.
+    fn pull(&mut self, execution: &Execution, results: &mut ExecutionStream) -> bool {
+        let before = self.log.len();
+        while self.held.is_none() && self.log.len() < MAX_UNSENT_RESULTS {
+            match results.next().now_or_never() {
+                Some(Some(ExecutionItem::Next(payload))) => self.log.push(payload),
+                Some(other) => self.held = Some(other),
+                None => break,
+            }
+        }
+        lock(&execution.state).head = self.head();
+        self.log.len() > before
+    }
+
+    /// Sweeps until every subscriber has every result; false if the execution was cancelled.
+    async fn sweep(&mut self, execution: &Execution, results: &mut ExecutionStream) -> bool {
+        loop {
+            let start = self.head();
+            let subscribers = lock(&execution.state).snapshot();
+            let mut arrived = false;
+            for (n, subscriber) in subscribers.iter().enumerate() {
+                let next = subscriber.next.load(Relaxed).max(self.base);
+                let head = self.head();
+                if next < head {
+                    let unsent = &self.log[(next - self.base) as usize..];
+                    for results in unsent.chunks(MAX_RESULTS_PER_WRITE) {
+                        subscriber.outbox.push_nexts(&subscriber.slot, results);
+                    }
+                    subscriber.next.store(head, Relaxed);
+                }
+                if n % SUBSCRIBERS_PER_TURN == SUBSCRIBERS_PER_TURN - 1 {
+                    // Writing to thousands of sockets takes a while: let the tasks that publish
+                    // run, and take in what they published for the rest of this sweep.
+                    tokio::task::yield_now().await;
+                    if execution.cancel.is_cancelled() {
+                        return false;
+                    }
+                    arrived |= self.pull(execution, results);
+                }
+            }
+            // Everyone has what was logged when this sweep began.
+            self.log.drain(..(start - self.base) as usize);
+            self.base = start;
+            if !arrived {
+                return true;
+            }
+        }
+    }
+}
+
 impl ExecutionState {
     fn add(&mut self, subscriber: Subscriber, metrics: &Metrics) -> u64 {
         let id = self.next_subscriber;
         self.next_subscriber += 1;
-        self.subscribers.insert(id, subscriber);
+        subscriber.next.store(self.head, Relaxed);
+        self.subscribers.insert(id, Arc::new(subscriber));
+        self.snapshot = None;
         if self.live {
             metrics.subscriptions.fetch_add(1, Relaxed);
         }
         id
+    }
+
+    fn snapshot(&mut self) -> Arc<[Arc<Subscriber>]> {
+        self.snapshot.get_or_insert_with(|| self.subscribers.values().cloned().collect()).clone()
     }
 
     fn uncount(&self, n: usize, metrics: &Metrics) {
@@ -268,5 +364,56 @@ mod tests {
         assert_eq!(metrics.subscriptions.load(Relaxed), 0);
         // The cancelled task drops its stream, and with it the sender's receiver.
         tokio::time::timeout(Duration::from_secs(5), tx.closed()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn results_arriving_during_a_sweep_reach_every_subscriber_once_in_order() {
+        let metrics = Arc::new(Metrics::default());
+        let executions = Executions::new(metrics.clone());
+        let (tx, rx) = mpsc::unbounded_channel::<ExecutionItem>();
+        let stream: ExecutionStream =
+            futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|i| (i, rx)) }).boxed();
+        let mut start = Some(stream);
+        // More subscribers than one turn, so results arrive while a sweep is under way.
+        let config = OutboxConfig {
+            capacity: 1000,
+            policy: SlowConsumerPolicy::DropOldest,
+            close_after: Duration::from_secs(60),
+        };
+        let outboxes: Vec<_> =
+            (0..3 * SUBSCRIBERS_PER_TURN + 7).map(|_| Outbox::new(config, metrics.clone())).collect();
+        let _attachments: Vec<_> = outboxes
+            .iter()
+            .enumerate()
+            .map(|(i, outbox)| {
+                let slot = Slot::new(Protocol::TransportWs, &i.to_string());
+                executions.attach(key("q"), outbox.clone(), slot, || start.take().unwrap())
+            })
+            .collect();
+        tx.send(ExecutionItem::Live).unwrap();
+        let events = 200;
+        let feeder = tokio::spawn(async move {
+            for n in 0..events {
+                tx.send(ExecutionItem::Next(n.to_string().into())).unwrap();
+                if n % 7 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+            tx
+        });
+        let _tx = feeder.await.unwrap();
+        for outbox in &outboxes {
+            let mut received = Vec::new();
+            while received.len() < events {
+                tokio::time::timeout(Duration::from_secs(5), outbox.ready()).await.expect("results keep coming");
+                let mut out = Vec::new();
+                outbox.drain_into(&mut out, usize::MAX);
+                received.extend(out.into_iter().map(|message| match message {
+                    Outbound::Next { payload, .. } => payload.parse::<usize>().unwrap(),
+                    other => panic!("unexpected {other:?}"),
+                }));
+            }
+            assert_eq!(received, (0..events).collect::<Vec<_>>());
+        }
     }
 }

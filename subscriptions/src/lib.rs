@@ -21,7 +21,7 @@ pub mod sources;
 
 pub use executions::{Attachment, ExecutionItem, ExecutionStream, Executions, OperationKey};
 pub use metrics::{Metrics, UpstreamSample};
-pub use outbox::{Outbound, Outbox, OutboxConfig, SharedPayload, Slot, SlowConsumerPolicy};
+pub use outbox::{Outbound, Outbox, OutboxConfig, SharedPayload, Slot, SlowConsumerPolicy, WriteOutcome, WriteThrough};
 pub use sources::{SourceError, SourceLease, Sources};
 
 /// Locks a std mutex, going on with the data if a panicking thread poisoned it: every critical

@@ -10,6 +10,12 @@
 //! Memory: a queued message is a pointer to its subscription and a reference to the payload
 //! shared by every subscriber, so a queue costs a few dozen bytes per entry however large the
 //! payload is.
+//!
+//! Write-through: while a connection's queue is empty and its writer is idle, a `next` does not
+//! wait in the queue at all. The execution hands it to the connection's [`WriteThrough`], which
+//! writes the frame straight into the socket when the kernel takes it at once; only a socket
+//! that would block gets the message queued and its connection's task woken. A broadcast to
+//! idle clients therefore costs one write per subscriber and no task wake-up.
 
 use std::collections::VecDeque;
 use std::sync::atomic::AtomicBool;
@@ -68,6 +74,25 @@ impl Slot {
     }
 }
 
+/// How a [`WriteThrough`] dealt with one frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// The socket took the whole frame.
+    Written,
+    /// The socket took part of it; the writer holds the rest until the connection flushes it.
+    Started,
+    /// Nothing was written (the socket is full, or the writer still holds earlier bytes): the
+    /// message must be queued.
+    Refused,
+}
+
+/// A connection's socket, written to directly by whoever delivers a `next` while the
+/// connection has nothing queued (see the module's documentation).
+pub trait WriteThrough: Send + Sync {
+    /// Writes one `next` frame per payload, all in one write, without waiting.
+    fn write_nexts(&self, prefix: &FramePrefix, payloads: &[SharedPayload]) -> WriteOutcome;
+}
+
 /// A message waiting for the writer.
 #[derive(Debug)]
 pub enum Outbound {
@@ -105,6 +130,11 @@ struct State {
     behind_since: Option<Instant>,
     slow: bool,
     closed: bool,
+    /// The connection's task is writing: messages go through the queue, so they keep their
+    /// order behind what it is writing.
+    writing: bool,
+    /// Where `next` messages go while nothing is queued and the task is not writing.
+    through: Option<Arc<dyn WriteThrough>>,
 }
 
 /// One connection's queue.
@@ -129,12 +159,67 @@ impl Outbox {
         })
     }
 
-    /// Queues a message, applying the slow-consumer policy when the queue is full.
+    /// Lets `next` messages bypass the queue while it is empty and the connection is not
+    /// writing.
+    pub fn write_through(&self, through: Arc<dyn WriteThrough>) {
+        lock(&self.state).through = Some(through);
+    }
+
+    /// Delivers a message: a `next` may be written through (see [`Outbox::push_nexts`]);
+    /// anything else is queued.
     pub fn push(&self, message: Outbound) {
+        match message {
+            Outbound::Next { slot, payload } => self.push_nexts(&slot, std::slice::from_ref(&payload)),
+            terminal => {
+                let mut state = lock(&self.state);
+                if state.closed {
+                    return;
+                }
+                self.enqueue(&mut state, terminal);
+                drop(state);
+                self.ready.notify_one();
+            }
+        }
+    }
+
+    /// Delivers consecutive results of one subscription: written through in one write when the
+    /// queue is empty, the connection is not writing and the socket takes them; otherwise
+    /// queued, applying the slow-consumer policy when the queue is full.
+    pub fn push_nexts(&self, slot: &Arc<Slot>, payloads: &[SharedPayload]) {
         let mut state = lock(&self.state);
-        if state.closed {
+        if state.closed || payloads.is_empty() {
             return;
         }
+        if let Some(through) = &state.through {
+            if state.queue.is_empty() && !state.writing {
+                if !slot.is_active() {
+                    return;
+                }
+                match through.write_nexts(&slot.prefix, payloads) {
+                    WriteOutcome::Written => {
+                        self.metrics.deliveries.fetch_add(payloads.len() as u64, Relaxed);
+                        return;
+                    }
+                    WriteOutcome::Started => {
+                        self.metrics.deliveries.fetch_add(payloads.len() as u64, Relaxed);
+                        state.writing = true;
+                        drop(state);
+                        self.ready.notify_one();
+                        return;
+                    }
+                    WriteOutcome::Refused => {}
+                }
+            }
+        }
+        for payload in payloads {
+            self.enqueue(&mut state, Outbound::Next { slot: slot.clone(), payload: payload.clone() });
+        }
+        drop(state);
+        self.ready.notify_one();
+    }
+
+    /// Queues a message, dropping the oldest `next` when the queue is full.
+    fn enqueue(&self, state: &mut State, message: Outbound) {
         if state.queue.len() >= self.config.capacity && message.is_droppable() {
             if let Some(oldest) = state.queue.iter().position(Outbound::is_droppable) {
                 state.queue.remove(oldest);
@@ -151,13 +236,13 @@ impl Outbox {
         }
         state.queue.push_back(message);
         self.metrics.queued.fetch_add(1, Relaxed);
-        drop(state);
-        self.ready.notify_one();
     }
 
-    /// Moves up to `max` queued messages into `out`.
+    /// Moves up to `max` queued messages into `out`. The connection is writing from now until
+    /// [`Outbox::finish_writing`] finds the queue empty.
     pub fn drain_into(&self, out: &mut Vec<Outbound>, max: usize) {
         let mut state = lock(&self.state);
+        state.writing = true;
         let n = state.queue.len().min(max);
         out.extend(state.queue.drain(..n));
         if state.queue.is_empty() {
@@ -165,6 +250,18 @@ impl Outbox {
         }
         drop(state);
         self.metrics.queued.fetch_sub(n as i64, Relaxed);
+    }
+
+    /// Ends a write: true when nothing was queued meanwhile, so `next` messages may be written
+    /// through again; false when the connection must drain the queue once more.
+    pub fn finish_writing(&self) -> bool {
+        let mut state = lock(&self.state);
+        if state.queue.is_empty() {
+            state.writing = false;
+            true
+        } else {
+            false
+        }
     }
 
     /// Waits until something may have been queued.
@@ -193,6 +290,7 @@ impl Outbox {
     pub fn close(&self) {
         let mut state = lock(&self.state);
         state.closed = true;
+        state.through = None;
         let n = state.queue.len();
         state.queue.clear();
         drop(state);
@@ -209,6 +307,7 @@ impl Drop for Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::VecDeque;
 
     fn outbox(capacity: usize, policy: SlowConsumerPolicy, close_after: Duration) -> (Arc<Outbox>, Arc<Metrics>) {
         let metrics = Arc::new(Metrics::default());
@@ -263,5 +362,72 @@ mod tests {
         outbox.close();
         outbox.push(next(&slot, 3));
         assert_eq!(metrics.queued.load(Relaxed), 0);
+    }
+
+    /// A socket that takes or refuses frames as told, and records what it took.
+    #[derive(Default)]
+    struct Socket {
+        outcomes: Mutex<VecDeque<WriteOutcome>>,
+        taken: Mutex<Vec<String>>,
+    }
+
+    impl WriteThrough for Socket {
+        fn write_nexts(&self, _prefix: &FramePrefix, payloads: &[SharedPayload]) -> WriteOutcome {
+            let outcome = lock(&self.outcomes).pop_front().unwrap_or(WriteOutcome::Written);
+            if outcome != WriteOutcome::Refused {
+                lock(&self.taken).extend(payloads.iter().map(|p| p.to_string()));
+            }
+            outcome
+        }
+    }
+
+    fn queued(outbox: &Outbox) -> Vec<String> {
+        let mut out = Vec::new();
+        outbox.drain_into(&mut out, 100);
+        out.iter()
+            .map(|m| match m {
+                Outbound::Next { payload, .. } => payload.to_string(),
+                _ => "terminal".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn writes_through_only_while_nothing_is_queued_or_being_written() {
+        let (outbox, metrics) = outbox(16, SlowConsumerPolicy::DropOldest, Duration::from_secs(60));
+        let socket = Arc::new(Socket::default());
+        outbox.write_through(socket.clone());
+        let slot = Slot::new(Protocol::TransportWs, "1");
+
+        outbox.push(next(&slot, 1));
+        assert_eq!(*lock(&socket.taken), ["1"]);
+        assert_eq!(metrics.deliveries.load(Relaxed), 1);
+        assert!(outbox.is_empty());
+
+        // A full socket: the message is queued, and so is the next one, which must not overtake.
+        lock(&socket.outcomes).push_back(WriteOutcome::Refused);
+        outbox.push(next(&slot, 2));
+        outbox.push(next(&slot, 3));
+        assert_eq!(*lock(&socket.taken), ["1"]);
+        assert_eq!(queued(&outbox), ["2", "3"]);
+        // The connection is writing what it drained: later messages queue behind it.
+        outbox.push(next(&slot, 4));
+        assert!(!outbox.finish_writing());
+        assert_eq!(queued(&outbox), ["4"]);
+        assert!(outbox.finish_writing());
+
+        // A frame taken in part: the rest is the connection's to flush, so the next one queues.
+        lock(&socket.outcomes).push_back(WriteOutcome::Started);
+        outbox.push(next(&slot, 5));
+        outbox.push(next(&slot, 6));
+        assert_eq!(*lock(&socket.taken), ["1", "5"]);
+        assert_eq!(queued(&outbox), ["6"]);
+        assert!(outbox.finish_writing());
+
+        // Results of an inactive subscription are not written.
+        slot.deactivate();
+        outbox.push(next(&slot, 7));
+        assert_eq!(*lock(&socket.taken), ["1", "5"]);
+        assert_eq!(metrics.deliveries.load(Relaxed), 2);
     }
 }

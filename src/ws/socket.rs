@@ -1,0 +1,198 @@
+//! The TCP socket under one WebSocket session, shared by two writers: the session's task
+//! (through tungstenite, for everything it sends) and the executions, which write `next` frames
+//! straight through while the session has nothing queued (see `subhub_subscriptions::outbox`).
+//!
+//! Both write whole frames under one lock, and bytes the kernel does not take at once wait in
+//! `pending`, in order, until the session flushes them; a write-through is refused while
+//! anything waits there, so frames never interleave and never overtake each other.
+
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{ready, Context, Poll};
+
+use subhub_protocol::FramePrefix;
+use subhub_subscriptions::{SharedPayload, WriteOutcome, WriteThrough};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+/// A pending buffer grown past this is released once drained, so a burst does not leave every
+/// connection holding its high-water mark.
+const KEEP_PENDING_CAPACITY: usize = 4 * 1024;
+
+/// The write side, shared by the session and the executions that deliver to it.
+pub struct SocketWriter {
+    stream: Arc<TcpStream>,
+    /// Accepted bytes the kernel has not taken yet: always whole frames, in order.
+    pending: Mutex<Vec<u8>>,
+    /// The session's own writes wait (rather than pile up here) once this much is pending.
+    max_pending: usize,
+}
+
+impl SocketWriter {
+    fn pending(&self) -> MutexGuard<'_, Vec<u8>> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes what is pending until it is empty or the socket is full (the task is then woken
+    /// when it becomes writable).
+    fn drain(&self, pending: &mut Vec<u8>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !pending.is_empty() {
+            match self.stream.try_write(pending) {
+                Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Ok(n) => {
+                    pending.drain(..n);
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    ready!(self.stream.poll_write_ready(cx))?;
+                }
+                Err(error) => return Poll::Ready(Err(error)),
+            }
+        }
+        if pending.capacity() > KEEP_PENDING_CAPACITY {
+            *pending = Vec::new();
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl WriteThrough for SocketWriter {
+    fn write_nexts(&self, prefix: &FramePrefix, payloads: &[SharedPayload]) -> WriteOutcome {
+        let mut pending = self.pending();
+        if !pending.is_empty() {
+            return WriteOutcome::Refused;
+        }
+        let headers: Vec<([u8; 10], usize)> = payloads
+            .iter()
+            .map(|payload| {
+                let mut header = [0u8; 10];
+                let len = text_frame_header(prefix.message_len(payload.len()), &mut header).len();
+                (header, len)
+            })
+            .collect();
+        let parts: Vec<&[u8]> = headers
+            .iter()
+            .zip(payloads)
+            .flat_map(|((header, len), payload)| {
+                [&header[..*len], prefix.as_str().as_bytes(), payload.as_bytes(), b"}"]
+            })
+            .collect();
+        let slices: Vec<IoSlice<'_>> = parts.iter().map(|part| IoSlice::new(part)).collect();
+        let total: usize = parts.iter().map(|part| part.len()).sum();
+        match self.stream.try_write_vectored(&slices) {
+            Ok(n) if n == total => WriteOutcome::Written,
+            Ok(0) => WriteOutcome::Refused,
+            Ok(mut written) => {
+                for part in parts {
+                    let skip = written.min(part.len());
+                    pending.extend_from_slice(&part[skip..]);
+                    written -= skip;
+                }
+                WriteOutcome::Started
+            }
+            // A broken socket is the session's to find: queued, the message meets the error there.
+            Err(_) => WriteOutcome::Refused,
+        }
+    }
+}
+
+/// The header of an unmasked, final text frame (server to client) of `len` bytes.
+fn text_frame_header(len: usize, out: &mut [u8; 10]) -> &[u8] {
+    out[0] = 0x81;
+    if len < 126 {
+        out[1] = len as u8;
+        &out[..2]
+    } else if let Ok(short) = u16::try_from(len) {
+        out[1] = 126;
+        out[2..4].copy_from_slice(&short.to_be_bytes());
+        &out[..4]
+    } else {
+        out[1] = 127;
+        out[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+        &out[..10]
+    }
+}
+
+/// The session's view of the socket, for tungstenite: reads go to the stream, writes go
+/// through the shared [`SocketWriter`].
+pub struct SessionSocket {
+    stream: Arc<TcpStream>,
+    writer: Arc<SocketWriter>,
+}
+
+impl SessionSocket {
+    /// Shares `stream`; the session's own writes wait once `max_pending` bytes are pending.
+    pub fn new(stream: TcpStream, max_pending: usize) -> Self {
+        let stream = Arc::new(stream);
+        let writer = Arc::new(SocketWriter { stream: stream.clone(), pending: Mutex::default(), max_pending });
+        SessionSocket { stream, writer }
+    }
+
+    pub fn writer(&self) -> Arc<SocketWriter> {
+        self.writer.clone()
+    }
+}
+
+impl AsyncRead for SessionSocket {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            ready!(this.stream.poll_read_ready(cx))?;
+            match this.stream.try_read(buf.initialize_unfilled()) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(error) => return Poll::Ready(Err(error)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for SessionSocket {
+    /// Takes the whole buffer (tungstenite hands over whole frames), unless the writer already
+    /// holds `max_pending` bytes: then it waits for the socket to drain.
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let writer = &self.writer;
+        let mut pending = writer.pending();
+        if !pending.is_empty() && pending.len() + buf.len() > writer.max_pending {
+            ready!(writer.drain(&mut pending, cx))?;
+        }
+        if pending.is_empty() {
+            match writer.stream.try_write(buf) {
+                Ok(n) => pending.extend_from_slice(&buf[n..]),
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => pending.extend_from_slice(buf),
+                Err(error) => return Poll::Ready(Err(error)),
+            }
+        } else {
+            pending.extend_from_slice(buf);
+        }
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let writer = &self.writer;
+        let mut pending = writer.pending();
+        writer.drain(&mut pending, cx)
+    }
+
+    /// Flushes; the connection itself closes when the last handle on the stream is dropped.
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_flush(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_headers_use_the_shortest_length_encoding() {
+        let mut out = [0u8; 10];
+        assert_eq!(text_frame_header(125, &mut out), [0x81, 125]);
+        assert_eq!(text_frame_header(126, &mut out), [0x81, 126, 0, 126]);
+        assert_eq!(text_frame_header(65_535, &mut out), [0x81, 126, 0xff, 0xff]);
+        assert_eq!(text_frame_header(65_536, &mut out), [0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0]);
+    }
+}
