@@ -60,13 +60,15 @@ pub fn upgrade(upgrade: Upgrade, hub: Arc<Hub>) -> Response {
             Err(error) => return tracing::debug!(%error, "WebSocket upgrade failed"),
         };
         // The hub's own listener serves every connection as a plain TCP stream.
-        let Ok(parts) = upgraded.downcast::<TokioIo<TcpStream>>() else {
+        let Ok(hyper::upgrade::Parts { io, read_buf, .. }) = upgraded.downcast::<TokioIo<TcpStream>>() else {
             return tracing::error!("WebSocket upgrade on a connection that is not a TCP stream");
         };
-        let socket = SessionSocket::new(parts.io.into_inner(), max_pending);
+        // Copied out, so the HTTP layer's read buffer is freed rather than held by every session.
+        let read_ahead = read_buf.to_vec();
+        drop(read_buf);
+        let socket = SessionSocket::new(io.into_inner(), max_pending);
         let writer = socket.writer();
-        let stream =
-            WebSocketStream::from_partially_read(socket, parts.read_buf.to_vec(), Role::Server, Some(config)).await;
+        let stream = WebSocketStream::from_partially_read(socket, read_ahead, Role::Server, Some(config)).await;
         connection::serve(stream, writer, protocol, hub).await;
     }));
     response
