@@ -43,13 +43,13 @@ for server in "${servers[@]}"; do
       run "$server" "$port" "$pid" broadcast-2 --scenario broadcast -n 10000 --rate 2 --duration 20s
       run "$server" "$port" "$pid" broadcast-20 --scenario broadcast -n 10000 --rate 20 --duration 20s
       run "$server" "$port" "$pid" broadcast-30 --scenario broadcast -n 10000 --rate 30 --duration 20s
+      run "$server" "$port" "$pid" burst --scenario burst -n 10000 --bursts 30
       ;;
     node)
       run "$server" "$port" "$pid" broadcast-2 --scenario broadcast -n 10000 --rate 2 --duration 20s
       ;;
   esac
   if [ "$server" = subhub ]; then
-    run subhub "$port" "$pid" burst --scenario burst -n 10000 --bursts 30
     run subhub "$port" "$pid" slow-consumers --scenario slow-consumers -n 10000 --rate 15 --duration 20s
     run subhub "$port" "$pid" healthy-15 --scenario broadcast -n 10000 --rate 15 --duration 20s
     run subhub "$port" "$pid" churn --scenario churn -n 10000 --rate 15 --churn-rate 500 --duration 20s
