@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use subhub_protocol::server::{push_ws_frame_header, WS_TEXT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
@@ -134,8 +135,8 @@ fn publish(shared: &Shared, topic: &str, body: &[u8]) {
     let mut frames: HashMap<&[u8], Vec<u8>> = HashMap::new();
     for subscriber in subscribers.values() {
         let frame = frames.entry(&subscriber.prefix).or_insert_with(|| {
-            let len = subscriber.prefix.len() + payload.len() + 1;
-            let mut frame = frame_header(len);
+            let mut frame = Vec::new();
+            push_ws_frame_header(&mut frame, WS_TEXT, subscriber.prefix.len() + payload.len() + 1);
             frame.extend_from_slice(&subscriber.prefix);
             frame.extend_from_slice(&payload);
             frame.push(b'}');
@@ -179,11 +180,11 @@ async fn session(stream: TcpStream, mut buffer: Vec<u8>, shared: Shared, variabl
                 let reply = match opcode {
                     0x8 => return Ok(()),
                     0x9 => Some(frame(0xA, &text)),
-                    0x1 => {
+                    WS_TEXT => {
                         let message: serde_json::Value = serde_json::from_slice(&text).unwrap_or_default();
                         match message["type"].as_str() {
-                            Some("connection_init") => Some(frame(0x1, br#"{"type":"connection_ack"}"#)),
-                            Some("ping") => Some(frame(0x1, br#"{"type":"pong"}"#)),
+                            Some("connection_init") => Some(frame(WS_TEXT, br#"{"type":"connection_ack"}"#)),
+                            Some("ping") => Some(frame(WS_TEXT, br#"{"type":"pong"}"#)),
                             Some("subscribe") => {
                                 let topic = message["payload"]["variables"][variable].as_str().unwrap_or_default();
                                 let prefix = format!(r#"{{"id":{},"type":"next","payload":"#, message["id"]);
@@ -292,23 +293,8 @@ fn client_frame(bytes: &[u8]) -> Option<(u8, Vec<u8>, usize)> {
 
 /// A final, unmasked server frame.
 fn frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mut frame = frame_header(payload.len());
-    frame[0] = 0x80 | opcode;
+    let mut frame = Vec::new();
+    push_ws_frame_header(&mut frame, opcode, payload.len());
     frame.extend_from_slice(payload);
     frame
-}
-
-/// The header of a final text frame of `len` bytes.
-fn frame_header(len: usize) -> Vec<u8> {
-    let mut header = vec![0x81];
-    if len < 126 {
-        header.push(len as u8);
-    } else if let Ok(short) = u16::try_from(len) {
-        header.push(126);
-        header.extend_from_slice(&short.to_be_bytes());
-    } else {
-        header.push(127);
-        header.extend_from_slice(&(len as u64).to_be_bytes());
-    }
-    header
 }

@@ -35,13 +35,12 @@ impl FramePrefix {
         text
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// Bytes of the whole message for a payload of `payload_len` bytes.
-    pub fn message_len(&self, payload_len: usize) -> usize {
-        self.0.len() + payload_len + 1
+    /// Appends the whole WebSocket frame (header included) of the message for one payload.
+    pub fn push_ws_frame(&self, out: &mut Vec<u8>, payload: &str) {
+        push_ws_frame_header(out, WS_TEXT, self.0.len() + payload.len() + 1);
+        out.extend_from_slice(self.0.as_bytes());
+        out.extend_from_slice(payload.as_bytes());
+        out.push(b'}');
     }
 
     pub fn len(&self) -> usize {
@@ -50,6 +49,24 @@ impl FramePrefix {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+}
+
+/// WebSocket opcode of a text frame.
+pub const WS_TEXT: u8 = 0x1;
+
+/// Appends the header of a final, unmasked (server to client) WebSocket frame of `len` bytes,
+/// with the shortest length encoding.
+pub fn push_ws_frame_header(out: &mut Vec<u8>, opcode: u8, len: usize) {
+    out.push(0x80 | opcode);
+    if len < 126 {
+        out.push(len as u8);
+    } else if let Ok(short) = u16::try_from(len) {
+        out.push(126);
+        out.extend_from_slice(&short.to_be_bytes());
+    } else {
+        out.push(127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
     }
 }
 
@@ -99,6 +116,22 @@ mod tests {
         assert_eq!(parsed["payload"]["data"]["x"], 1);
         let legacy = FramePrefix::new(Protocol::LegacyWs, "7").frame("{}");
         assert_eq!(legacy, r#"{"id":"7","type":"data","payload":{}}"#);
+    }
+
+    #[test]
+    fn frame_headers_use_the_shortest_length_encoding() {
+        let header = |len| {
+            let mut out = Vec::new();
+            push_ws_frame_header(&mut out, WS_TEXT, len);
+            out
+        };
+        assert_eq!(header(125), [0x81, 125]);
+        assert_eq!(header(126), [0x81, 126, 0, 126]);
+        assert_eq!(header(65_535), [0x81, 126, 0xff, 0xff]);
+        assert_eq!(header(65_536), [0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0]);
+        let mut frame = Vec::new();
+        FramePrefix::new(Protocol::TransportWs, "1").push_ws_frame(&mut frame, "{}");
+        assert_eq!(frame, b"\x81\x25{\"id\":\"1\",\"type\":\"next\",\"payload\":{}}");
     }
 
     #[test]

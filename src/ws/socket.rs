@@ -6,7 +6,7 @@
 //! `pending`, in order, until the session flushes them; a write-through is refused while
 //! anything waits there, so frames never interleave and never overtake each other.
 
-use std::io::{self, IoSlice};
+use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{ready, Context, Poll};
@@ -16,7 +16,7 @@ use subhub_subscriptions::{SharedPayload, WriteOutcome, WriteThrough};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-/// A pending buffer grown past this is released once drained, so a burst does not leave every
+/// A pending or frame-building buffer grown past this is released once drained, so a burst does not leave every
 /// connection holding its high-water mark.
 const KEEP_PENDING_CAPACITY: usize = 4 * 1024;
 
@@ -62,55 +62,33 @@ impl WriteThrough for SocketWriter {
         if !pending.is_empty() {
             return WriteOutcome::Refused;
         }
-        let headers: Vec<([u8; 10], usize)> = payloads
-            .iter()
-            .map(|payload| {
-                let mut header = [0u8; 10];
-                let len = text_frame_header(prefix.message_len(payload.len()), &mut header).len();
-                (header, len)
-            })
-            .collect();
-        let parts: Vec<&[u8]> = headers
-            .iter()
-            .zip(payloads)
-            .flat_map(|((header, len), payload)| {
-                [&header[..*len], prefix.as_str().as_bytes(), payload.as_bytes(), b"}"]
-            })
-            .collect();
-        let slices: Vec<IoSlice<'_>> = parts.iter().map(|part| IoSlice::new(part)).collect();
-        let total: usize = parts.iter().map(|part| part.len()).sum();
-        match self.stream.try_write_vectored(&slices) {
-            Ok(n) if n == total => WriteOutcome::Written,
-            Ok(0) => WriteOutcome::Refused,
-            Ok(mut written) => {
-                for part in parts {
-                    let skip = written.min(part.len());
-                    pending.extend_from_slice(&part[skip..]);
-                    written -= skip;
-                }
-                WriteOutcome::Started
+        FRAMES.with_borrow_mut(|frames| {
+            frames.clear();
+            for payload in payloads {
+                prefix.push_ws_frame(frames, payload);
             }
-            // A broken socket is the session's to find: queued, the message meets the error there.
-            Err(_) => WriteOutcome::Refused,
-        }
+            let outcome = match self.stream.try_write(frames) {
+                Ok(n) if n == frames.len() => WriteOutcome::Written,
+                Ok(0) => WriteOutcome::Refused,
+                Ok(n) => {
+                    pending.extend_from_slice(&frames[n..]);
+                    WriteOutcome::Started
+                }
+                // A broken socket is the session's to find: queued, the message meets the error there.
+                Err(_) => WriteOutcome::Refused,
+            };
+            if frames.capacity() > KEEP_PENDING_CAPACITY {
+                *frames = Vec::new();
+            }
+            outcome
+        })
     }
 }
 
-/// The header of an unmasked, final text frame (server to client) of `len` bytes.
-fn text_frame_header(len: usize, out: &mut [u8; 10]) -> &[u8] {
-    out[0] = 0x81;
-    if len < 126 {
-        out[1] = len as u8;
-        &out[..2]
-    } else if let Ok(short) = u16::try_from(len) {
-        out[1] = 126;
-        out[2..4].copy_from_slice(&short.to_be_bytes());
-        &out[..4]
-    } else {
-        out[1] = 127;
-        out[2..10].copy_from_slice(&(len as u64).to_be_bytes());
-        &out[..10]
-    }
+thread_local! {
+    /// Where a write-through builds its frames: one buffer per thread, reused for every
+    /// subscriber, so fanning out allocates nothing.
+    static FRAMES: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// The session's view of the socket, for tungstenite: reads go to the stream, writes go
@@ -180,19 +158,5 @@ impl AsyncWrite for SessionSocket {
     /// Flushes; the connection itself closes when the last handle on the stream is dropped.
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.poll_flush(cx)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn frame_headers_use_the_shortest_length_encoding() {
-        let mut out = [0u8; 10];
-        assert_eq!(text_frame_header(125, &mut out), [0x81, 125]);
-        assert_eq!(text_frame_header(126, &mut out), [0x81, 126, 0, 126]);
-        assert_eq!(text_frame_header(65_535, &mut out), [0x81, 126, 0xff, 0xff]);
-        assert_eq!(text_frame_header(65_536, &mut out), [0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0]);
     }
 }

@@ -146,8 +146,7 @@ impl Executions {
                     }
                 }
                 Some(ExecutionItem::Next(payload)) => {
-                    fanout.log.push(payload);
-                    fanout.pull(&execution, &mut results);
+                    fanout.take_in(payload, &execution, &mut results);
                     if !fanout.sweep(&execution, &mut results).await {
                         return;
                     }
@@ -218,6 +217,14 @@ impl Fanout {
         self.base + self.log.len() as u64
     }
 
+    /// Takes in a result and those already waiting behind it.
+    fn take_in(&mut self, payload: SharedPayload, execution: &Execution, results: &mut ExecutionStream) {
+        self.log.push(payload);
+        if !self.pull(execution, results) {
+            lock(&execution.state).head = self.head();
+        }
+    }
+
     /// Takes in the results that are already waiting; true if there were any.
     fn pull(&mut self, execution: &Execution, results: &mut ExecutionStream) -> bool {
         let before = self.log.len();
@@ -228,8 +235,11 @@ impl Fanout {
                 None => break,
             }
         }
-        lock(&execution.state).head = self.head();
-        self.log.len() > before
+        let arrived = self.log.len() > before;
+        if arrived {
+            lock(&execution.state).head = self.head();
+        }
+        arrived
     }
 
     /// Sweeps until every subscriber has every result; false if the execution was cancelled.
@@ -325,6 +335,13 @@ mod tests {
         OperationKey { document: document.into(), operation_name: None, variables: "{}".into(), scope: String::new() }
     }
 
+    /// An execution stream fed by hand through the returned sender.
+    fn channel_stream() -> (mpsc::UnboundedSender<ExecutionItem>, ExecutionStream) {
+        let (tx, rx) = mpsc::unbounded_channel::<ExecutionItem>();
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|i| (i, rx)) });
+        (tx, stream.boxed())
+    }
+
     fn outbox(metrics: &Arc<Metrics>) -> Arc<Outbox> {
         let config =
             OutboxConfig { capacity: 16, policy: SlowConsumerPolicy::DropOldest, close_after: Duration::from_secs(1) };
@@ -335,9 +352,7 @@ mod tests {
     async fn one_execution_per_key_shared_by_its_subscribers() {
         let metrics = Arc::new(Metrics::default());
         let executions = Executions::new(metrics.clone());
-        let (tx, rx) = mpsc::unbounded_channel::<ExecutionItem>();
-        let stream: ExecutionStream =
-            futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|i| (i, rx)) }).boxed();
+        let (tx, stream) = channel_stream();
         let mut start = Some(stream);
         let (a, b) = (outbox(&metrics), outbox(&metrics));
         let first =
@@ -370,9 +385,7 @@ mod tests {
     async fn results_arriving_during_a_sweep_reach_every_subscriber_once_in_order() {
         let metrics = Arc::new(Metrics::default());
         let executions = Executions::new(metrics.clone());
-        let (tx, rx) = mpsc::unbounded_channel::<ExecutionItem>();
-        let stream: ExecutionStream =
-            futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|i| (i, rx)) }).boxed();
+        let (tx, stream) = channel_stream();
         let mut start = Some(stream);
         // More subscribers than one turn, so results arrive while a sweep is under way.
         let config = OutboxConfig {
