@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Reruns the benchmarks of BENCHMARKS.md: subhub, the Node peer and the raw fan-out server, each
 # pinned to core 0 with the generator on core 1, one server at a time. JSON and SVG results go
-# to load/results/. Usage: load/bench.sh [subhub|node|raw ...] (default: all three).
+# to load/results/. `brokers` runs subhub on Redis pub/sub, Redis streams, RabbitMQ and a mock
+# Kafka cluster, with plain broker subscribers beside its clients, to measure what the hub adds.
+# Usage: load/bench.sh [subhub|node|raw|brokers ...] (default: all four).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
@@ -9,7 +11,7 @@ results=load/results
 mkdir -p "$results"
 cargo build --release -p subhub -p subhub-load
 (cd load/peers/node-graphql-ws && npm ci --no-audit --no-fund >/dev/null)
-servers=("${@:-subhub node raw}")
+servers=("${@:-subhub node raw brokers}")
 read -r -a servers <<<"${servers[*]}"
 
 answering() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -17,6 +19,8 @@ answering() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 start() { # name port -> prints the server's pid
   local name=$1 port=$2
   case "$name" in
+    brokers) taskset -c 0 "$target/release/subhub" --config "$results/brokers.toml" --listen "127.0.0.1:$port" \
+      >"$results/$name.log" 2>&1 & ;;
     subhub) taskset -c 0 "$target/release/subhub" --listen "127.0.0.1:$port" >"$results/$name.log" 2>&1 & ;;
     node) taskset -c 0 node load/peers/node-graphql-ws/server.mjs "$port" >"$results/$name.log" 2>&1 & ;;
     raw) taskset -c 0 "$target/release/subhub-load" raw-server --listen "127.0.0.1:$port" >"$results/$name.log" 2>&1 & ;;
@@ -34,9 +38,50 @@ run() { # server port pid name args...
     --label "$server" --out "$results/$server-$name.json" --svg "$results/$server-$name.svg" "$@"
 }
 
+# The hub on every broker: events go straight into the broker; the hub's 1,000 clients and 10
+# plain clients of the broker read them in the same run.
+brokers() {
+  local port=$1 kafka_pid bootstrap pid name via url
+  taskset -c 1 "$target/release/subhub-load" kafka-mock --topics bench >"$results/kafka-mock.out" 2>&1 &
+  kafka_pid=$!
+  for _ in $(seq 1 100); do [ -s "$results/kafka-mock.out" ] && break; sleep 0.1; done
+  bootstrap=$(head -1 "$results/kafka-mock.out")
+  cat >"$results/brokers.toml" <<EOF
+default_broker = "cache"
+[brokers.cache]
+kind = "redis"
+url = "redis://127.0.0.1:6379"
+[brokers.log]
+kind = "redis"
+mode = "streams"
+url = "redis://127.0.0.1:6379"
+[brokers.rabbit]
+kind = "amqp"
+url = "amqp://guest:guest@127.0.0.1:5672/%2f"
+exchange = "subhub"
+[brokers.events]
+kind = "kafka"
+bootstrap_servers = "$bootstrap"
+EOF
+  pid=$(start brokers "$port")
+  for broker in "cache redis redis://127.0.0.1:6379" "log redis-streams redis://127.0.0.1:6379" \
+    "rabbit amqp amqp://guest:guest@127.0.0.1:5672/%2f" "events kafka $bootstrap"; do
+    read -r name via url <<<"$broker"
+    run subhub "$port" "$pid" "broker-$via" --scenario broadcast -n 1000 --plain 10 --rate 100 --duration 20s \
+      --publish "$via" --broker-url "$url" \
+      --query "subscription(\$topic: String!) { events(topic: \$topic, broker: \"$name\") { payload } }"
+  done
+  kill "$pid" "$kafka_pid" 2>/dev/null || true
+  wait "$pid" "$kafka_pid" 2>/dev/null || true
+}
+
 port=4400
 for server in "${servers[@]}"; do
   port=$((port + 1))
+  if [ "$server" = brokers ]; then
+    brokers "$port"
+    continue
+  fi
   pid=$(start "$server" "$port")
   case "$server" in
     subhub | raw)

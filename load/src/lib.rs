@@ -8,6 +8,7 @@
 //! ## Layout
 //! - [`options`]: scenarios and their parameters.
 //! - [`run`]: a run: connections, readiness probes, open-loop publishing, measurement windows.
+//! - [`plain`]: plain broker subscribers, to measure what the server adds over its broker.
 //! - [`publish`]: publishing over HTTP, a WebSocket mutation, or straight into a broker.
 //! - [`accounting`]: per-subscriber loss, duplicates and reordering.
 //! - [`latency`]: HDR histograms, overall and per second.
@@ -18,6 +19,7 @@
 pub mod accounting;
 pub mod latency;
 pub mod options;
+pub mod plain;
 pub mod publish;
 pub mod raw_server;
 pub mod report;

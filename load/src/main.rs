@@ -1,8 +1,10 @@
-//! `subhub-load`: run a scenario against a server, or serve the raw fan-out floor.
+//! `subhub-load`: run a scenario against a server, serve the raw fan-out floor, or run a mock Kafka
+//! cluster for runs that publish into Kafka.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use subhub_load::options::RunOptions;
 use subhub_load::{raw_server, report, run};
@@ -25,6 +27,15 @@ enum Command {
         #[arg(long, default_value = "topic")]
         topic_variable: String,
     },
+    /// Run librdkafka's mock Kafka cluster (the real protocol on a loopback port) with the given
+    /// topics, print its bootstrap servers, and serve until killed: Kafka runs without a Kafka.
+    KafkaMock {
+        /// Topics to create, comma-separated.
+        #[arg(long, default_value = "bench", value_delimiter = ',')]
+        topics: Vec<String>,
+        #[arg(long, default_value_t = 1)]
+        partitions: i32,
+    },
 }
 
 fn main() -> ExitCode {
@@ -36,6 +47,7 @@ fn main() -> ExitCode {
             .build()
             .map_err(anyhow::Error::from)
             .and_then(|runtime| runtime.block_on(raw_server::serve(listen, topic_variable))),
+        Command::KafkaMock { topics, partitions } => kafka_mock(&topics, partitions),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -43,6 +55,18 @@ fn main() -> ExitCode {
             eprintln!("subhub-load: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn kafka_mock(topics: &[String], partitions: i32) -> anyhow::Result<()> {
+    let cluster = rdkafka::mocking::MockCluster::new(1).context("mock Kafka cluster")?;
+    for topic in topics {
+        cluster.create_topic(topic, partitions, 1).with_context(|| format!("topic {topic}"))?;
+    }
+    println!("{}", cluster.bootstrap_servers());
+    std::io::Write::flush(&mut std::io::stdout())?;
+    loop {
+        std::thread::park();
     }
 }
 

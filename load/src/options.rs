@@ -30,10 +30,30 @@ pub enum PublishVia {
     WsMutation,
     /// PUBLISH on Redis.
     Redis,
+    /// XADD to a Redis stream (the body in the entry's `payload` field).
+    RedisStreams,
     /// Produce to Kafka.
     Kafka,
     /// Publish on a RabbitMQ topic exchange.
     Amqp,
+}
+
+impl PublishVia {
+    /// Whether events go straight into a broker (which plain subscribers can then read).
+    pub fn is_broker(self) -> bool {
+        matches!(self, PublishVia::Redis | PublishVia::RedisStreams | PublishVia::Kafka | PublishVia::Amqp)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PublishVia::Http => "http",
+            PublishVia::WsMutation => "ws-mutation",
+            PublishVia::Redis => "redis",
+            PublishVia::RedisStreams => "redis-streams",
+            PublishVia::Kafka => "kafka",
+            PublishVia::Amqp => "amqp",
+        }
+    }
 }
 
 #[derive(Args, Clone, Debug)]
@@ -78,6 +98,10 @@ pub struct RunOptions {
     /// AMQP exchange for --publish amqp.
     #[arg(long, default_value = "subhub")]
     pub exchange: String,
+    /// Plain broker subscribers to run beside the server's clients (topics as the first N
+    /// connections'), reading the broker named by --publish: the report shows what the server adds.
+    #[arg(long, default_value_t = 0)]
+    pub plain: usize,
     /// The server's process id: its CPU and memory are sampled.
     #[arg(long)]
     pub server_pid: Option<u32>,
@@ -122,9 +146,14 @@ impl RunOptions {
         if self.connections > 60_000 {
             return Err(format!("--connections {}: more than one generator process can open", self.connections));
         }
-        if matches!(self.publish, PublishVia::Redis | PublishVia::Kafka | PublishVia::Amqp) && self.broker_url.is_none()
-        {
+        if self.publish.is_broker() && self.broker_url.is_none() {
             return Err("--broker-url is needed to publish straight into a broker".into());
+        }
+        if self.plain > 0 && !self.publish.is_broker() {
+            return Err("--plain needs a broker to read: --publish redis, redis-streams, amqp or kafka".into());
+        }
+        if self.plain > 10_000 {
+            return Err(format!("--plain {}: at most 10,000 plain subscribers", self.plain));
         }
         Ok(())
     }

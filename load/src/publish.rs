@@ -12,10 +12,13 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::options::{PublishVia, RunOptions};
 
+/// Entries a Redis stream keeps (roughly) when the generator adds to it.
+const STREAM_LENGTH: u64 = 100_000;
+
 pub enum Publisher {
     Http { client: reqwest::Client, base: String },
     WsMutation { outgoing: mpsc::UnboundedSender<String>, next_id: std::cell::Cell<u64> },
-    Redis { connection: redis::aio::MultiplexedConnection },
+    Redis { connection: redis::aio::MultiplexedConnection, streams: bool },
     Kafka { producer: FutureProducer },
     Amqp { channel: Box<lapin::Channel>, exchange: String, _connection: Box<lapin::Connection> },
 }
@@ -46,9 +49,10 @@ impl Publisher {
                 });
                 Publisher::WsMutation { outgoing, next_id: std::cell::Cell::new(0) }
             }
-            PublishVia::Redis => {
+            PublishVia::Redis | PublishVia::RedisStreams => {
                 let client = redis::Client::open(broker()?.as_str()).context("--broker-url")?;
-                Publisher::Redis { connection: client.get_multiplexed_async_connection().await.context("Redis")? }
+                let connection = client.get_multiplexed_async_connection().await.context("Redis")?;
+                Publisher::Redis { connection, streams: options.publish == PublishVia::RedisStreams }
             }
             PublishVia::Kafka => {
                 let producer = rdkafka::ClientConfig::new()
@@ -93,9 +97,16 @@ impl Publisher {
                 });
                 outgoing.send(message.to_string()).map_err(|_| anyhow!("publisher connection closed"))?;
             }
-            Publisher::Redis { connection } => {
+            Publisher::Redis { connection, streams: false } => {
                 let mut connection = connection.clone();
                 let _: i64 = redis::cmd("PUBLISH").arg(topic).arg(body).query_async(&mut connection).await?;
+            }
+            Publisher::Redis { connection, streams: true } => {
+                let mut connection = connection.clone();
+                // Trimmed, so repeated runs do not grow the stream without end.
+                let mut xadd = redis::cmd("XADD");
+                xadd.arg(topic).arg("MAXLEN").arg("~").arg(STREAM_LENGTH).arg("*").arg("payload").arg(body);
+                let _: String = xadd.query_async(&mut connection).await?;
             }
             Publisher::Kafka { producer } => {
                 producer

@@ -73,6 +73,18 @@ pub fn table(report: &Report) -> String {
                 ms(burst.median_last_us)
             );
         }
+        if let Some(plain) = &w.plain {
+            let _ = writeln!(
+                out,
+                "  plain {} subscribers ({}): p50 {:.2} ms, p99 {:.2} ms, lost {}; the server adds {:.2} ms at p50",
+                plain.broker,
+                plain.subscribers,
+                ms(plain.latency.p50_us),
+                ms(plain.latency.p99_us),
+                plain.tally.lost,
+                plain.hub_added_p50_us as f64 / 1000.0
+            );
+        }
         if let Some(churn) = &w.churn {
             let _ = writeln!(
                 out,

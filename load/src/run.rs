@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::accounting::{Sequence, Tally};
 use crate::latency::{Latencies, Percentiles, Second};
 use crate::options::{RunOptions, Scenario};
+use crate::plain;
 use crate::publish::Publisher;
 use crate::server;
 
@@ -30,18 +31,59 @@ const DRAIN: Duration = Duration::from_secs(5);
 /// How long every connection has to become live before the run gives up.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// What one kind of subscriber (the server's WebSocket clients, or plain broker clients) received.
 #[derive(Default)]
-struct State {
-    /// Measurement window in progress: (start, index).
-    window_start: Option<Instant>,
+struct Receivers {
     latencies: Latencies,
     sequences: Vec<Sequence>,
     live: Vec<bool>,
     live_count: usize,
+    delivered: u64,
+}
+
+impl Receivers {
+    fn new(count: usize) -> Self {
+        Receivers { sequences: vec![Sequence::default(); count], live: vec![false; count], ..Receivers::default() }
+    }
+
+    /// Takes one event body received by subscriber `index` at `now` (Unix ns). A probe makes the
+    /// subscriber live; an event inside a window is counted, and its (seq, latency in µs) returned.
+    fn receive(&mut self, index: usize, body: &str, now: u64, window_start: Option<Instant>) -> Option<(u64, u64)> {
+        if body.contains("\"probe\"") {
+            if !self.live[index] {
+                self.live[index] = true;
+                self.live_count += 1;
+            }
+            return None;
+        }
+        let (seq, sent) = (number_after(body, "\"seq\":")?, number_after(body, "\"t\":")?);
+        let start = window_start?;
+        let latency_us = now.saturating_sub(sent) / 1000;
+        self.latencies.record(start.elapsed().as_secs() as usize, latency_us);
+        self.sequences[index].record(seq);
+        self.delivered += 1;
+        Some((seq, latency_us))
+    }
+
+    /// Starts a window: nothing counted yet.
+    fn reset(&mut self) {
+        self.latencies = Latencies::default();
+        self.sequences.iter_mut().for_each(|s| *s = Sequence::default());
+        self.delivered = 0;
+    }
+}
+
+#[derive(Default)]
+struct State {
+    /// Measurement window in progress: its start.
+    window_start: Option<Instant>,
+    /// The server's subscribers.
+    hub: Receivers,
+    /// Plain broker subscribers (--plain).
+    plain: Receivers,
     acknowledged: usize,
     connect_errors: u64,
     first_error: Option<String>,
-    delivered: u64,
     protocol_errors: u64,
     /// Burst: per sequence number, (first, last, count) latency in µs.
     bursts: HashMap<u64, (u64, u64, u64)>,
@@ -80,8 +122,20 @@ pub struct Window {
     pub burst: Option<Burst>,
     pub server: Option<ServerUse>,
     pub churn: Option<Churn>,
+    pub plain: Option<Plain>,
     /// The generator's own CPU over the window: above ~70% of its core, it may be the bottleneck.
     pub generator_cpu_percent: Option<f64>,
+}
+
+/// Plain broker subscribers read the same events as the server's clients (--plain).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Plain {
+    pub broker: &'static str,
+    pub subscribers: usize,
+    pub tally: Tally,
+    pub latency: Percentiles,
+    /// The server's clients' p50 minus the plain subscribers' p50: what the server adds.
+    pub hub_added_p50_us: i64,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -237,28 +291,34 @@ async fn client(
             }
             continue;
         }
-        if text.contains("\"probe\"") {
-            if !state.live[index] {
-                state.live[index] = true;
-                state.live_count += 1;
-            }
-            continue;
-        }
-        let (Some(seq), Some(sent)) = (number_after(&text, "\"seq\":"), number_after(&text, "\"t\":")) else {
-            continue;
-        };
-        let Some(start) = state.window_start else { continue };
-        let latency_us = now.saturating_sub(sent) / 1000;
-        let second = start.elapsed().as_secs() as usize;
-        state.latencies.record(second, latency_us);
-        state.sequences[index].record(seq);
-        state.delivered += 1;
+        let window_start = state.window_start;
+        let Some((seq, latency_us)) = state.hub.receive(index, &text, now, window_start) else { continue };
         if options.scenario == Scenario::Burst {
             let entry = state.bursts.entry(seq).or_insert((u64::MAX, 0, 0));
             entry.0 = entry.0.min(latency_us);
             entry.1 = entry.1.max(latency_us);
             entry.2 += 1;
         }
+    }
+}
+
+/// A plain broker subscriber: takes the bodies its broker client reads.
+async fn plain_client(
+    index: usize,
+    mut bodies: tokio::sync::mpsc::Receiver<String>,
+    state: Rc<RefCell<State>>,
+    stop: CancellationToken,
+) {
+    loop {
+        let body = tokio::select! {
+            body = bodies.recv() => body,
+            () = stop.cancelled() => return,
+        };
+        let Some(body) = body else { return };
+        let now = unix_nanos(SystemTime::now());
+        let mut state = state.borrow_mut();
+        let window_start = state.window_start;
+        state.plain.receive(index, &body, now, window_start);
     }
 }
 
@@ -295,8 +355,8 @@ pub async fn run(options: RunOptions, progress: bool) -> anyhow::Result<Report> 
     let http = reqwest::Client::new();
     let base = options.http_base();
     let state = Rc::new(RefCell::new(State {
-        sequences: vec![Sequence::default(); options.connections],
-        live: vec![false; options.connections],
+        hub: Receivers::new(options.connections),
+        plain: Receivers::new(options.plain),
         ..State::default()
     }));
     let stop = CancellationToken::new();
@@ -344,14 +404,27 @@ pub async fn run(options: RunOptions, progress: bool) -> anyhow::Result<Report> 
             );
         }
     }
+    for index in 0..options.plain {
+        let bodies = plain::subscribe(&options, &options.topic(index), index)
+            .await
+            .with_context(|| format!("plain {} subscriber", options.publish.name()))?;
+        clients.push(tokio::task::spawn_local(plain_client(index, bodies, state.clone(), stop.clone())));
+    }
     let publisher = Rc::new(Publisher::connect(&options).await.context("cannot publish")?);
 
     // Probe until every healthy subscription has received an event: then it is live.
     let ready_by = Instant::now() + READY_TIMEOUT;
     let acknowledged_healthy = healthy.min(state.borrow().acknowledged);
-    while state.borrow().live_count < acknowledged_healthy {
+    loop {
+        let (live, plain_live) = (state.borrow().hub.live_count, state.borrow().plain.live_count);
+        if live >= acknowledged_healthy && plain_live == options.plain {
+            break;
+        }
         if Instant::now() > ready_by {
-            bail!("only {} of {acknowledged_healthy} subscriptions became live", state.borrow().live_count);
+            bail!(
+                "only {live} of {acknowledged_healthy} subscriptions and {plain_live} of {} plain subscribers became live",
+                options.plain
+            );
         }
         let probe = format!(r#"{{"probe":1,"t":{}}}"#, unix_nanos(SystemTime::now()));
         for topic in 0..options.topics() {
@@ -448,11 +521,10 @@ async fn measure(
 ) -> anyhow::Result<Window> {
     {
         let mut state = state.borrow_mut();
-        state.latencies = Latencies::default();
+        state.hub.reset();
+        state.plain.reset();
         state.connect_latencies = Latencies::default();
-        state.sequences.iter_mut().for_each(|s| *s = Sequence::default());
         state.bursts.clear();
-        state.delivered = 0;
         state.churn_cycles = 0;
         state.window_start = Some(Instant::now());
     }
@@ -513,12 +585,12 @@ async fn measure(
             last_progress = Instant::now();
             let state = state.borrow();
             let second = start.elapsed().as_secs() as usize;
-            let p99 = state.latencies.second(second.saturating_sub(1)).map_or(0, |p| p.p99_us);
+            let p99 = state.hub.latencies.second(second.saturating_sub(1)).map_or(0, |p| p.p99_us);
             eprint!(
                 "\r  {:>4}s/{:.0}s  rate {rate:.0}/s  delivered {:>10}  p99(last s) {:>8.2} ms   ",
                 second,
                 options.duration.as_secs_f64(),
-                state.delivered,
+                state.hub.delivered,
                 p99 as f64 / 1000.0
             );
         }
@@ -532,7 +604,14 @@ async fn measure(
     let subscribers_per_topic =
         |topic: usize| (0..healthy).filter(|i| options.topic(*i) == options.topic_name(topic)).count() as u64;
     let expected: u64 = (0..topics).map(|t| published_per_topic[t] * subscribers_per_topic(t)).sum();
-    wait_until(DRAIN, || state.borrow().delivered >= expected).await;
+    let plain_expected = (0..options.plain)
+        .map(|i| published_per_topic[(0..topics).find(|t| options.topic_name(*t) == options.topic(i)).unwrap_or(0)])
+        .sum::<u64>();
+    wait_until(DRAIN, || {
+        let state = state.borrow();
+        state.hub.delivered >= expected && state.plain.delivered >= plain_expected
+    })
+    .await;
     let elapsed = start.elapsed().as_secs_f64();
     if progress {
         eprintln!();
@@ -545,11 +624,26 @@ async fn measure(
     let _ = server::metric(http, base, "subhub_deliveries_total").await;
     let mut state = state.borrow_mut();
     state.window_start = None;
+    let topic_of = |index: usize| if topics == 1 { 0 } else { index % topics };
     let mut tally = Tally::default();
     for index in 0..healthy {
-        let topic = if topics == 1 { 0 } else { index % topics };
-        tally += state.sequences[index].tally(published_per_topic[topic]);
+        tally += state.hub.sequences[index].tally(published_per_topic[topic_of(index)]);
     }
+    let plain = (options.plain > 0).then(|| {
+        let mut tally = Tally::default();
+        for index in 0..options.plain {
+            tally += state.plain.sequences[index].tally(published_per_topic[topic_of(index)]);
+        }
+        let latency = state.plain.latencies.percentiles();
+        let hub_p50 = state.hub.latencies.percentiles().p50_us;
+        Plain {
+            broker: options.publish.name(),
+            subscribers: options.plain,
+            tally,
+            hub_added_p50_us: hub_p50 as i64 - latency.p50_us as i64,
+            latency,
+        }
+    });
     let server = server_start.zip(server_end).map(|(a, b)| {
         let cpu = b.cpu_seconds - a.cpu_seconds;
         ServerUse {
@@ -588,13 +682,17 @@ async fn measure(
         published: count,
         publish_errors: errors.get(),
         deliveries_per_second: tally.received as f64 / elapsed.max(publishing).max(1e-9),
-        latency: state.latencies.percentiles(),
-        timeline: state.latencies.timeline(),
-        distribution: state.latencies.distribution(&[0.0, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9999, 1.0]),
+        latency: state.hub.latencies.percentiles(),
+        timeline: state.hub.latencies.timeline(),
+        distribution: state
+            .hub
+            .latencies
+            .distribution(&[0.0, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9999, 1.0]),
         tally,
         burst,
         server,
         churn,
+        plain,
         generator_cpu_percent,
     })
 }

@@ -28,6 +28,124 @@ async fn start_hub() -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>)
     (addr, stop)
 }
 
+/// A hub configured by this TOML text, on 127.0.0.1:0.
+async fn start_hub_with(toml_text: &str) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("subhub-load-test-{}-{n}.toml", std::process::id()));
+    std::fs::write(&path, format!("listen = \"127.0.0.1:0\"\n{toml_text}")).expect("write config");
+    let config = subhub::Config::load(Some(&path), Vec::new()).expect("config");
+    let _ = std::fs::remove_file(&path);
+    let server = subhub::Server::bind(config).await.expect("hub");
+    let addr = server.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.run(async move {
+        let _ = stopped.await;
+    }));
+    (addr, stop)
+}
+
+/// True when a broker answers on `addr`. Outside CI a test without its broker skips with a loud
+/// line naming what it needs; in CI (`CI` set) the broker must be there, and this fails.
+fn broker_available(what: &str, addr: &str) -> bool {
+    let reachable = addr
+        .parse::<std::net::SocketAddr>()
+        .ok()
+        .is_some_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok());
+    if !reachable {
+        assert!(std::env::var_os("CI").is_none(), "{what} is not answering on {addr}; CI must start it");
+        eprintln!("SKIPPED: this test needs {what} on {addr}, which is not answering");
+    }
+    reachable
+}
+
+/// A broadcast published straight into a broker, read by the hub's clients and by plain
+/// subscribers of the broker: both are counted exactly, and the report says what the hub adds.
+async fn plain_beside_hub(config: &str, publish: &str, broker_url: &str, topic: &str) {
+    let (addr, _stop) = start_hub_with(config).await;
+    let url = format!("ws://{addr}/graphql");
+    let report = generate(options(&[
+        "--url",
+        &url,
+        "-n",
+        "6",
+        "--plain",
+        "3",
+        "--rate",
+        "30",
+        "--duration",
+        "1s",
+        "--publish",
+        publish,
+        "--broker-url",
+        broker_url,
+        "--topic-prefix",
+        topic,
+    ]))
+    .await
+    .expect("run");
+    let window = &report.windows[0];
+    assert_eq!((window.tally.expected, window.tally.received, window.tally.lost), (30 * 6, 30 * 6, 0));
+    let plain = window.plain.as_ref().expect("plain results");
+    assert_eq!(plain.subscribers, 3);
+    assert_eq!((plain.tally.expected, plain.tally.received, plain.tally.lost), (30 * 3, 30 * 3, 0));
+    assert_eq!((plain.tally.duplicates, plain.tally.reordered), (0, 0));
+    assert_eq!(plain.latency.count, 30 * 3, "one latency per plain delivery");
+    assert_eq!(plain.hub_added_p50_us, window.latency.p50_us as i64 - plain.latency.p50_us as i64);
+    assert!(subhub_load::report::table(&report).contains("the server adds"));
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}-{}", std::process::id(), fastrand::u32(..))
+}
+
+#[tokio::test]
+async fn plain_redis_pubsub_subscribers_beside_the_hub() {
+    if !broker_available("Redis", "127.0.0.1:6379") {
+        return;
+    }
+    let config = "default_broker = \"cache\"\n[brokers.cache]\nkind = \"redis\"\nurl = \"redis://127.0.0.1:6379\"\n";
+    plain_beside_hub(config, "redis", "redis://127.0.0.1:6379", &unique("load-pubsub")).await;
+}
+
+#[tokio::test]
+async fn plain_redis_stream_readers_beside_the_hub() {
+    if !broker_available("Redis", "127.0.0.1:6379") {
+        return;
+    }
+    let config = "default_broker = \"log\"\n[brokers.log]\nkind = \"redis\"\nmode = \"streams\"\nurl = \"redis://127.0.0.1:6379\"\n";
+    plain_beside_hub(config, "redis-streams", "redis://127.0.0.1:6379", &unique("load-stream")).await;
+}
+
+#[tokio::test]
+async fn plain_rabbitmq_consumers_beside_the_hub() {
+    if !broker_available("RabbitMQ", "127.0.0.1:5672") {
+        return;
+    }
+    let amqp = "amqp://guest:guest@127.0.0.1:5672/%2f";
+    let config = format!(
+        "default_broker = \"rabbit\"\n[brokers.rabbit]\nkind = \"amqp\"\nurl = \"{amqp}\"\nexchange = \"subhub\"\n"
+    );
+    plain_beside_hub(&config, "amqp", amqp, &unique("load-amqp")).await;
+}
+
+#[tokio::test]
+async fn plain_kafka_consumers_beside_the_hub() {
+    let cluster = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic("load-kafka", 1, 1).expect("topic");
+    let bootstrap = cluster.bootstrap_servers();
+    let config = format!(
+        "default_broker = \"events\"\n[brokers.events]\nkind = \"kafka\"\nbootstrap_servers = \"{bootstrap}\"\n"
+    );
+    plain_beside_hub(&config, "kafka", &bootstrap, "load-kafka").await;
+}
+
+#[tokio::test]
+async fn plain_subscribers_need_a_broker() {
+    let error = generate(options(&["--plain", "1"])).await.expect_err("no broker to read");
+    assert!(format!("{error:#}").contains("--plain needs a broker"), "{error:#}");
+}
+
 async fn generate(options: RunOptions) -> anyhow::Result<Report> {
     tokio::task::LocalSet::new().run_until(run::run(options, false)).await
 }
