@@ -38,8 +38,8 @@ run() { # server port pid name args...
     --label "$server" --out "$results/$server-$name.json" --svg "$results/$server-$name.svg" "$@"
 }
 
-# The hub on every broker: events go straight into the broker; the hub's 1,000 clients and 10
-# plain clients of the broker read them in the same run.
+# The hub on every broker: events go straight into the broker; the hub's clients (100, then
+# 1,000) and 10 plain clients of the broker read them in the same run.
 brokers() {
   local port=$1 kafka_pid bootstrap pid name via url
   taskset -c 1 "$target/release/subhub-load" kafka-mock --topics bench >"$results/kafka-mock.out" 2>&1 &
@@ -62,14 +62,19 @@ exchange = "subhub"
 [brokers.events]
 kind = "kafka"
 bootstrap_servers = "$bootstrap"
+# The mock cluster answers a fetch only when fetch.wait.max.ms runs out (a real broker answers
+# as soon as data arrives), so both the hub and the plain consumers wait 10 ms, not 500.
+options = { "fetch.wait.max.ms" = "10" }
 EOF
   pid=$(start brokers "$port")
   for broker in "cache redis redis://127.0.0.1:6379" "log redis-streams redis://127.0.0.1:6379" \
     "rabbit amqp amqp://guest:guest@127.0.0.1:5672/%2f" "events kafka $bootstrap"; do
     read -r name via url <<<"$broker"
-    run subhub "$port" "$pid" "broker-$via" --scenario broadcast -n 1000 --plain 10 --rate 100 --duration 20s \
-      --publish "$via" --broker-url "$url" \
-      --query "subscription(\$topic: String!) { events(topic: \$topic, broker: \"$name\") { payload } }"
+    for clients in 100 1000; do
+      run subhub "$port" "$pid" "broker-$via-$clients" --scenario broadcast -n "$clients" --plain 10 --rate 100 \
+        --duration 20s --publish "$via" --broker-url "$url" --kafka-option fetch.wait.max.ms=10 \
+        --query "subscription(\$topic: String!) { events(topic: \$topic, broker: \"$name\") { payload } }"
+    done
   done
   kill "$pid" "$kafka_pid" 2>/dev/null || true
   wait "$pid" "$kafka_pid" 2>/dev/null || true

@@ -38,6 +38,23 @@ pub enum PublishVia {
     Amqp,
 }
 
+fn key_value(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text.split_once('=').ok_or_else(|| format!("{text}: expected KEY=VALUE"))?;
+    Ok((key.trim().to_owned(), value.trim().to_owned()))
+}
+
+impl RunOptions {
+    /// A Kafka client configuration for the broker, with the run's --kafka-option settings.
+    pub fn kafka_config(&self, bootstrap: &str) -> rdkafka::ClientConfig {
+        let mut config = rdkafka::ClientConfig::new();
+        config.set("bootstrap.servers", bootstrap);
+        for (key, value) in &self.kafka_options {
+            config.set(key, value);
+        }
+        config
+    }
+}
+
 impl PublishVia {
     /// Whether events go straight into a broker (which plain subscribers can then read).
     pub fn is_broker(self) -> bool {
@@ -95,6 +112,10 @@ pub struct RunOptions {
     /// Broker address for --publish redis/kafka/amqp.
     #[arg(long)]
     pub broker_url: Option<String>,
+    /// A librdkafka setting (KEY=VALUE) for the generator's Kafka producer and plain consumers,
+    /// e.g. the same `fetch.wait.max.ms` the server's consumer is given. Repeatable.
+    #[arg(long = "kafka-option", value_parser = key_value)]
+    pub kafka_options: Vec<(String, String)>,
     /// AMQP exchange for --publish amqp.
     #[arg(long, default_value = "subhub")]
     pub exchange: String,

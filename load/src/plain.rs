@@ -29,7 +29,7 @@ pub async fn subscribe(options: &RunOptions, topic: &str, index: usize) -> anyho
         PublishVia::Redis => redis_pubsub(&url, topic, bodies).await?,
         PublishVia::RedisStreams => redis_streams(&url, topic, bodies).await?,
         PublishVia::Amqp => amqp(&url, &options.exchange, topic, index, bodies).await?,
-        PublishVia::Kafka => kafka(&url, topic, bodies).await?,
+        PublishVia::Kafka => kafka(options.kafka_config(&url), topic, bodies).await?,
         PublishVia::Http | PublishVia::WsMutation => {
             bail!("--plain needs a broker to read: --publish redis, redis-streams, amqp or kafka")
         }
@@ -122,10 +122,9 @@ async fn amqp(
     Ok(())
 }
 
-async fn kafka(bootstrap: &str, topic: &str, bodies: mpsc::Sender<String>) -> anyhow::Result<()> {
+async fn kafka(mut config: rdkafka::ClientConfig, topic: &str, bodies: mpsc::Sender<String>) -> anyhow::Result<()> {
     // The hub's own consumer settings: a group of its own, no commits, starting at the end.
-    let consumer: StreamConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    let consumer: StreamConsumer = config
         .set("group.id", format!("subhub-load-{}-{:08x}", std::process::id(), fastrand::u32(..)))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")

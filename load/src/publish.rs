@@ -55,10 +55,7 @@ impl Publisher {
                 Publisher::Redis { connection, streams: options.publish == PublishVia::RedisStreams }
             }
             PublishVia::Kafka => {
-                let producer = rdkafka::ClientConfig::new()
-                    .set("bootstrap.servers", broker()?)
-                    .create()
-                    .context("Kafka producer")?;
+                let producer = options.kafka_config(&broker()?).create().context("Kafka producer")?;
                 Publisher::Kafka { producer }
             }
             PublishVia::Amqp => {
