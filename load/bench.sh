@@ -108,12 +108,14 @@ for server in "${servers[@]}"; do
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   # Idle runs get a fresh process, so memory per connection is measured from a clean start.
+  # Their window is four keepalive periods (12 s in subhub and in graphql-ws's server), so
+  # every connection is pinged the same number of times in it.
   port=$((port + 1))
   pid=$(start "$server" "$port")
   if [ "$server" = subhub ]; then
-    run "$server" "$port" "$pid" idle-19000 --scenario idle -n 19000 --duration 20s --ramp 4000
+    run "$server" "$port" "$pid" idle-19000 --scenario idle -n 19000 --duration 48s --ramp 4000
   else
-    run "$server" "$port" "$pid" idle-10000 --scenario idle -n 10000 --duration 20s --ramp 4000
+    run "$server" "$port" "$pid" idle-10000 --scenario idle -n 10000 --duration 48s --ramp 4000
   fi
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true

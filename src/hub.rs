@@ -13,6 +13,7 @@ use crate::config::{Config, SlowConsumer};
 use crate::publish::Publisher;
 use crate::schema;
 use crate::upstreams::Upstreams;
+use crate::ws::keepalive::Keepalive;
 
 pub struct Hub {
     pub config: Config,
@@ -29,6 +30,8 @@ pub struct Hub {
     pub shutdown: CancellationToken,
     /// Every WebSocket session, so shutdown can wait for them to drain.
     pub sessions: TaskTracker,
+    /// Pings every WebSocket session each `limits.keepalive`.
+    pub keepalive: Arc<Keepalive>,
 }
 
 /// Why the hub could not start.
@@ -62,6 +65,8 @@ impl Hub {
         let schema =
             schema::build(sources.clone(), publisher.clone(), &upstreams).map_err(|e| StartError::Schema(e.0))?;
         let auth = config.auth.as_ref().map(Auth::from_config).transpose().map_err(StartError::Auth)?;
+        let shutdown = CancellationToken::new();
+        let keepalive = Keepalive::start(limits.keepalive, shutdown.clone());
         Ok(Arc::new(Hub {
             upstreams,
             auth,
@@ -72,8 +77,9 @@ impl Hub {
             brokers,
             sources,
             executions,
-            shutdown: CancellationToken::new(),
+            shutdown,
             sessions: TaskTracker::new(),
+            keepalive,
         }))
     }
 

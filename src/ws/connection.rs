@@ -5,15 +5,16 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use subhub_protocol::{server, CloseFrame, OperationPayload, Protocol, Session, Step};
 use subhub_subscriptions::{ExecutionItem, Outbound, Outbox, Slot};
-use tokio::time::{interval_at, sleep, timeout, Instant};
+use tokio::time::{sleep, timeout};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame as WsCloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::WebSocketStream;
 
+use super::keepalive::Liveness;
 use super::operations::{Operations, Running};
 use super::socket::{SessionSocket, SocketWriter};
 use crate::auth::{Auth, Identity};
@@ -42,6 +43,7 @@ pub async fn serve(mut socket: WebSocket, writer: Arc<SocketWriter>, protocol: O
     };
     hub.metrics.connection_opened(protocol);
     let outbox = Outbox::new(hub.outbox_config(), hub.metrics.clone());
+    let liveness = hub.keepalive.enroll(writer.clone());
     outbox.write_through(writer);
     let mut connection = Connection {
         socket,
@@ -49,7 +51,7 @@ pub async fn serve(mut socket: WebSocket, writer: Arc<SocketWriter>, protocol: O
         operations: Operations::default(),
         outbox,
         batch: Vec::with_capacity(0),
-        awaiting_pong: false,
+        liveness,
         identity: Identity::default(),
         init_payload: None,
         hub: hub.clone(),
@@ -65,8 +67,8 @@ struct Connection {
     operations: Operations,
     outbox: Arc<Outbox>,
     batch: Vec<Outbound>,
-    /// A ping went out and nothing has come back since.
-    awaiting_pong: bool,
+    /// Its part in the hub's keepalive.
+    liveness: Arc<Liveness>,
     /// Who the client authenticated as in `connection_init`.
     identity: Identity,
     /// The client's `connection_init` payload, whose `forward_init` keys go upstream.
@@ -79,7 +81,6 @@ impl Connection {
         let limits = &self.hub.config.limits;
         let init_deadline = sleep(limits.connection_init_timeout);
         tokio::pin!(init_deadline);
-        let mut keepalive = interval_at(Instant::now() + limits.keepalive, limits.keepalive);
         let shutdown = self.hub.shutdown.clone();
         let outbox = self.outbox.clone();
         // The waits live across iterations: re-registering them on every wake-up costs more
@@ -87,7 +88,9 @@ impl Connection {
         let cancelled = shutdown.cancelled();
         let too_slow = outbox.too_slow();
         let ready = outbox.ready();
-        tokio::pin!(cancelled, too_slow, ready);
+        let liveness = self.liveness.clone();
+        let silent = liveness.silent();
+        tokio::pin!(cancelled, too_slow, ready, silent);
         loop {
             tokio::select! {
                 biased;
@@ -97,7 +100,7 @@ impl Connection {
                     return Exit::Close(CloseFrame::init_timeout());
                 }
                 message = self.socket.next() => {
-                    self.awaiting_pong = false;
+                    self.liveness.heard();
                     let exit = match message {
                         None => Some(Exit::Gone),
                         Some(Err(error)) => Some(read_failed(error)),
@@ -113,10 +116,9 @@ impl Connection {
                         return exit;
                     }
                 }
-                _ = keepalive.tick() => {
-                    if let Err(exit) = self.keepalive().await {
-                        return exit;
-                    }
+                () = &mut silent => {
+                    tracing::debug!("client silent for a keepalive interval after a ping; dropping it");
+                    return Exit::Gone;
                 }
             }
         }
@@ -165,6 +167,9 @@ impl Connection {
                     if let Err(exit) = self.send(message.to_owned()).await {
                         return Some(exit);
                     }
+                }
+                if self.session.protocol() == Protocol::LegacyWs {
+                    self.liveness.send_ka();
                 }
                 None
             }
@@ -301,6 +306,10 @@ impl Connection {
     /// Flushes the socket; a client that stopped reading cannot hold the session past its
     /// slow-consumer policy or the hub's shutdown.
     async fn flush(&mut self) -> Result<(), Exit> {
+        // Usually the socket takes everything at once, and there is nothing else to watch for.
+        if let Some(result) = self.socket.flush().now_or_never() {
+            return result.map_err(|_| Exit::Gone);
+        }
         let outbox = self.outbox.clone();
         let shutdown = self.hub.shutdown.clone();
         tokio::select! {
@@ -314,19 +323,6 @@ impl Connection {
         if self.socket.feed(Message::Text(text.into())).await.is_err() {
             return Err(Exit::Gone);
         }
-        self.flush().await
-    }
-
-    async fn keepalive(&mut self) -> Result<(), Exit> {
-        if self.awaiting_pong {
-            tracing::debug!("client silent for two keepalive intervals; dropping it");
-            return Err(Exit::Gone);
-        }
-        self.awaiting_pong = true;
-        if self.session.protocol() == Protocol::LegacyWs && self.session.is_acknowledged() {
-            self.socket.feed(Message::Text(server::KEEP_ALIVE.into())).await.map_err(|_| Exit::Gone)?;
-        }
-        self.socket.feed(Message::Ping(Default::default())).await.map_err(|_| Exit::Gone)?;
         self.flush().await
     }
 

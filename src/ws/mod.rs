@@ -5,10 +5,12 @@
 //! - [`handshake`]: the opening handshake and sub-protocol choice.
 //! - `socket`: the TCP stream shared by the session and the executions writing through to it.
 //! - `connection`: one session, from `connection_init` to close.
+//! - [`keepalive`]: pings for every session from one task.
 //! - `operations`: the operations a session is running.
 
 mod connection;
 pub mod handshake;
+pub mod keepalive;
 mod operations;
 mod socket;
 

@@ -14,6 +14,7 @@ use std::task::{ready, Context, Poll};
 use subhub_protocol::FramePrefix;
 use subhub_subscriptions::{SharedPayload, WriteOutcome, WriteThrough};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
 /// A pending or frame-building buffer grown past this is released once drained, so a burst does not leave every
@@ -22,7 +23,7 @@ const KEEP_PENDING_CAPACITY: usize = 4 * 1024;
 
 /// The write side, shared by the session and the executions that deliver to it.
 pub struct SocketWriter {
-    stream: Arc<TcpStream>,
+    stream: OwnedWriteHalf,
     /// Accepted bytes the kernel has not taken yet: always whole frames, in order.
     pending: Mutex<Vec<u8>>,
     /// The session's own writes wait (rather than pile up here) once this much is pending.
@@ -44,7 +45,7 @@ impl SocketWriter {
                     pending.drain(..n);
                 }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    ready!(self.stream.poll_write_ready(cx))?;
+                    ready!(self.stream.as_ref().poll_write_ready(cx))?;
                 }
                 Err(error) => return Poll::Ready(Err(error)),
             }
@@ -85,6 +86,24 @@ impl WriteThrough for SocketWriter {
     }
 }
 
+impl SocketWriter {
+    /// Writes control frames (a keepalive) unless earlier bytes still wait to go out; true if
+    /// the kernel took them (the rest of a part taken waits for the session's next flush).
+    pub fn write_control(&self, frames: &[u8]) -> bool {
+        let mut pending = self.pending();
+        if !pending.is_empty() {
+            return false;
+        }
+        match self.stream.try_write(frames) {
+            Ok(n) if n > 0 => {
+                pending.extend_from_slice(&frames[n..]);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
 thread_local! {
     /// Where a write-through builds its frames: one buffer per thread, reused for every
     /// subscriber, so fanning out allocates nothing.
@@ -94,16 +113,18 @@ thread_local! {
 /// The session's view of the socket, for tungstenite: reads go to the stream, writes go
 /// through the shared [`SocketWriter`].
 pub struct SessionSocket {
-    stream: Arc<TcpStream>,
+    /// tokio's own read half: a short read tells it the socket is drained, which saves a
+    /// read that would only say "would block" after every message.
+    read: OwnedReadHalf,
     writer: Arc<SocketWriter>,
 }
 
 impl SessionSocket {
     /// Shares `stream`; the session's own writes wait once `max_pending` bytes are pending.
     pub fn new(stream: TcpStream, max_pending: usize) -> Self {
-        let stream = Arc::new(stream);
-        let writer = Arc::new(SocketWriter { stream: stream.clone(), pending: Mutex::default(), max_pending });
-        SessionSocket { stream, writer }
+        let (read, write) = stream.into_split();
+        let writer = Arc::new(SocketWriter { stream: write, pending: Mutex::default(), max_pending });
+        SessionSocket { read, writer }
     }
 
     pub fn writer(&self) -> Arc<SocketWriter> {
@@ -113,18 +134,7 @@ impl SessionSocket {
 
 impl AsyncRead for SessionSocket {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        loop {
-            ready!(this.stream.poll_read_ready(cx))?;
-            match this.stream.try_read(buf.initialize_unfilled()) {
-                Ok(n) => {
-                    buf.advance(n);
-                    return Poll::Ready(Ok(()));
-                }
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(error) => return Poll::Ready(Err(error)),
-            }
-        }
+        Pin::new(&mut self.get_mut().read).poll_read(cx, buf)
     }
 }
 
@@ -155,7 +165,8 @@ impl AsyncWrite for SessionSocket {
         writer.drain(&mut pending, cx)
     }
 
-    /// Flushes; the connection itself closes when the last handle on the stream is dropped.
+    /// Flushes; the connection itself closes when the writer, the last handle on the stream, is
+    /// dropped.
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.poll_flush(cx)
     }
