@@ -9,6 +9,7 @@
 //! - [`options`]: scenarios and their parameters.
 //! - [`run`]: a run: connections, readiness probes, open-loop publishing, measurement windows.
 //! - [`plain`]: plain broker subscribers, to measure what the server adds over its broker.
+//! - [`churn`]: connect-subscribe-leave cycles, on a thread of their own.
 //! - [`publish`]: publishing over HTTP, a WebSocket mutation, or straight into a broker.
 //! - [`accounting`]: per-subscriber loss, duplicates and reordering.
 //! - [`latency`]: HDR histograms, overall and per second.
@@ -17,6 +18,7 @@
 //! - [`raw_server`]: the bare fan-out server.
 
 pub mod accounting;
+pub mod churn;
 pub mod latency;
 pub mod options;
 pub mod plain;

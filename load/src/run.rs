@@ -18,6 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use crate::accounting::{Sequence, Tally};
+use crate::churn::Churning;
 use crate::latency::{Latencies, Percentiles, Second};
 use crate::options::{RunOptions, Scenario};
 use crate::plain;
@@ -87,8 +88,6 @@ struct State {
     protocol_errors: u64,
     /// Burst: per sequence number, (first, last, count) latency in µs.
     bursts: HashMap<u64, (u64, u64, u64)>,
-    connect_latencies: Latencies,
-    churn_cycles: u64,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -171,7 +170,8 @@ fn number_after(text: &str, key: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-struct Target {
+#[derive(Clone)]
+pub(crate) struct Target {
     addr: SocketAddr,
     loopback: bool,
 }
@@ -188,7 +188,7 @@ fn target(url: &str) -> anyhow::Result<Target> {
 
 /// Opens one connection from its own loopback source address (127.0.0.2–127.0.0.251), with
 /// `IP_BIND_ADDRESS_NO_PORT` so the port is picked per 4-tuple and ephemeral ports never run out.
-async fn open(
+pub(crate) async fn open(
     index: usize,
     url: &str,
     target: &Target,
@@ -217,7 +217,9 @@ async fn open(
 }
 
 /// connection_init, then the ack.
-async fn handshake(socket: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>) -> anyhow::Result<()> {
+pub(crate) async fn handshake(
+    socket: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+) -> anyhow::Result<()> {
     socket.send(Message::Text(r#"{"type":"connection_init"}"#.into())).await?;
     let ack = tokio::time::timeout(Duration::from_secs(10), async {
         while let Some(message) = socket.next().await {
@@ -234,7 +236,7 @@ async fn handshake(socket: &mut tokio_tungstenite::WebSocketStream<tokio::net::T
     ack.unwrap_or_else(|_| Err(anyhow!("no connection_ack within 10s")))
 }
 
-fn subscribe_message(options: &RunOptions, id: &str, topic: &str) -> String {
+pub(crate) fn subscribe_message(options: &RunOptions, id: &str, topic: &str) -> String {
     serde_json::json!({
         "type": "subscribe",
         "id": id,
@@ -319,32 +321,6 @@ async fn plain_client(
         let mut state = state.borrow_mut();
         let window_start = state.window_start;
         state.plain.receive(index, &body, now, window_start);
-    }
-}
-
-/// One connect-subscribe-leave cycle, timed from connect to `connection_ack`.
-async fn churn_cycle(index: usize, options: Rc<RunOptions>, target: Rc<Target>, state: Rc<RefCell<State>>) {
-    let started = Instant::now();
-    let result = async {
-        let mut socket = open(index, &options.url, &target).await?;
-        handshake(&mut socket).await?;
-        let connected = started.elapsed();
-        socket.send(Message::Text(subscribe_message(&options, "c", &options.topic(0)).into())).await?;
-        socket.send(Message::Text(r#"{"type":"complete","id":"c"}"#.into())).await?;
-        socket.close(None).await?;
-        anyhow::Ok(connected)
-    }
-    .await;
-    let mut state = state.borrow_mut();
-    match result {
-        Ok(connected) => {
-            state.connect_latencies.record(0, connected.as_micros() as u64);
-            state.churn_cycles += 1;
-        }
-        Err(error) => {
-            state.connect_errors += 1;
-            state.first_error.get_or_insert_with(|| format!("churn: {error:#}"));
-        }
     }
 }
 
@@ -523,9 +499,7 @@ async fn measure(
         let mut state = state.borrow_mut();
         state.hub.reset();
         state.plain.reset();
-        state.connect_latencies = Latencies::default();
         state.bursts.clear();
-        state.churn_cycles = 0;
         state.window_start = Some(Instant::now());
     }
     let (rate, count) = match options.scenario {
@@ -539,21 +513,13 @@ async fn measure(
     let errors = Rc::new(std::cell::Cell::new(0u64));
     let start = Instant::now();
     let start_wall = SystemTime::now();
-    let churn = (options.scenario == Scenario::Churn).then(|| {
-        let (options, target, state) = (options.clone(), target.clone(), state.clone());
-        tokio::task::spawn_local(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / options.churn_rate));
-            for index in 0.. {
-                tick.tick().await;
-                tokio::task::spawn_local(churn_cycle(
-                    options.connections + index,
-                    options.clone(),
-                    target.clone(),
-                    state.clone(),
-                ));
-            }
-        })
-    });
+    let churn = match options.scenario {
+        Scenario::Churn => Some(
+            Churning::start((**options).clone(), (**target).clone(), options.connections)
+                .context("cannot start the churn thread")?,
+        ),
+        _ => None,
+    };
     let lanes: Vec<tokio::sync::mpsc::UnboundedSender<(String, String)>> = (0..topics.min(PUBLISH_LANES))
         .map(|_| {
             let (lane, mut queue) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
@@ -597,9 +563,10 @@ async fn measure(
     }
     drop(lanes);
     let publishing = start.elapsed().as_secs_f64();
-    if let Some(churn) = churn {
-        churn.abort();
-    }
+    let churn = match churn {
+        Some(churning) => Some(churning.finish().await),
+        None => None,
+    };
     // Every healthy subscriber of a topic should see every event published on it.
     let subscribers_per_topic =
         |topic: usize| (0..healthy).filter(|i| options.topic(*i) == options.topic_name(topic)).count() as u64;
@@ -674,8 +641,13 @@ async fn measure(
             median_last_us: median(&mut lasts),
         }
     });
-    let churn = (options.scenario == Scenario::Churn)
-        .then(|| Churn { cycles: state.churn_cycles, connect: state.connect_latencies.percentiles() });
+    let churn = churn.map(|tally| {
+        state.connect_errors += tally.errors;
+        if let Some(error) = tally.first_error {
+            state.first_error.get_or_insert(error);
+        }
+        Churn { cycles: tally.cycles, connect: tally.connect.percentiles() }
+    });
     Ok(Window {
         rate,
         seconds: publishing,

@@ -202,6 +202,36 @@ async fn partitioned_topics_and_bursts() {
 }
 
 #[tokio::test]
+async fn churn_cycles_are_timed_and_leave_nothing_open() {
+    let (addr, _stop) = start_hub().await;
+    let url = format!("ws://{addr}/graphql");
+    let report = generate(options(&[
+        "--url",
+        &url,
+        "--scenario",
+        "churn",
+        "-n",
+        "20",
+        "--rate",
+        "20",
+        "--churn-rate",
+        "40",
+        "--duration",
+        "1s",
+    ]))
+    .await
+    .expect("run");
+    let window = &report.windows[0];
+    assert_eq!(report.connect_errors, 0);
+    assert_eq!((window.tally.received, window.tally.lost), (20 * 20, 0));
+    let churn = window.churn.clone().expect("churn results");
+    // 40 cycles a second for a second: the first tick is immediate.
+    assert!((30..=41).contains(&churn.cycles), "{} cycles", churn.cycles);
+    assert_eq!(churn.connect.count, churn.cycles, "one connect time per cycle");
+    assert_eq!(report.left_open, Some((0.0, 0.0)), "every source and execution closed");
+}
+
+#[tokio::test]
 async fn bad_input_gets_a_clear_error() {
     let error = generate(options(&["--url", "ws://127.0.0.1:1/graphql", "-n", "1", "--duration", "1s"]))
         .await

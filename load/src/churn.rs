@@ -1,0 +1,108 @@
+//! Connect-subscribe-leave cycles, on a thread of their own beside the run's (both on the
+//! generator's core). On the run's thread a cycle's handshake steps would wait behind the
+//! thousands of reads the measuring connections make while a server fans an event out, and its
+//! connect times would measure the generator; the kernel schedules a waking thread at once.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use futures_util::SinkExt;
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::latency::Latencies;
+use crate::options::RunOptions;
+use crate::run::{handshake, open, subscribe_message, Target};
+
+/// How long cycles under way at the end may take to finish.
+const FINISH: Duration = Duration::from_secs(2);
+
+/// What the cycles of one window did.
+#[derive(Default)]
+pub struct ChurnTally {
+    /// From connect to `connection_ack`, in µs.
+    pub connect: Latencies,
+    pub cycles: u64,
+    pub errors: u64,
+    pub first_error: Option<String>,
+}
+
+/// Cycles going on; [`Churning::finish`] stops them and returns what they did.
+pub struct Churning {
+    stop: CancellationToken,
+    done: oneshot::Receiver<ChurnTally>,
+}
+
+impl Churning {
+    /// Starts `options.churn_rate` cycles a second; their connections are numbered from `first`
+    /// (which picks their source addresses).
+    pub(crate) fn start(options: RunOptions, target: Target, first: usize) -> std::io::Result<Self> {
+        let stop = CancellationToken::new();
+        let (report, done) = oneshot::channel();
+        let stopped = stop.clone();
+        std::thread::Builder::new().name("churn".into()).spawn(move || {
+            let tally = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => {
+                    let cycles = tokio::task::LocalSet::new();
+                    runtime.block_on(cycles.run_until(run(options, target, first, stopped)))
+                }
+                Err(error) => {
+                    ChurnTally { errors: 1, first_error: Some(format!("churn: {error}")), ..Default::default() }
+                }
+            };
+            let _ = report.send(tally);
+        })?;
+        Ok(Churning { stop, done })
+    }
+
+    pub async fn finish(self) -> ChurnTally {
+        self.stop.cancel();
+        self.done.await.unwrap_or_default()
+    }
+}
+
+async fn run(options: RunOptions, target: Target, first: usize, stop: CancellationToken) -> ChurnTally {
+    let (options, target) = (Rc::new(options), Rc::new(target));
+    let tally = Rc::new(RefCell::new(ChurnTally::default()));
+    let cycles = TaskTracker::new();
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / options.churn_rate));
+    for index in first.. {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        cycles.spawn_local(cycle(index, options.clone(), target.clone(), tally.clone()));
+    }
+    cycles.close();
+    let _ = tokio::time::timeout(FINISH, cycles.wait()).await;
+    tally.take()
+}
+
+/// One connect-subscribe-leave cycle, timed from connect to `connection_ack`.
+async fn cycle(index: usize, options: Rc<RunOptions>, target: Rc<Target>, tally: Rc<RefCell<ChurnTally>>) {
+    let started = Instant::now();
+    let result = async {
+        let mut socket = open(index, &options.url, &target).await?;
+        handshake(&mut socket).await?;
+        let connected = started.elapsed();
+        socket.send(Message::Text(subscribe_message(&options, "c", &options.topic(0)).into())).await?;
+        socket.send(Message::Text(r#"{"type":"complete","id":"c"}"#.into())).await?;
+        socket.close(None).await?;
+        anyhow::Ok(connected)
+    }
+    .await;
+    let mut tally = tally.borrow_mut();
+    match result {
+        Ok(connected) => {
+            tally.connect.record(0, connected.as_micros() as u64);
+            tally.cycles += 1;
+        }
+        Err(error) => {
+            tally.errors += 1;
+            tally.first_error.get_or_insert_with(|| format!("churn: {error:#}"));
+        }
+    }
+}
