@@ -196,10 +196,12 @@ impl RunOptions {
     }
 
     pub fn topic(&self, index: usize) -> String {
-        match self.topics() {
-            1 => self.topic_prefix.clone(),
-            k => format!("{}.{}", self.topic_prefix, index % k),
-        }
+        self.topic_name(self.topic_index(index))
+    }
+
+    /// Which topic connection `index` subscribes to.
+    pub fn topic_index(&self, index: usize) -> usize {
+        index % self.topics()
     }
 
     pub fn topic_name(&self, topic: usize) -> String {
