@@ -1,12 +1,13 @@
 //! Publishing events by the method the run names.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
 use futures_util::{SinkExt, StreamExt};
 use lapin::options::BasicPublishOptions;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -15,9 +16,27 @@ use crate::options::{PublishVia, RunOptions};
 /// Entries a Redis stream keeps (roughly) when the generator adds to it.
 const STREAM_LENGTH: u64 = 100_000;
 
+/// Where a publishing mutation's outcome goes: `Err` carries the server's message.
+type Answer = oneshot::Sender<Result<(), String>>;
+
+/// Settles the mutation a reply on the publisher's connection is about.
+fn answered(text: &str, waiting: &mut HashMap<String, Answer>) {
+    let Ok(reply) = serde_json::from_str::<serde_json::Value>(text) else { return };
+    let Some(id) = reply["id"].as_str() else { return };
+    let outcome = match reply["type"].as_str() {
+        Some("next") if reply["payload"]["errors"].is_array() => Err(reply["payload"]["errors"].to_string()),
+        Some("next") | Some("complete") => Ok(()),
+        Some("error") => Err(reply["payload"].to_string()),
+        _ => return,
+    };
+    if let Some(answer) = waiting.remove(id) {
+        let _ = answer.send(outcome);
+    }
+}
+
 pub enum Publisher {
     Http { client: reqwest::Client, base: String },
-    WsMutation { outgoing: mpsc::UnboundedSender<String>, next_id: std::cell::Cell<u64> },
+    WsMutation { outgoing: mpsc::UnboundedSender<(String, String, Answer)>, next_id: std::cell::Cell<u64> },
     Redis { connection: redis::aio::MultiplexedConnection, streams: bool },
     Kafka { producer: FutureProducer },
     Amqp { channel: Box<lapin::Channel>, exchange: String, _connection: Box<lapin::Connection> },
@@ -34,16 +53,25 @@ impl Publisher {
                 let (mut socket, _) =
                     tokio_tungstenite::connect_async(request).await.context("publisher connection")?;
                 socket.send(Message::Text(r#"{"type":"connection_init"}"#.into())).await?;
-                let (outgoing, mut queue) = mpsc::unbounded_channel::<String>();
+                let (outgoing, mut queue) = mpsc::unbounded_channel::<(String, String, Answer)>();
                 tokio::task::spawn_local(async move {
+                    // Each mutation is answered: a server that refuses one (an operation limit,
+                    // say) is counted as a publish error, not as events it lost.
+                    let mut waiting: HashMap<String, Answer> = HashMap::new();
                     loop {
                         tokio::select! {
-                            text = queue.recv() => match text {
-                                Some(text) => if socket.send(Message::Text(text.into())).await.is_err() { return },
+                            request = queue.recv() => match request {
+                                Some((id, text, answer)) => {
+                                    waiting.insert(id, answer);
+                                    if socket.send(Message::Text(text.into())).await.is_err() { return }
+                                }
                                 None => return,
                             },
-                            // Replies are read and dropped so the server never blocks on us.
-                            message = socket.next() => if message.is_none() { return },
+                            message = socket.next() => match message {
+                                Some(Ok(Message::Text(text))) => answered(&text, &mut waiting),
+                                Some(Ok(_)) => {}
+                                Some(Err(_)) | None => return,
+                            },
                         }
                     }
                 });
@@ -92,7 +120,11 @@ impl Publisher {
                         "variables": {"t": topic, "p": serde_json::from_str::<serde_json::Value>(&body)?},
                     }
                 });
-                outgoing.send(message.to_string()).map_err(|_| anyhow!("publisher connection closed"))?;
+                let (answer, answered) = oneshot::channel();
+                outgoing
+                    .send((format!("p{id}"), message.to_string(), answer))
+                    .map_err(|_| anyhow!("publisher connection closed"))?;
+                answered.await.map_err(|_| anyhow!("publisher connection closed"))?.map_err(|error| anyhow!(error))?;
             }
             Publisher::Redis { connection, streams: false } => {
                 let mut connection = connection.clone();

@@ -202,6 +202,18 @@ async fn partitioned_topics_and_bursts() {
 }
 
 #[tokio::test]
+async fn publishing_by_mutation_is_answered_and_counted() {
+    let (addr, _stop) = start_hub().await;
+    let url = format!("ws://{addr}/graphql");
+    let args = ["--url", &url, "--scenario", "partitioned", "-n", "30", "--rate", "60", "--duration", "1s"];
+    let report = generate(options(&[&args[..], &["--publish", "ws-mutation"]].concat())).await.expect("run");
+    let window = &report.windows[0];
+    assert_eq!(window.publish_errors, 0);
+    // 60 events over 3 topics of 10 subscribers: 600 deliveries.
+    assert_eq!((window.tally.expected, window.tally.received, window.tally.lost), (600, 600, 0));
+}
+
+#[tokio::test]
 async fn churn_cycles_are_timed_and_leave_nothing_open() {
     let (addr, _stop) = start_hub().await;
     let url = format!("ws://{addr}/graphql");
