@@ -1,8 +1,12 @@
 //! The generator checked against a known stream: a small run against a real hub, and the
 //! answers to bad input.
 
+#[path = "../../tests/common/brokers.rs"]
+mod brokers;
+
 use std::time::Duration;
 
+use brokers::{broker_available, unique};
 use clap::Parser;
 use subhub_load::options::RunOptions;
 use subhub_load::run::{self, Report};
@@ -45,20 +49,6 @@ async fn start_hub_with(toml_text: &str) -> (std::net::SocketAddr, tokio::sync::
     (addr, stop)
 }
 
-/// True when a broker answers on `addr`. Outside CI a test without its broker skips with a loud
-/// line naming what it needs; in CI (`CI` set) the broker must be there, and this fails.
-fn broker_available(what: &str, addr: &str) -> bool {
-    let reachable = addr
-        .parse::<std::net::SocketAddr>()
-        .ok()
-        .is_some_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok());
-    if !reachable {
-        assert!(std::env::var_os("CI").is_none(), "{what} is not answering on {addr}; CI must start it");
-        eprintln!("SKIPPED: this test needs {what} on {addr}, which is not answering");
-    }
-    reachable
-}
-
 /// A broadcast published straight into a broker, read by the hub's clients and by plain
 /// subscribers of the broker: both are counted exactly, and the report says what the hub adds.
 async fn plain_beside_hub(config: &str, publish: &str, broker_url: &str, topic: &str) {
@@ -93,10 +83,6 @@ async fn plain_beside_hub(config: &str, publish: &str, broker_url: &str, topic: 
     assert_eq!(plain.latency.count, 30 * 3, "one latency per plain delivery");
     assert_eq!(plain.hub_added_p50_us, window.latency.p50_us as i64 - plain.latency.p50_us as i64);
     assert!(subhub_load::report::table(&report).contains("the server adds"));
-}
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}-{}", std::process::id(), fastrand::u32(..))
 }
 
 #[tokio::test]

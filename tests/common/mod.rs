@@ -1,6 +1,11 @@
 //! Test harness: a real hub on port 0 and real WebSocket clients.
 #![allow(dead_code)]
 
+mod brokers;
+// Not every test binary uses them.
+#[allow(unused_imports)]
+pub use brokers::{broker_available, unique};
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -164,28 +169,6 @@ pub fn start_binary() -> (std::process::Child, SocketAddr) {
     };
     std::thread::spawn(move || lines.for_each(drop));
     (child, addr)
-}
-
-/// True when a broker answers on `addr`. Outside CI a test without its broker skips with a loud
-/// line naming what it needs; in CI (`CI` set) the broker must be there, and this fails.
-pub fn broker_available(what: &str, addr: &str) -> bool {
-    let reachable = addr
-        .parse::<SocketAddr>()
-        .ok()
-        .is_some_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok());
-    if !reachable {
-        assert!(std::env::var_os("CI").is_none(), "{what} is not answering on {addr}; CI must start it");
-        eprintln!("SKIPPED: this test needs {what} on {addr}, which is not answering");
-    }
-    reachable
-}
-
-/// A name no other test uses, so tests can share one broker.
-pub fn unique(prefix: &str) -> String {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    format!("{prefix}.{}.{n}.{nanos}", std::process::id())
 }
 
 /// Polls `condition` every 10 ms until it holds or `limit` passes.
