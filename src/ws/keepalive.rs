@@ -100,22 +100,24 @@ impl Keepalive {
     /// Pings the sessions of one slot; those gone are forgotten, and those silent since their
     /// last ping are told so (and forgotten: they are on their way out).
     fn ping_slot(&self, slot: usize) {
-        let due = std::mem::take(&mut self.slots()[slot]);
-        let mut kept = Vec::with_capacity(due.len());
-        for weak in due {
-            let Some(liveness) = weak.upgrade() else { continue };
+        // Taken out, so sessions can enroll while the slot's sockets are written to.
+        let mut due = std::mem::take(&mut self.slots()[slot]);
+        due.retain(|weak| {
+            let Some(liveness) = weak.upgrade() else { return false };
             if liveness.awaiting.load(Relaxed) {
                 liveness.silent.notify_one();
-                continue;
+                return false;
             }
             let frames = if liveness.legacy_ka.load(Relaxed) { &self.ka_and_ping[..] } else { &PING[..] };
             if liveness.writer.write_control(frames) {
                 liveness.awaiting.store(true, Relaxed);
             }
-            kept.push(weak);
-        }
-        // Sessions enrolled into this slot while it was being pinged are kept too.
-        self.slots()[slot].append(&mut kept);
+            true
+        });
+        // Kept in place, with any session enrolled meanwhile.
+        let mut slots = self.slots();
+        due.append(&mut slots[slot]);
+        slots[slot] = due;
     }
 }
 

@@ -59,25 +59,12 @@ impl SocketWriter {
 
 impl WriteThrough for SocketWriter {
     fn write_nexts(&self, prefix: &FramePrefix, payloads: &[SharedPayload]) -> WriteOutcome {
-        let mut pending = self.pending();
-        if !pending.is_empty() {
-            return WriteOutcome::Refused;
-        }
         FRAMES.with_borrow_mut(|frames| {
             frames.clear();
             for payload in payloads {
                 prefix.push_ws_frame(frames, payload);
             }
-            let outcome = match self.stream.try_write(frames) {
-                Ok(n) if n == frames.len() => WriteOutcome::Written,
-                Ok(0) => WriteOutcome::Refused,
-                Ok(n) => {
-                    pending.extend_from_slice(&frames[n..]);
-                    WriteOutcome::Started
-                }
-                // A broken socket is the session's to find: queued, the message meets the error there.
-                Err(_) => WriteOutcome::Refused,
-            };
+            let outcome = self.write_whole_frames(frames);
             if frames.capacity() > KEEP_PENDING_CAPACITY {
                 *frames = Vec::new();
             }
@@ -90,16 +77,25 @@ impl SocketWriter {
     /// Writes control frames (a keepalive) unless earlier bytes still wait to go out; true if
     /// the kernel took them (the rest of a part taken waits for the session's next flush).
     pub fn write_control(&self, frames: &[u8]) -> bool {
+        self.write_whole_frames(frames) != WriteOutcome::Refused
+    }
+
+    /// Writes whole frames straight into the socket, unless earlier bytes still wait to go out;
+    /// the rest of frames the kernel took in part waits in `pending` for the session's flush.
+    fn write_whole_frames(&self, frames: &[u8]) -> WriteOutcome {
         let mut pending = self.pending();
         if !pending.is_empty() {
-            return false;
+            return WriteOutcome::Refused;
         }
         match self.stream.try_write(frames) {
-            Ok(n) if n > 0 => {
+            Ok(n) if n == frames.len() => WriteOutcome::Written,
+            Ok(0) => WriteOutcome::Refused,
+            Ok(n) => {
                 pending.extend_from_slice(&frames[n..]);
-                true
+                WriteOutcome::Started
             }
-            _ => false,
+            // A broken socket is the session's to find: queued, the message meets the error there.
+            Err(_) => WriteOutcome::Refused,
         }
     }
 }
