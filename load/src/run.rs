@@ -40,6 +40,8 @@ struct Receivers {
     sequences: Vec<Sequence>,
     live: Vec<bool>,
     live_count: usize,
+    /// The latest probe round received, and how many subscribers have received it.
+    last_probe: (u64, usize),
     delivered: u64,
 }
 
@@ -51,10 +53,15 @@ impl Receivers {
     /// Takes one event body received by subscriber `index` at `now` (Unix ns). A probe makes the
     /// subscriber live; an event inside a window is counted, and its (seq, latency in µs) returned.
     fn receive(&mut self, index: usize, body: &str, now: u64, window_start: Option<Instant>) -> Option<(u64, u64)> {
-        if body.contains("\"probe\"") {
+        if let Some(round) = number_after(body, "\"probe\":") {
             if !self.live[index] {
                 self.live[index] = true;
                 self.live_count += 1;
+            }
+            match round.cmp(&self.last_probe.0) {
+                std::cmp::Ordering::Greater => self.last_probe = (round, 1),
+                std::cmp::Ordering::Equal => self.last_probe.1 += 1,
+                std::cmp::Ordering::Less => {}
             }
             return None;
         }
@@ -65,6 +72,11 @@ impl Receivers {
         self.sequences[index].record(seq);
         self.delivered += 1;
         Some((seq, latency_us))
+    }
+
+    /// Whether every live subscriber has received probe `round`, and so every probe before it.
+    fn has_probe(&self, round: u64) -> bool {
+        self.live_count == 0 || (self.last_probe.0 == round && self.last_probe.1 >= self.live_count)
     }
 
     /// Starts a window: nothing counted yet.
@@ -392,6 +404,7 @@ pub async fn run(options: RunOptions, progress: bool) -> anyhow::Result<Report> 
     // Probe until every healthy subscription has received an event: then it is live.
     let ready_by = Instant::now() + READY_TIMEOUT;
     let acknowledged_healthy = healthy.min(state.borrow().acknowledged);
+    let mut round = 0;
     loop {
         let (live, plain_live) = (state.borrow().hub.live_count, state.borrow().plain.live_count);
         if live >= acknowledged_healthy && plain_live == options.plain {
@@ -403,13 +416,25 @@ pub async fn run(options: RunOptions, progress: bool) -> anyhow::Result<Report> 
                 options.plain
             );
         }
-        let probe = format!(r#"{{"probe":1,"t":{}}}"#, unix_nanos(SystemTime::now()));
+        round += 1;
+        let probe = format!(r#"{{"probe":{round},"t":{}}}"#, unix_nanos(SystemTime::now()));
         for topic in 0..options.topics() {
             if let Err(error) = publisher.publish(&options.topic_name(topic), probe.clone()).await {
                 bail!("cannot publish: {error:#}");
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Probes published while the last subscriptions became live may still be on their way; their
+    // fan-out (tens of ms per event at 10,000 subscribers) must not fall inside a window.
+    let settled = round == 0
+        || wait_until(DRAIN, || {
+            let state = state.borrow();
+            state.hub.has_probe(round) && state.plain.has_probe(round)
+        })
+        .await;
+    if !settled {
+        bail!("the last probe did not reach every live subscriber within {DRAIN:?}");
     }
     let connect_seconds = connect_start.elapsed().as_secs_f64();
     let idle = match (options.server_pid, baseline) {
@@ -684,6 +709,24 @@ async fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> boo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_probe_round_is_complete_when_every_live_subscriber_has_it() {
+        let probe = |round: u64| format!(r#"{{"probe":{round},"t":1}}"#);
+        let mut receivers = Receivers::new(3);
+        assert!(receivers.has_probe(1), "no subscriber is waiting for anything");
+        receivers.receive(0, &probe(1), 0, None);
+        receivers.receive(1, &probe(2), 0, None);
+        receivers.receive(0, &probe(2), 0, None);
+        assert_eq!(receivers.live_count, 2);
+        assert!(receivers.has_probe(2), "both live subscribers have round 2");
+        receivers.receive(2, &probe(3), 0, None);
+        assert!(!receivers.has_probe(3), "subscribers 0 and 1 are still waiting for round 3");
+        receivers.receive(1, &probe(3), 0, None);
+        receivers.receive(0, &probe(3), 0, None);
+        assert!(receivers.has_probe(3));
+        assert_eq!(receivers.delivered, 0, "probes are not deliveries");
+    }
 
     #[test]
     fn numbers_are_found_in_any_server_s_framing() {
