@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::OptionFuture;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use subhub_protocol::{server, CloseFrame, OperationPayload, Protocol, Session, Step};
 use subhub_subscriptions::{ExecutionItem, Outbound, Outbox, Slot};
@@ -79,8 +80,9 @@ struct Connection {
 impl Connection {
     async fn run(&mut self) -> Exit {
         let limits = &self.hub.config.limits;
-        let init_deadline = sleep(limits.connection_init_timeout);
-        tokio::pin!(init_deadline);
+        // Dropped once the client is acknowledged: a timer left in the wheel would still wake
+        // the session when it ran out, one wake-up per connection for nothing.
+        let mut init_deadline = std::pin::pin!(Some(sleep(limits.connection_init_timeout)));
         let shutdown = self.hub.shutdown.clone();
         let outbox = self.outbox.clone();
         // The waits live across iterations: re-registering them on every wake-up costs more
@@ -92,11 +94,14 @@ impl Connection {
         let silent = liveness.silent();
         tokio::pin!(cancelled, too_slow, ready, silent);
         loop {
+            if init_deadline.is_some() && self.session.is_acknowledged() {
+                init_deadline.set(None);
+            }
             tokio::select! {
                 biased;
                 () = &mut cancelled => return self.shutdown().await,
                 () = &mut too_slow => return self.too_slow(),
-                () = &mut init_deadline, if !self.session.is_acknowledged() => {
+                Some(()) = OptionFuture::from(init_deadline.as_mut().as_pin_mut()), if init_deadline.is_some() => {
                     return Exit::Close(CloseFrame::init_timeout());
                 }
                 message = self.socket.next() => {
