@@ -22,14 +22,7 @@ fn options(args: &[&str]) -> RunOptions {
 }
 
 async fn start_hub() -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    let config = subhub::Config { listen: "127.0.0.1:0".parse().expect("addr"), ..Default::default() };
-    let server = subhub::Server::bind(config).await.expect("hub");
-    let addr = server.local_addr();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server.run(async move {
-        let _ = stopped.await;
-    }));
-    (addr, stop)
+    serve(subhub::Config { listen: "127.0.0.1:0".parse().expect("addr"), ..Default::default() }).await
 }
 
 /// A hub configured by this TOML text, on 127.0.0.1:0.
@@ -40,6 +33,11 @@ async fn start_hub_with(toml_text: &str) -> (std::net::SocketAddr, tokio::sync::
     std::fs::write(&path, format!("listen = \"127.0.0.1:0\"\n{toml_text}")).expect("write config");
     let config = subhub::Config::load(Some(&path), Vec::new()).expect("config");
     let _ = std::fs::remove_file(&path);
+    serve(config).await
+}
+
+/// Serves the hub until the returned sender is dropped.
+async fn serve(config: subhub::Config) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let server = subhub::Server::bind(config).await.expect("hub");
     let addr = server.local_addr();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -51,8 +49,9 @@ async fn start_hub_with(toml_text: &str) -> (std::net::SocketAddr, tokio::sync::
 
 /// A broadcast published straight into a broker, read by the hub's clients and by plain
 /// subscribers of the broker: both are counted exactly, and the report says what the hub adds.
-async fn plain_beside_hub(config: &str, publish: &str, broker_url: &str, topic: &str) {
-    let (addr, _stop) = start_hub_with(config).await;
+/// `broker` is the body of the hub's one broker table.
+async fn plain_beside_hub(broker: &str, publish: &str, broker_url: &str, topic: &str) {
+    let (addr, _stop) = start_hub_with(&format!("default_broker = \"b\"\n[brokers.b]\n{broker}\n")).await;
     let url = format!("ws://{addr}/graphql");
     let report = generate(options(&[
         "--url",
@@ -85,34 +84,31 @@ async fn plain_beside_hub(config: &str, publish: &str, broker_url: &str, topic: 
     assert!(subhub_load::report::table(&report).contains("the server adds"));
 }
 
+const REDIS: &str = "redis://127.0.0.1:6379";
+const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
 #[tokio::test]
 async fn plain_redis_pubsub_subscribers_beside_the_hub() {
-    if !broker_available("Redis", "127.0.0.1:6379") {
-        return;
+    if broker_available("Redis", "127.0.0.1:6379") {
+        let broker = format!("kind = \"redis\"\nurl = \"{REDIS}\"");
+        plain_beside_hub(&broker, "redis", REDIS, &unique("load-pubsub")).await;
     }
-    let config = "default_broker = \"cache\"\n[brokers.cache]\nkind = \"redis\"\nurl = \"redis://127.0.0.1:6379\"\n";
-    plain_beside_hub(config, "redis", "redis://127.0.0.1:6379", &unique("load-pubsub")).await;
 }
 
 #[tokio::test]
 async fn plain_redis_stream_readers_beside_the_hub() {
-    if !broker_available("Redis", "127.0.0.1:6379") {
-        return;
+    if broker_available("Redis", "127.0.0.1:6379") {
+        let broker = format!("kind = \"redis\"\nmode = \"streams\"\nurl = \"{REDIS}\"");
+        plain_beside_hub(&broker, "redis-streams", REDIS, &unique("load-stream")).await;
     }
-    let config = "default_broker = \"log\"\n[brokers.log]\nkind = \"redis\"\nmode = \"streams\"\nurl = \"redis://127.0.0.1:6379\"\n";
-    plain_beside_hub(config, "redis-streams", "redis://127.0.0.1:6379", &unique("load-stream")).await;
 }
 
 #[tokio::test]
 async fn plain_rabbitmq_consumers_beside_the_hub() {
-    if !broker_available("RabbitMQ", "127.0.0.1:5672") {
-        return;
+    if broker_available("RabbitMQ", "127.0.0.1:5672") {
+        let broker = format!("kind = \"amqp\"\nurl = \"{AMQP}\"\nexchange = \"subhub\"");
+        plain_beside_hub(&broker, "amqp", AMQP, &unique("load-amqp")).await;
     }
-    let amqp = "amqp://guest:guest@127.0.0.1:5672/%2f";
-    let config = format!(
-        "default_broker = \"rabbit\"\n[brokers.rabbit]\nkind = \"amqp\"\nurl = \"{amqp}\"\nexchange = \"subhub\"\n"
-    );
-    plain_beside_hub(&config, "amqp", amqp, &unique("load-amqp")).await;
 }
 
 #[tokio::test]
@@ -120,10 +116,8 @@ async fn plain_kafka_consumers_beside_the_hub() {
     let cluster = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
     cluster.create_topic("load-kafka", 1, 1).expect("topic");
     let bootstrap = cluster.bootstrap_servers();
-    let config = format!(
-        "default_broker = \"events\"\n[brokers.events]\nkind = \"kafka\"\nbootstrap_servers = \"{bootstrap}\"\n"
-    );
-    plain_beside_hub(&config, "kafka", &bootstrap, "load-kafka").await;
+    let broker = format!("kind = \"kafka\"\nbootstrap_servers = \"{bootstrap}\"");
+    plain_beside_hub(&broker, "kafka", &bootstrap, "load-kafka").await;
 }
 
 #[tokio::test]
