@@ -149,9 +149,11 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Reads the config file (if any) and applies `SUBHUB_*` overrides from `env`.
+    /// Reads the config file (if any) and applies the `SUBHUB_*` variables of `env` that name a
+    /// config key. Any other `SUBHUB_*` variable (a secret named by `hs256_secret_env`, a
+    /// platform's service link such as `SUBHUB_PORT=tcp://…`) is left alone.
     pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
-        let overrides: Vec<(String, String)> =
+        let candidates: Vec<(String, String)> =
             env.into_iter().filter(|(name, _)| name.starts_with(ENV_PREFIX) && name != ENV_CONFIG_FILE).collect();
         let (text, source) = match path {
             Some(path) => {
@@ -163,15 +165,24 @@ impl Config {
         };
         // Parse the file alone first, so its mistakes are reported with line and column.
         let mut config: Config = toml::from_str(&text).map_err(|error| parse_error(path, &text, &error))?;
-        if !overrides.is_empty() {
-            let mut table: toml::Table = toml::from_str(&text).map_err(|error| parse_error(path, &text, &error))?;
-            for (name, value) in &overrides {
-                apply_override(&mut table, name, value)?;
+        if !candidates.is_empty() {
+            let file: toml::Table = toml::from_str(&text).map_err(|error| parse_error(path, &text, &error))?;
+            let mut overrides = Vec::new();
+            for (name, value) in candidates {
+                if names_a_key(&file, &name, &value)? {
+                    overrides.push((name, value));
+                }
             }
-            let vars = overrides.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>().join(", ");
-            config = toml::Value::Table(table)
-                .try_into()
-                .map_err(|error: toml::de::Error| ConfigError::Env { vars, message: error.message().to_owned() })?;
+            if !overrides.is_empty() {
+                let mut table = file;
+                for (name, value) in &overrides {
+                    apply_override(&mut table, name, value)?;
+                }
+                let vars = overrides.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>().join(", ");
+                config = toml::Value::Table(table)
+                    .try_into()
+                    .map_err(|error: toml::de::Error| ConfigError::Env { vars, message: error.message().to_owned() })?;
+            }
         }
         config.fill_defaults();
         config.validate().map_err(|message| ConfigError::Invalid { path: source, message })?;
@@ -259,6 +270,33 @@ fn refine_offset(text: &str, offset: usize, message: &str) -> usize {
         position += line.len();
     }
     offset
+}
+
+/// The keys at the top of the config file: a variable whose first part names one of them is
+/// meant for the hub, and one that then names no key is worth a warning (a typo), not silence.
+const TOP_LEVEL_KEYS: [&str; 7] = ["listen", "default_broker", "generic_api", "brokers", "limits", "auth", "upstreams"];
+
+/// Whether the variable `name` names a config key: applied alone to the file, it must not be
+/// an unknown field. Other mistakes in it (a wrong type) are errors naming the variable.
+fn names_a_key(file: &toml::Table, name: &str, value: &str) -> Result<bool, ConfigError> {
+    let mut table = file.clone();
+    if apply_override(&mut table, name, value).is_err() {
+        return Ok(false);
+    }
+    let Err(error) = toml::Value::Table(table).try_into::<Config>() else {
+        return Ok(true);
+    };
+    let message = error.message();
+    if !message.starts_with("unknown field") {
+        return Err(ConfigError::Env { vars: name.to_owned(), message: message.to_owned() });
+    }
+    let first = name[ENV_PREFIX.len()..].split("__").next().unwrap_or_default().to_lowercase();
+    if TOP_LEVEL_KEYS.contains(&first.as_str()) {
+        tracing::warn!(variable = name, "{name} names no config key ({message}); it is ignored");
+    } else {
+        tracing::debug!(variable = name, "{name} names no config key; left alone");
+    }
+    Ok(false)
 }
 
 /// `SUBHUB_LIMITS__LINGER=5s` sets `limits.linger`. The value is read as a TOML value when it
@@ -376,7 +414,52 @@ mod tests {
         assert_eq!(config.listen.port(), 5000);
         assert_eq!(config.limits.max_connections, 7);
         assert_eq!(config.limits.linger, Duration::from_secs(2));
-        let err = Config::load(None, vec![("SUBHUB_LIMITZ__X".to_owned(), "1".to_owned())]).unwrap_err().to_string();
-        assert!(err.contains("SUBHUB_LIMITZ__X") && err.contains("limitz"), "{err}");
+        let err = Config::load(None, vec![("SUBHUB_LIMITS__MAX_CONNECTIONS".to_owned(), "lots".to_owned())])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("SUBHUB_LIMITS__MAX_CONNECTIONS"), "{err}");
+    }
+
+    /// Variables that name no key are left alone: the secret `hs256_secret_env` names, a
+    /// platform's service link, a typo under a known table (which is logged).
+    #[test]
+    fn variables_that_name_no_key_are_left_alone() {
+        let f = file("[auth]\nhs256_secret_env = \"SUBHUB_JWT_SECRET\"\n");
+        let env = vec![
+            ("SUBHUB_JWT_SECRET".to_owned(), "a-secret-of-enough-bytes".to_owned()),
+            ("SUBHUB_PORT".to_owned(), "tcp://10.0.0.7:4000".to_owned()),
+            ("SUBHUB_PORT_4000_TCP_ADDR".to_owned(), "10.0.0.7".to_owned()),
+            ("SUBHUB_LIMITS__MAX_CONECTIONS".to_owned(), "5".to_owned()),
+            ("SUBHUB_LIMITZ__X".to_owned(), "1".to_owned()),
+            ("SUBHUB_LIMITS__LINGER".to_owned(), "2s".to_owned()),
+        ];
+        let previous = std::env::var("SUBHUB_JWT_SECRET").ok();
+        std::env::set_var("SUBHUB_JWT_SECRET", "a-secret-of-enough-bytes");
+        let config = Config::load(Some(&f.0), env);
+        match previous {
+            Some(value) => std::env::set_var("SUBHUB_JWT_SECRET", value),
+            None => std::env::remove_var("SUBHUB_JWT_SECRET"),
+        }
+        let config = config.unwrap();
+        assert_eq!(config.limits.linger, Duration::from_secs(2));
+        assert_eq!(config.limits.max_connections, Limits::default().max_connections);
+    }
+
+    /// The list of top-level keys the warning relies on is the config's own.
+    #[test]
+    fn top_level_keys_are_the_configs() {
+        let message = toml::from_str::<Config>("nope = 1").unwrap_err().message().to_owned();
+        let expected: Vec<String> = message
+            .split("expected one of ")
+            .nth(1)
+            .unwrap()
+            .split(", ")
+            .map(|key| key.trim().trim_matches('`').to_owned())
+            .collect();
+        let mut ours: Vec<String> = TOP_LEVEL_KEYS.iter().map(|k| k.to_string()).collect();
+        ours.sort();
+        let mut expected = expected;
+        expected.sort();
+        assert_eq!(ours, expected);
     }
 }

@@ -52,6 +52,25 @@ fn unknown_keys_and_wrong_types_fail_at_start_naming_file_line_and_key() {
     assert!(ok, "{stderr}");
 }
 
+/// The documented auth setup: the secret in `SUBHUB_JWT_SECRET`, named by `hs256_secret_env`,
+/// beside a platform's service link. Neither names a config key, so neither may stop the hub.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn variables_that_name_no_key_do_not_stop_the_hub() {
+    const SECRET: &str = "a-secret-of-enough-bytes";
+    let path = config_file("secret-env", "[auth]\nhs256_secret_env = \"SUBHUB_JWT_SECRET\"\n");
+    let env =
+        [("SUBHUB_JWT_SECRET", SECRET), ("SUBHUB_PORT", "tcp://10.0.0.7:4000"), ("SUBHUB_SERVICE_HOST", "10.0.0.7")];
+    let (ok, stderr) = run(subhub().arg("check").arg("--config").arg(&path).envs(env));
+    assert!(ok, "{stderr}");
+    let (mut child, addr) = start_binary_with(&["--config", path.to_str().expect("path")], &env);
+    let token = subhub::auth::sign_hs256(SECRET.as_bytes(), &json!({"sub": "ada", "exp": u64::MAX / 2}));
+    let mut client = Client::connect_url(&format!("ws://{addr}/graphql"), Some(TRANSPORT_WS)).await;
+    client.send(json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {token}")}})).await;
+    assert_eq!(client.recv_json().await["type"], "connection_ack");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 #[test]
 fn a_listen_address_in_use_is_one_clear_line() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

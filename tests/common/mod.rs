@@ -150,11 +150,18 @@ pub async fn metric_at(addr: SocketAddr, name: &str) -> f64 {
 /// Starts the `subhub` binary on 127.0.0.1:0 and reads the address it logs. Its log keeps being
 /// drained so it never blocks on a full pipe.
 pub fn start_binary() -> (std::process::Child, SocketAddr) {
+    start_binary_with(&[], &[])
+}
+
+/// [`start_binary`] with extra arguments and environment variables.
+pub fn start_binary_with(args: &[&str], env: &[(&str, &str)]) -> (std::process::Child, SocketAddr) {
     use std::io::{BufRead, BufReader};
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_subhub"))
         .args(["--listen", "127.0.0.1:0"])
+        .args(args)
         .env("RUST_LOG", "info")
         .env_remove("SUBHUB_CONFIG")
+        .envs(env.iter().copied())
         .stderr(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .spawn()
