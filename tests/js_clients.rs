@@ -85,3 +85,15 @@ async fn the_graphql_http_audit_passes_every_must() {
     let summary = out.lines().find(|l| l.starts_with("graphql-http audit:")).expect("audit summary");
     assert!(summary.ends_with("error 0"), "{summary}");
 }
+
+/// A frame over `max_message_bytes` reaches a real client as close 1009: the hub drains what
+/// the client still sends instead of resetting the connection under the close frame.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ws_client_sees_1009_for_frames_over_the_limit() {
+    if !node_ready() {
+        return;
+    }
+    let hub = TestHub::start().await;
+    let out = run_node("oversized-frames.mjs", &hub).await;
+    assert!(out.contains("oversized frames ok"));
+}

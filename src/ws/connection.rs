@@ -26,11 +26,19 @@ use crate::operation::{self, Kind};
 const MAX_BATCH: usize = 256;
 /// How long a close frame or the last messages may take to go out before the socket is dropped.
 const CLOSING_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+/// After the hub's close frame, what the client still sends is read and discarded until it
+/// closes, pauses this long, or [`LINGER_TIME`] passes (nginx's `lingering_timeout`).
+const LINGER_IDLE: Duration = Duration::from_secs(2);
+/// The longest a closing connection is drained (nginx's `lingering_time`).
+const LINGER_TIME: Duration = Duration::from_secs(10);
 
 /// How a session ends.
 enum Exit {
-    /// Send this close frame.
+    /// Send this close frame, and wait for the client's.
     Close(CloseFrame),
+    /// Send this close frame; what the client sends from here cannot be read as frames (it is
+    /// in the middle of one over the limit), so it is discarded until the client closes.
+    CloseUnread(CloseFrame),
     /// The client closed or the socket broke: nothing more to send.
     Gone,
 }
@@ -39,7 +47,7 @@ type WebSocket = WebSocketStream<SessionSocket>;
 
 pub async fn serve(mut socket: WebSocket, writer: Arc<SocketWriter>, protocol: Option<Protocol>, hub: Arc<Hub>) {
     let Some(protocol) = protocol else {
-        close(&mut socket, CloseFrame::subprotocol_not_acceptable()).await;
+        close(&mut socket, CloseFrame::subprotocol_not_acceptable(), Input::Frames).await;
         return;
     };
     hub.metrics.connection_opened(protocol);
@@ -355,21 +363,54 @@ impl Connection {
     async fn finish(&mut self, exit: Exit) {
         self.operations.clear();
         self.outbox.close();
-        if let Exit::Close(frame) = exit {
-            close(&mut self.socket, frame).await;
+        match exit {
+            Exit::Close(frame) => close(&mut self.socket, frame, Input::Frames).await,
+            Exit::CloseUnread(frame) => close(&mut self.socket, frame, Input::Unreadable).await,
+            Exit::Gone => {}
         }
     }
 }
 
 fn read_failed(error: tungstenite::Error) -> Exit {
     if matches!(error, tungstenite::Error::Capacity(_)) {
-        Exit::Close(CloseFrame::message_too_big())
+        Exit::CloseUnread(CloseFrame::message_too_big())
     } else {
         Exit::Gone
     }
 }
 
-async fn close(socket: &mut WebSocket, frame: CloseFrame) {
+/// What the client's input is when the hub closes.
+enum Input {
+    /// Frames: the client's close frame ends the closing handshake.
+    Frames,
+    /// Unreadable from here on.
+    Unreadable,
+}
+
+/// Sends the close frame, then waits until the client has read it: its close frame answers,
+/// or it closes the connection. A client whose input cannot be read as frames, or that sends
+/// anything but its close frame, is drained instead (see [`SessionSocket::linger`]): closing
+/// with its bytes unread would reset the connection under the close frame.
+async fn close(socket: &mut WebSocket, frame: CloseFrame, input: Input) {
     let message = Message::Close(Some(WsCloseFrame { code: CloseCode::from(frame.code), reason: frame.reason.into() }));
-    let _ = timeout(CLOSING_WRITE_TIMEOUT, socket.send(message)).await;
+    if !matches!(timeout(CLOSING_WRITE_TIMEOUT, socket.send(message)).await, Ok(Ok(()))) {
+        return;
+    }
+    if let Input::Frames = input {
+        // Done when the client answers, closes, or goes quiet (nothing unread, so nothing to
+        // reset); input that is not frames is drained below.
+        let answered = async {
+            loop {
+                match timeout(LINGER_IDLE, socket.next()).await {
+                    Err(_) | Ok(None) | Ok(Some(Ok(Message::Close(_)))) => return true,
+                    Ok(Some(Err(_))) => return false,
+                    Ok(Some(Ok(_))) => {}
+                }
+            }
+        };
+        if let Ok(true) = timeout(LINGER_TIME, answered).await {
+            return;
+        }
+    }
+    socket.get_mut().linger(LINGER_IDLE, LINGER_TIME).await;
 }

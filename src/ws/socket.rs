@@ -10,10 +10,11 @@ use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use subhub_protocol::FramePrefix;
 use subhub_subscriptions::{SharedPayload, WriteOutcome, WriteThrough};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
@@ -125,6 +126,33 @@ impl SessionSocket {
 
     pub fn writer(&self) -> Arc<SocketWriter> {
         self.writer.clone()
+    }
+
+    /// A lingering close, as nginx does it: once the close frame is out, the hub stops writing
+    /// (FIN) and reads and discards whatever the client still sends, until it closes its side or
+    /// `idle` passes without a byte or `limit` passes in all. Closing the socket with unread
+    /// bytes would make the kernel answer with a reset, and a reset destroys the close frame
+    /// still unread on the client's side: a client sending a frame over the limit would see
+    /// 1006 instead of 1009.
+    pub async fn linger(&mut self, idle: Duration, limit: Duration) {
+        if !self.writer.pending().is_empty() {
+            // The close frame itself did not go out: nothing to protect.
+            return;
+        }
+        let stream: &TcpStream = self.writer.stream.as_ref();
+        if socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write).is_err() {
+            return;
+        }
+        let mut discard = [0u8; 4096];
+        let drain = async {
+            loop {
+                match tokio::time::timeout(idle, self.read.read(&mut discard)).await {
+                    Ok(Ok(n)) if n > 0 => {}
+                    _ => return,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(limit, drain).await;
     }
 }
 

@@ -289,6 +289,8 @@ impl Client {
                     return Received::Json(serde_json::from_str(&text).expect("json message"))
                 }
                 Some(Ok(Message::Close(frame))) => {
+                    // Sends the close frame tungstenite queued in answer, as browsers do at once.
+                    let _ = self.ws.flush().await;
                     return match frame {
                         Some(frame) => Received::Closed(u16::from(frame.code), frame.reason.to_string()),
                         None => Received::Closed(u16::from(CloseCode::Status), String::new()),
