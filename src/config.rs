@@ -46,8 +46,33 @@ pub struct Config {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
-    /// Open client connections at most; more are refused with HTTP 503.
+    /// Client sessions (WebSocket, SSE, multipart) open at most, counted before the upgrade;
+    /// more are refused with HTTP 503.
     pub max_connections: usize,
+    /// Plain HTTP connections (requests, and connections not yet upgraded) open at once besides
+    /// the sessions; while this many are open the hub accepts no more.
+    pub max_http_connections: usize,
+    /// Sources open at once across every broker; a subscription that needs one more gets an
+    /// `error`.
+    pub max_sources: usize,
+    /// Shared executions alive at once; a subscription that needs one more gets an `error`.
+    pub max_executions: usize,
+    /// Subscribe messages one connection may send per second (a burst of as many is allowed);
+    /// more get an `error` for that id.
+    pub subscribe_rate: u32,
+    /// Nesting of fields in one operation (fragments expanded).
+    pub max_query_depth: usize,
+    /// Fields in one operation once its fragments are expanded.
+    pub max_query_complexity: usize,
+    /// Aliased fields in one operation once its fragments are expanded.
+    pub max_aliases: usize,
+    /// Broker wildcards in one subscribed topic (`*` and `#` of AMQP, the glob characters of a
+    /// Redis pattern).
+    pub max_topic_wildcards: usize,
+    /// Distinct documents kept parsed and checked.
+    pub document_cache: usize,
+    /// Bytes of document text kept parsed and checked.
+    pub document_cache_bytes: usize,
     /// Operations one connection may run at once.
     pub max_subscriptions_per_connection: usize,
     /// Largest WebSocket message or frame a client may send (close 1009), and largest body
@@ -89,6 +114,16 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_connections: 20_000,
+            max_http_connections: 1024,
+            max_sources: 10_000,
+            max_executions: 10_000,
+            subscribe_rate: 50,
+            max_query_depth: 16,
+            max_query_complexity: 1000,
+            max_aliases: 30,
+            max_topic_wildcards: 8,
+            document_cache: 1000,
+            document_cache_bytes: 16 * 1024 * 1024,
             max_subscriptions_per_connection: 100,
             max_message_bytes: 1024 * 1024,
             connection_queue: 1024,
@@ -217,6 +252,13 @@ impl Config {
         let limits = &self.limits;
         for (key, value) in [
             ("limits.max_connections", limits.max_connections),
+            ("limits.max_http_connections", limits.max_http_connections),
+            ("limits.max_sources", limits.max_sources),
+            ("limits.max_executions", limits.max_executions),
+            ("limits.subscribe_rate", limits.subscribe_rate as usize),
+            ("limits.max_query_depth", limits.max_query_depth),
+            ("limits.max_query_complexity", limits.max_query_complexity),
+            ("limits.document_cache", limits.document_cache),
             ("limits.max_subscriptions_per_connection", limits.max_subscriptions_per_connection),
             ("limits.max_message_bytes", limits.max_message_bytes),
             ("limits.connection_queue", limits.connection_queue),

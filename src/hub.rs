@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use subhub_brokers::{BrokerError, Brokers};
-use subhub_subscriptions::{Executions, Metrics, OutboxConfig, SlowConsumerPolicy, Sources};
+use subhub_subscriptions::{Executions, Metrics, OutboxConfig, SlowConsumerPolicy, SourceLimits, Sources};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -52,13 +52,14 @@ impl Hub {
         let metrics = Arc::new(Metrics::default());
         let brokers = Arc::new(Brokers::build(&config.brokers, &config.default_broker).await?);
         let limits = &config.limits;
-        let sources = Sources::new(
-            brokers.clone(),
-            limits.linger,
-            limits.source_buffer,
-            limits.max_message_bytes,
-            metrics.clone(),
-        );
+        let source_limits = SourceLimits {
+            linger: limits.linger,
+            buffer: limits.source_buffer,
+            max_message_bytes: limits.max_message_bytes,
+            max_topic_wildcards: limits.max_topic_wildcards,
+            max_sources: limits.max_sources,
+        };
+        let sources = Sources::new(brokers.clone(), source_limits, metrics.clone());
         let executions = Executions::new(metrics.clone());
         let publisher = Arc::new(Publisher::new(brokers.clone(), limits.max_message_bytes));
         let upstreams = Arc::new(Upstreams::start(&config.upstreams).await?);

@@ -32,7 +32,7 @@ impl Publisher {
             return Err(BrokerError::TooLarge { size: body.len(), max: self.max_message_bytes });
         }
         let broker = self.brokers.get(broker)?;
-        broker.validate_topic(&topic)?;
+        let topic = broker.canonical_topic(&topic)?.into_owned();
         let ack = broker.publish(Publish { topic, key, body }).await?;
         broker.stats().published.fetch_add(1, Relaxed);
         Ok(ack)

@@ -158,6 +158,48 @@ async fn wildcards_publishing_both_ways_and_bad_input() {
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }
 
+/// A routing key of a dozen `#` words kept RabbitMQ at a full core for minutes matching one
+/// long routing key, and every other binding and publish of the broker waited. Consecutive `#`
+/// mean one: the hub binds `#.z`. More than one `#` (exponential for RabbitMQ) and more
+/// wildcards than `limits.max_topic_wildcards` are refused. Meanwhile a well-behaved client
+/// on the same hub keeps receiving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crafted_routing_keys_cannot_stall_the_broker() {
+    if !broker_available("RabbitMQ", RABBIT) {
+        return;
+    }
+    let exchange = unique("x");
+    let hub = TestHub::with_config(&config(&exchange, "")).await;
+    let mut attacker = Client::ready(&hub, TRANSPORT_WS).await;
+    attacker.subscribe("hash", EVENTS_QUERY, json!({"topic": "#.#.#.#.#.#.#.#.#.#.#.#.z"})).await;
+    attacker.subscribe("same", EVENTS_QUERY, json!({"topic": "#.z"})).await;
+    hub.wait_metric("subhub_subscriptions", 2.0).await;
+    assert_eq!(bindings(&exchange), ["#.z"], "consecutive `#` words bound as one");
+    assert_eq!(hub.metric("subhub_sources_open").await, 1.0, "`#.#.z` and `#.z` share one source");
+
+    for (id, topic, says) in
+        [("two", "#.a.#.z", "one `#`"), ("many", "*.*.*.*.*.*.*.*.*.z", "limits.max_topic_wildcards")]
+    {
+        attacker.subscribe(id, EVENTS_QUERY, json!({"topic": topic})).await;
+        let error = attacker.recv_json().await;
+        assert_eq!((error["type"].as_str(), error["id"].as_str()), (Some("error"), Some(id)), "{error}");
+        assert!(error["payload"][0]["message"].as_str().unwrap_or_default().contains(says), "{error}");
+    }
+    assert_eq!(hub.metric("subhub_refused_total{reason=\"limit\"}").await, 1.0);
+
+    let mut client = Client::ready(&hub, TRANSPORT_WS).await;
+    client.subscribe("1", EVENTS_QUERY, json!({"topic": "orders.created"})).await;
+    hub.wait_metric("subhub_subscriptions", 3.0).await;
+    // The long key the crafted pattern was waiting for, then an ordinary event.
+    let long_key = ["a"; 126].join(".") + ".z";
+    hub.publish(&long_key, "1").await;
+    hub.publish("orders.created", r#"{"n":1}"#).await;
+    assert_eq!(payload(&client.recv_json().await)["n"], 1);
+    for _ in 0..2 {
+        assert_eq!(attacker.recv_json().await["payload"]["data"]["events"]["topic"], long_key.as_str());
+    }
+}
+
 #[test]
 fn malformed_urls_fail_at_start_naming_the_key() {
     let path = std::env::temp_dir().join(format!("subhub-amqp-{}.toml", std::process::id()));

@@ -4,6 +4,7 @@
 //! Publishing uses the topic as routing key, on a channel in confirm mode. Like Redis pub/sub,
 //! what is published while the hub is disconnected is not delivered to it.
 
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
@@ -18,7 +19,7 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Exchange
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use crate::broker::{Broker, BrokerError, Publish, PublishAck, SourceGuard};
+use crate::broker::{validate_common, Broker, BrokerError, Publish, PublishAck, SourceGuard};
 use crate::event::Event;
 use crate::session::{self, Command, Commands, Link, SessionEnd, Topics};
 use crate::sink::{BrokerStats, EventSink};
@@ -104,12 +105,25 @@ impl Broker for AmqpBroker {
         &self.stats
     }
 
+    fn canonical_topic<'a>(&self, topic: &'a str) -> Result<Cow<'a, str>, BrokerError> {
+        validate_common(&self.name, topic)?;
+        canonical_routing_key(topic).map_err(|reason| BrokerError::InvalidTopic {
+            broker: self.name.to_string(),
+            topic: topic.to_owned(),
+            reason: reason.to_owned(),
+        })
+    }
+
+    fn wildcards(&self, topic: &str) -> usize {
+        topic.split('.').filter(|word| matches!(*word, "*" | "#")).count()
+    }
+
     async fn subscribe(&self, topic: &str, sink: EventSink) -> Result<SourceGuard, BrokerError> {
         session::subscribe(&self.commands, &self.name, topic, sink).await
     }
 
     async fn publish(&self, message: Publish) -> Result<PublishAck, BrokerError> {
-        if message.topic.contains(['*', '#']) {
+        if message.topic.split('.').any(|word| matches!(word, "*" | "#")) {
             return Err(BrokerError::InvalidTopic {
                 broker: self.name.to_string(),
                 topic: message.topic,
@@ -275,19 +289,58 @@ impl Session {
     }
 }
 
-/// AMQP topic matching: words separated by `.`, `*` matches exactly one word, `#` zero or more.
-pub fn routing_key_matches(pattern: &str, key: &str) -> bool {
-    fn matches(pattern: &[&str], key: &[&str]) -> bool {
-        match pattern.split_first() {
-            None => key.is_empty(),
-            Some((&"#", rest)) => (0..=key.len()).any(|skip| matches(rest, &key[skip..])),
-            Some((&"*", rest)) => !key.is_empty() && matches(rest, &key[1..]),
-            Some((word, rest)) => key.first() == Some(word) && matches(rest, &key[1..]),
+/// The canonical form of a routing-key pattern: consecutive `#` words mean the same as one and
+/// are collapsed. A pattern with more than one `#` left is refused: RabbitMQ matches a binding
+/// by trying every split of the routing key at each `#`, so its time grows with the key's
+/// length to the power of their number (four `#` and a 127-word key kept it at a full core for
+/// 25 s, and every other binding and publish of the broker waited).
+pub fn canonical_routing_key(pattern: &str) -> Result<Cow<'_, str>, &'static str> {
+    let mut words: Vec<&str> = Vec::new();
+    let mut collapsed = false;
+    for word in pattern.split('.') {
+        if word == "#" && words.last() == Some(&"#") {
+            collapsed = true;
+            continue;
         }
+        words.push(word);
     }
+    if words.iter().filter(|word| **word == "#").count() > 1 {
+        return Err("a routing-key pattern may hold one `#` word (consecutive ones count as one): RabbitMQ's matching time grows exponentially with each further `#`");
+    }
+    Ok(if collapsed { Cow::Owned(words.join(".")) } else { Cow::Borrowed(pattern) })
+}
+
+/// AMQP topic matching: words separated by `.`, `*` matches exactly one word, `#` zero or more.
+/// Greedy, going back only to the last `#` seen, so it never backtracks further: time linear
+/// in the key for each `#`, whatever the pattern.
+pub fn routing_key_matches(pattern: &str, key: &str) -> bool {
     let pattern: Vec<&str> = pattern.split('.').collect();
     let key: Vec<&str> = key.split('.').collect();
-    matches(&pattern, &key)
+    let (mut p, mut k) = (0, 0);
+    // After the last `#`: where the pattern resumes, and the key word that `#` swallowed up to.
+    let mut resume: Option<(usize, usize)> = None;
+    while k < key.len() {
+        match pattern.get(p) {
+            Some(&"#") => {
+                resume = Some((p + 1, k));
+                p += 1;
+            }
+            Some(&word) if word == "*" || word == key[k] => {
+                p += 1;
+                k += 1;
+            }
+            _ => match resume {
+                // Let the last `#` swallow one more word and try again from there.
+                Some((after, swallowed)) => {
+                    resume = Some((after, swallowed + 1));
+                    p = after;
+                    k = swallowed + 1;
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|word| *word == "#")
 }
 
 /// The URL without its password, for logs.
@@ -312,6 +365,80 @@ mod tests {
         assert!(routing_key_matches("#.eu", "orders.created.eu"));
         assert!(routing_key_matches("#", "anything.at.all"));
         assert!(!routing_key_matches("orders.*", "payments.created"));
+        assert!(routing_key_matches("#.eu.#", "orders.eu"));
+        assert!(routing_key_matches("#.eu.#", "eu"));
+        assert!(!routing_key_matches("#.eu.#", "orders.us"));
+        assert!(routing_key_matches("*.#.*", "a.b"));
+        assert!(!routing_key_matches("*.#.*", "a"));
+        assert!(routing_key_matches("a.#.b.*", "a.x.b.y.b.z"));
+        assert!(!routing_key_matches("a.#.b.*", "a.x.b"));
+        assert!(routing_key_matches("#.*", "a"));
+    }
+
+    /// The matcher agrees with the plain recursive definition on every small case.
+    #[test]
+    fn the_linear_matcher_agrees_with_the_definition() {
+        fn reference(pattern: &[&str], key: &[&str]) -> bool {
+            match pattern.split_first() {
+                None => key.is_empty(),
+                Some((&"#", rest)) => (0..=key.len()).any(|skip| reference(rest, &key[skip..])),
+                Some((&"*", rest)) => !key.is_empty() && reference(rest, &key[1..]),
+                Some((word, rest)) => key.first() == Some(word) && reference(rest, &key[1..]),
+            }
+        }
+        let words = ["a", "b", "*", "#"];
+        let mut patterns = vec![String::new()];
+        for _ in 0..4 {
+            patterns = patterns
+                .iter()
+                .flat_map(|p| words.iter().map(move |w| if p.is_empty() { w.to_string() } else { format!("{p}.{w}") }))
+                .chain(patterns.iter().cloned())
+                .collect();
+        }
+        patterns.sort();
+        patterns.dedup();
+        let mut keys = vec![String::new()];
+        for _ in 0..5 {
+            keys = keys
+                .iter()
+                .flat_map(|k| {
+                    ["a", "b"].iter().map(move |w| if k.is_empty() { w.to_string() } else { format!("{k}.{w}") })
+                })
+                .chain(keys.iter().cloned())
+                .collect();
+        }
+        keys.sort();
+        keys.dedup();
+        for pattern in patterns.iter().filter(|p| !p.is_empty()) {
+            for key in keys.iter().filter(|k| !k.is_empty()) {
+                let p: Vec<&str> = pattern.split('.').collect();
+                let k: Vec<&str> = key.split('.').collect();
+                assert_eq!(routing_key_matches(pattern, key), reference(&p, &k), "{pattern} against {key}");
+            }
+        }
+    }
+
+    /// A pattern crafted to make a backtracking matcher take exponential time: twelve `#`
+    /// separated by words against a 127-word key. The hub's matcher answers at once.
+    #[test]
+    fn crafted_patterns_cost_linear_time_in_the_hub() {
+        let pattern = ["#"; 12].join(".a.") + ".z";
+        let key = ["a"; 127].join(".");
+        let started = std::time::Instant::now();
+        assert!(!routing_key_matches(&pattern, &key));
+        assert!(routing_key_matches(&pattern, &(key.clone() + ".z")));
+        // Not a benchmark: a backtracking matcher takes longer than the age of the universe here.
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn consecutive_hashes_collapse_and_more_than_one_is_refused() {
+        assert_eq!(canonical_routing_key("#.#.#.#.#.#.#.#.#.#.#.#.z").unwrap(), "#.z");
+        assert_eq!(canonical_routing_key("orders.#.#").unwrap(), "orders.#");
+        assert!(matches!(canonical_routing_key("orders.*"), Ok(Cow::Borrowed("orders.*"))));
+        assert!(canonical_routing_key("#.a.#").is_err());
+        assert!(canonical_routing_key("#.#.a.#.#").is_err());
+        assert_eq!(canonical_routing_key("a#.b*.c").unwrap(), "a#.b*.c");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The trait every broker implements.
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -56,11 +57,19 @@ pub trait Broker: Send + Sync + 'static {
     /// Counters and gauges of this broker.
     fn stats(&self) -> &Arc<BrokerStats>;
 
-    /// Checks a topic name against the broker's rules. The hub calls it before `subscribe` and
-    /// `publish` (the registry and the publisher do), so brokers do not check again there. By
-    /// default: the rules every broker shares.
-    fn validate_topic(&self, topic: &str) -> Result<(), BrokerError> {
-        validate_common(self.name(), topic)
+    /// Checks a topic against the broker's rules and returns its canonical form, so topics that
+    /// mean the same share one source. The hub calls it before `subscribe` and `publish` (the
+    /// registry and the publisher do), so brokers do not check again there. By default: the
+    /// rules every broker shares, and the topic as it is.
+    fn canonical_topic<'a>(&self, topic: &'a str) -> Result<Cow<'a, str>, BrokerError> {
+        validate_common(self.name(), topic).map(|()| Cow::Borrowed(topic))
+    }
+
+    /// How many of the broker's own wildcards a canonical topic holds; 0 when it names exactly
+    /// one topic. The hub bounds it (`limits.max_topic_wildcards`) and, under `[authz]`,
+    /// allows wildcards only where a rule says so.
+    fn wildcards(&self, _topic: &str) -> usize {
+        0
     }
 
     /// Subscribes to a validated `topic`. Returns once the subscription is live: an event

@@ -199,8 +199,8 @@ impl Broker for KafkaBroker {
         &self.stats
     }
 
-    fn validate_topic(&self, topic: &str) -> Result<(), BrokerError> {
-        validate_topic_name(&self.name, topic)
+    fn canonical_topic<'a>(&self, topic: &'a str) -> Result<std::borrow::Cow<'a, str>, BrokerError> {
+        validate_topic_name(&self.name, topic).map(|()| std::borrow::Cow::Borrowed(topic))
     }
 
     async fn subscribe(&self, topic: &str, sink: EventSink) -> Result<SourceGuard, BrokerError> {

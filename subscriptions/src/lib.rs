@@ -20,9 +20,9 @@ pub mod outbox;
 pub mod sources;
 
 pub use executions::{Attachment, ExecutionItem, ExecutionStream, Executions, OperationKey};
-pub use metrics::{Metrics, UpstreamSample};
+pub use metrics::{Metrics, Refusal, UpstreamSample};
 pub use outbox::{Outbound, Outbox, OutboxConfig, SharedPayload, Slot, SlowConsumerPolicy, WriteOutcome, WriteThrough};
-pub use sources::{SourceError, SourceLease, Sources};
+pub use sources::{SourceError, SourceLease, SourceLimits, Sources};
 
 /// Locks a std mutex, going on with the data if a panicking thread poisoned it: every critical
 /// section in this crate leaves its data consistent before anything can panic.

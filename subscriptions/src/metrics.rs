@@ -21,6 +21,34 @@ pub struct Metrics {
     pub slow_consumer_closes: AtomicU64,
     /// Messages waiting in connection queues right now.
     pub queued: AtomicI64,
+    /// Requests refused, by [`Refusal`].
+    refused: [AtomicU64; Refusal::ALL.len()],
+}
+
+/// Why a request was refused (`subhub_refused_total{reason}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// `[authz]` allows no such topic.
+    Forbidden,
+    /// A configured limit.
+    Limit,
+    /// A rate limit.
+    Rate,
+    /// `[auth]` refused the credentials.
+    Auth,
+}
+
+impl Refusal {
+    pub const ALL: [Refusal; 4] = [Refusal::Forbidden, Refusal::Limit, Refusal::Rate, Refusal::Auth];
+
+    pub const fn label(self) -> &'static str {
+        match self {
+            Refusal::Forbidden => "forbidden",
+            Refusal::Limit => "limit",
+            Refusal::Rate => "rate",
+            Refusal::Auth => "auth",
+        }
+    }
 }
 
 /// One upstream server's numbers, as `/metrics` shows them.
@@ -49,6 +77,15 @@ impl Metrics {
 
     pub fn connections(&self) -> i64 {
         self.connections.iter().map(|c| c.load(Relaxed)).sum()
+    }
+
+    /// Counts a refused request.
+    pub fn refuse(&self, reason: Refusal) {
+        self.refused[reason as usize].fetch_add(1, Relaxed);
+    }
+
+    pub fn refused(&self, reason: Refusal) -> u64 {
+        self.refused[reason as usize].load(Relaxed)
     }
 
     /// Prometheus text exposition of every metric; `upstreams` are the upstream servers' numbers.
@@ -146,6 +183,10 @@ impl Metrics {
         for broker in brokers.iter() {
             let n = broker.stats().published.load(Relaxed);
             let _ = writeln!(out, "subhub_publish_total{{broker=\"{}\"}} {n}", broker.name());
+        }
+        let _ = writeln!(out, "# HELP subhub_refused_total Requests refused.\n# TYPE subhub_refused_total counter");
+        for reason in Refusal::ALL {
+            let _ = writeln!(out, "subhub_refused_total{{reason=\"{}\"}} {}", reason.label(), self.refused(reason));
         }
         out
     }

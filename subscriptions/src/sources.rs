@@ -10,12 +10,52 @@ use subhub_brokers::{Broker, BrokerError, BrokerStats, Brokers, Event, EventSink
 use tokio::sync::{broadcast, OnceCell};
 
 use crate::lock;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Refusal};
 
 /// Why a source could not be opened. The text is safe to show clients.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error(transparent)]
-pub struct SourceError(#[from] pub BrokerError);
+pub enum SourceError {
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    #[error("the hub has {0} sources open, its limit (limits.max_sources); try again later")]
+    TooManySources(usize),
+    #[error("topic `{topic}` holds {count} wildcards; at most {max} are allowed (limits.max_topic_wildcards)")]
+    TooManyWildcards { topic: String, count: usize, max: usize },
+}
+
+impl SourceError {
+    /// True when a configured limit refused the source, rather than the broker or the topic.
+    pub fn is_limit(&self) -> bool {
+        matches!(self, SourceError::TooManySources(_) | SourceError::TooManyWildcards { .. })
+    }
+}
+
+/// How the registry bounds its sources.
+#[derive(Clone, Copy, Debug)]
+pub struct SourceLimits {
+    /// How long a source stays open after its last lease is dropped.
+    pub linger: Duration,
+    /// Events an execution may fall behind its source before it loses the oldest.
+    pub buffer: usize,
+    /// Bodies over this are dropped at the source and counted as `too_large`.
+    pub max_message_bytes: usize,
+    /// Broker wildcards a subscribed topic may hold.
+    pub max_topic_wildcards: usize,
+    /// Sources open at once, across every broker.
+    pub max_sources: usize,
+}
+
+impl Default for SourceLimits {
+    fn default() -> Self {
+        SourceLimits {
+            linger: Duration::ZERO,
+            buffer: 1024,
+            max_message_bytes: 1024 * 1024,
+            max_topic_wildcards: 8,
+            max_sources: 10_000,
+        }
+    }
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 struct SourceKey {
@@ -27,9 +67,7 @@ struct SourceKey {
 pub struct Sources {
     brokers: Arc<Brokers>,
     open: Mutex<HashMap<SourceKey, Arc<SourceEntry>>>,
-    linger: Duration,
-    capacity: usize,
-    max_message_bytes: usize,
+    limits: SourceLimits,
     metrics: Arc<Metrics>,
 }
 
@@ -59,17 +97,9 @@ impl SourceEntry {
 }
 
 impl Sources {
-    /// `capacity` bounds how far an execution may fall behind its source before it loses events.
-    /// Bodies over `max_message_bytes` are dropped at the source and counted as `too_large`.
-    pub fn new(
-        brokers: Arc<Brokers>,
-        linger: Duration,
-        capacity: usize,
-        max_message_bytes: usize,
-        metrics: Arc<Metrics>,
-    ) -> Arc<Self> {
-        let capacity = capacity.max(1);
-        Arc::new(Sources { brokers, open: Mutex::default(), linger, capacity, max_message_bytes, metrics })
+    pub fn new(brokers: Arc<Brokers>, limits: SourceLimits, metrics: Arc<Metrics>) -> Arc<Self> {
+        let limits = SourceLimits { buffer: limits.buffer.max(1), ..limits };
+        Arc::new(Sources { brokers, open: Mutex::default(), limits, metrics })
     }
 
     pub fn brokers(&self) -> &Arc<Brokers> {
@@ -88,23 +118,46 @@ impl Sources {
     /// A lease on the source of `topic` on `broker` (the default broker for `None`). Returns
     /// once the source is live: every event the broker accepts after this returns is received.
     pub async fn acquire(self: &Arc<Self>, broker: Option<&str>, topic: &str) -> Result<SourceLease, SourceError> {
+        let result = self.try_acquire(broker, topic).await;
+        if let Err(error) = &result {
+            if error.is_limit() {
+                self.metrics.refuse(Refusal::Limit);
+            }
+        }
+        result
+    }
+
+    async fn try_acquire(self: &Arc<Self>, broker: Option<&str>, topic: &str) -> Result<SourceLease, SourceError> {
         let broker = self.brokers.get(broker)?.clone();
-        broker.validate_topic(topic)?;
+        let topic = broker.canonical_topic(topic)?;
+        let wildcards = broker.wildcards(&topic);
+        if wildcards > self.limits.max_topic_wildcards {
+            return Err(SourceError::TooManyWildcards {
+                topic: topic.into_owned(),
+                count: wildcards,
+                max: self.limits.max_topic_wildcards,
+            });
+        }
         let key = SourceKey { broker: broker.name().into(), topic: topic.into() };
         let (entry, receiver) = {
             let mut open = lock(&self.open);
-            let entry = open
-                .entry(key.clone())
-                .or_insert_with(|| {
-                    Arc::new(SourceEntry {
-                        key,
+            let entry = match open.get(&key) {
+                Some(entry) => entry.clone(),
+                None if open.len() >= self.limits.max_sources => {
+                    return Err(SourceError::TooManySources(self.limits.max_sources));
+                }
+                None => {
+                    let entry = Arc::new(SourceEntry {
+                        key: key.clone(),
                         broker,
-                        sender: broadcast::channel(self.capacity).0,
+                        sender: broadcast::channel(self.limits.buffer).0,
                         opened: OnceCell::new(),
                         state: Mutex::default(),
-                    })
-                })
-                .clone();
+                    });
+                    open.insert(key, entry.clone());
+                    entry
+                }
+            };
             lock(&entry.state).leases += 1;
             let receiver = entry.sender.subscribe();
             (entry, receiver)
@@ -116,7 +169,7 @@ impl Sources {
     }
 
     async fn open_on_broker(self: &Arc<Self>, entry: &Arc<SourceEntry>) -> Result<(), BrokerError> {
-        let sink = EventSink::new(entry.sender.clone(), entry.stats().clone(), self.max_message_bytes);
+        let sink = EventSink::new(entry.sender.clone(), entry.stats().clone(), self.limits.max_message_bytes);
         match entry.broker.subscribe(&entry.key.topic, sink).await {
             Ok(guard) => {
                 let mut state = lock(&entry.state);
@@ -147,10 +200,10 @@ impl Sources {
         if !last {
             return;
         }
-        if self.linger.is_zero() {
+        if self.limits.linger.is_zero() {
             self.close_if_unused(entry);
         } else if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let (sources, entry, linger) = (self.clone(), entry.clone(), self.linger);
+            let (sources, entry, linger) = (self.clone(), entry.clone(), self.limits.linger);
             runtime.spawn(async move {
                 tokio::time::sleep(linger).await;
                 sources.close_if_unused(&entry);

@@ -131,6 +131,14 @@ impl Broker for RedisBroker {
         &self.stats
     }
 
+    /// Pub/sub: the glob characters of a pattern. A stream key has none.
+    fn wildcards(&self, topic: &str) -> usize {
+        match self.mode {
+            RedisMode::Pubsub => pubsub::wildcards(topic),
+            RedisMode::Streams => 0,
+        }
+    }
+
     async fn subscribe(&self, topic: &str, sink: EventSink) -> Result<SourceGuard, BrokerError> {
         session::subscribe(&self.commands, &self.name, topic, sink).await
     }

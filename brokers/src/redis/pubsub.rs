@@ -13,7 +13,12 @@ use crate::sink::BrokerStats;
 
 /// A topic with glob characters is a pattern (PSUBSCRIBE).
 fn is_pattern(topic: &str) -> bool {
-    topic.contains(['*', '?', '['])
+    wildcards(topic) > 0
+}
+
+/// The glob characters of a pattern (`*`, `?`, `[`).
+pub fn wildcards(topic: &str) -> usize {
+    topic.chars().filter(|c| matches!(c, '*' | '?' | '[')).count()
 }
 
 pub async fn run(
