@@ -215,3 +215,28 @@ async fn auto_created_topics_when_configured() {
     hub.publish("fresh", "7").await;
     assert_eq!(events(&client.recv_json().await)["payload"], 7);
 }
+
+/// A subscribe whose lookup is slow (here a topic whose leader the cluster cannot name, which
+/// the hub waits out for its request timeout) held up the consumer loop, and with it every other
+/// Kafka topic. Now an event on another topic arrives while that lookup is still running: the
+/// slow subscriber has received nothing yet when the other client has its event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_subscribe_does_not_hold_up_other_topics() {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic("prices", 1, 1).expect("topic");
+    cluster.create_topic("slow", 1, 1).expect("topic");
+    cluster.topic_error("slow", rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE).expect("error");
+    let hub = TestHub::with_config(&config(&cluster.bootstrap_servers(), "auto_create_topics = true\n")).await;
+    let producer = producer(&cluster.bootstrap_servers());
+    let mut steady = Client::ready(&hub, TRANSPORT_WS).await;
+    steady.subscribe("1", QUERY, json!({"topic": "prices"})).await;
+    hub.wait_metric("subhub_subscriptions", 1.0).await;
+
+    let mut slow = Client::ready(&hub, TRANSPORT_WS).await;
+    slow.subscribe("1", QUERY, json!({"topic": "slow"})).await;
+    // The subscribe reaches the hub before the event is produced.
+    assert!(slow.until_pong().await.is_empty());
+    produce(&producer, "prices", 0, b"{\"n\":1}").await;
+    assert_eq!(events(&steady.recv_json().await)["payload"]["n"], 1);
+    assert!(slow.until_pong().await.is_empty(), "the slow lookup ended before the other topic's event arrived");
+}

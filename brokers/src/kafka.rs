@@ -20,7 +20,7 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde::Deserialize;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::broker::{Broker, BrokerError, Publish, PublishAck, SourceGuard};
 use crate::event::Event;
@@ -31,6 +31,8 @@ use crate::sink::{BrokerStats, EventSink};
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the connection to the cluster is checked for `subhub_broker_connected`.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
+/// Topic lookups (metadata and watermarks) running at once; more wait their turn.
+const CONCURRENT_LOOKUPS: usize = 4;
 
 /// `kind = "kafka"`.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -277,32 +279,67 @@ struct Session {
     auto_create: bool,
 }
 
-struct Assigned {
-    sink: EventSink,
-    partitions: Vec<i32>,
+/// A topic the session serves, or is about to.
+enum TopicState {
+    /// Its partitions and their offsets are being looked up, away from the consumer loop.
+    Resolving { sink: EventSink, live: oneshot::Sender<Result<(), BrokerError>>, generation: u64 },
+    /// Its partitions are in the assignment.
+    Assigned { sink: EventSink, partitions: Vec<i32> },
+}
+
+impl TopicState {
+    fn sink(&self) -> &EventSink {
+        match self {
+            TopicState::Resolving { sink, .. } | TopicState::Assigned { sink, .. } => sink,
+        }
+    }
+}
+
+/// A lookup's result: where each partition of a topic starts.
+struct Resolved {
+    topic: String,
+    generation: u64,
+    result: Result<TopicPartitionList, TopicProblem>,
 }
 
 impl Session {
+    /// The consumer loop: reads messages and applies subscribe and unsubscribe requests in
+    /// order. Looking a topic up (metadata and watermarks: round trips of up to
+    /// `REQUEST_TIMEOUT` each) runs in tasks of its own, so a subscribe never holds up the
+    /// delivery of every other topic; only the assignment itself happens here.
     async fn run(self, consumer: Arc<KafkaConsumer>, mut commands: mpsc::UnboundedReceiver<Command>) {
-        let mut topics: HashMap<String, Assigned> = HashMap::new();
+        let mut topics: HashMap<String, TopicState> = HashMap::new();
+        let (resolved_tx, mut resolved) = mpsc::unbounded_channel::<Resolved>();
+        let lookups = Arc::new(Semaphore::new(CONCURRENT_LOOKUPS));
+        let mut generation = 0u64;
         loop {
             tokio::select! {
                 command = commands.recv() => match command {
                     None => return,
                     Some(Command::Subscribe { topic, sink, live }) => {
-                        let result = self.assign(&consumer, &topic).await.map(|partitions| {
-                            topics.insert(topic, Assigned { sink, partitions });
-                        });
-                        let _ = live.send(result);
+                        if let Some(TopicState::Assigned { sink: current, .. }) = topics.get_mut(&topic) {
+                            // The topic is still assigned for a source that is closing: the new
+                            // one takes the assignment over, already live.
+                            *current = sink;
+                            let _ = live.send(Ok(()));
+                            continue;
+                        }
+                        generation += 1;
+                        topics.insert(topic.clone(), TopicState::Resolving { sink, live, generation });
+                        let lookup = (consumer.clone(), lookups.clone(), resolved_tx.clone(), self.auto_create);
+                        tokio::spawn(resolve(lookup, topic, generation));
                     }
                     Some(Command::Unsubscribe { topic, sink }) => {
-                        if topics.get(&topic).is_some_and(|a| a.sink.same_source(&sink)) {
-                            if let Some(assigned) = topics.remove(&topic) {
-                                self.unassign(&consumer, &topic, &assigned.partitions);
-                            }
+                        if !topics.get(&topic).is_some_and(|state| state.sink().same_source(&sink)) {
+                            continue;
+                        }
+                        // A lookup still running for it is ignored when it ends.
+                        if let Some(TopicState::Assigned { partitions, .. }) = topics.remove(&topic) {
+                            self.unassign(&consumer, &topic, &partitions);
                         }
                     }
                 },
+                Some(done) = resolved.recv() => self.assign(&consumer, &mut topics, done),
                 message = consumer.recv() => match message {
                     Ok(message) => self.deliver(&topics, &message),
                     Err(error) => tracing::debug!(broker = %self.name, %error, "Kafka consumer error"),
@@ -311,32 +348,36 @@ impl Session {
         }
     }
 
-    /// Adds every partition of `topic` to the assignment at its high watermark. Once this
-    /// returns, every message produced afterwards is read.
-    async fn assign(&self, consumer: &Arc<KafkaConsumer>, topic: &str) -> Result<Vec<i32>, BrokerError> {
-        let (client, owned, auto_create) = (consumer.clone(), topic.to_owned(), self.auto_create);
-        let result = tokio::task::spawn_blocking(move || {
-            let partitions = partitions(&client, &owned, auto_create)?;
-            let mut list = TopicPartitionList::new();
-            for &partition in &partitions {
-                let (_, high) = watermarks(&client, &owned, partition)?;
-                list.add_partition_offset(&owned, partition, Offset::Offset(high))
-                    .map_err(|_| TopicProblem::Unreachable)?;
-            }
-            client.incremental_assign(&list).map_err(|_| TopicProblem::Unreachable)?;
-            Ok(partitions)
-        })
-        .await
-        .unwrap_or(Err(TopicProblem::Unreachable));
+    /// Adds a looked-up topic to the assignment at the offsets found, if it is still wanted.
+    /// Once assigned, every message produced after the lookup is read.
+    fn assign(&self, consumer: &KafkaConsumer, topics: &mut HashMap<String, TopicState>, done: Resolved) {
+        let wanted = matches!(
+            topics.get(&done.topic),
+            Some(TopicState::Resolving { generation, .. }) if *generation == done.generation
+        );
+        if !wanted {
+            return;
+        }
+        let Some(TopicState::Resolving { sink, live, .. }) = topics.remove(&done.topic) else { return };
+        let result = done.result.and_then(|list| {
+            consumer.incremental_assign(&list).map_err(|_| TopicProblem::Unreachable)?;
+            Ok(list.elements().iter().map(|element| element.partition()).collect::<Vec<i32>>())
+        });
         match result {
             Ok(partitions) => {
                 self.stats.broker_subscriptions.fetch_add(1, Relaxed);
-                Ok(partitions)
+                topics.insert(done.topic, TopicState::Assigned { sink, partitions });
+                let _ = live.send(Ok(()));
             }
-            Err(TopicProblem::Missing) => {
-                Err(BrokerError::NoSuchTopic { broker: self.name.to_string(), topic: topic.to_owned() })
+            Err(problem) => {
+                let error = match problem {
+                    TopicProblem::Missing => {
+                        BrokerError::NoSuchTopic { broker: self.name.to_string(), topic: done.topic }
+                    }
+                    TopicProblem::Unreachable => BrokerError::Unavailable(self.name.to_string()),
+                };
+                let _ = live.send(Err(error));
             }
-            Err(TopicProblem::Unreachable) => Err(BrokerError::Unavailable(self.name.to_string())),
         }
     }
 
@@ -355,10 +396,10 @@ impl Session {
         }
     }
 
-    fn deliver(&self, topics: &HashMap<String, Assigned>, message: &rdkafka::message::BorrowedMessage<'_>) {
-        let Some(assigned) = topics.get(message.topic()) else { return };
+    fn deliver(&self, topics: &HashMap<String, TopicState>, message: &rdkafka::message::BorrowedMessage<'_>) {
+        let Some(TopicState::Assigned { sink, .. }) = topics.get(message.topic()) else { return };
         let body = message.payload().unwrap_or_default();
-        if !assigned.sink.admits(body.len()) {
+        if !sink.admits(body.len()) {
             return;
         }
         let key = message.key().map(|k| String::from_utf8_lossy(k).into_owned());
@@ -377,8 +418,37 @@ impl Session {
                 );
             }
         }
-        assigned.sink.send(event);
+        sink.send(event);
     }
+}
+
+/// Looks a topic up: its partitions, each at its high watermark. At most `CONCURRENT_LOOKUPS`
+/// run at once, each on a blocking thread (librdkafka's calls block).
+async fn resolve(
+    (consumer, lookups, resolved, auto_create): (
+        Arc<KafkaConsumer>,
+        Arc<Semaphore>,
+        mpsc::UnboundedSender<Resolved>,
+        bool,
+    ),
+    topic: String,
+    generation: u64,
+) {
+    let Ok(_permit) = lookups.acquire().await else { return };
+    let owned = topic.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let partitions = partitions(&consumer, &owned, auto_create)?;
+        let mut list = TopicPartitionList::new();
+        for partition in partitions {
+            let (_, high) = watermarks(&consumer, &owned, partition)?;
+            list.add_partition_offset(&owned, partition, Offset::Offset(high))
+                .map_err(|_| TopicProblem::Unreachable)?;
+        }
+        Ok(list)
+    })
+    .await
+    .unwrap_or(Err(TopicProblem::Unreachable));
+    let _ = resolved.send(Resolved { topic, generation, result });
 }
 
 fn watermarks(consumer: &KafkaConsumer, topic: &str, partition: i32) -> Result<(i64, i64), TopicProblem> {
