@@ -4,12 +4,13 @@
 use std::sync::Arc;
 
 use subhub_brokers::{BrokerError, Brokers};
-use subhub_subscriptions::{Executions, Metrics, OutboxConfig, SlowConsumerPolicy, SourceLimits, Sources};
+use subhub_subscriptions::{Executions, Metrics, OutboxConfig, Refusal, SlowConsumerPolicy, SourceLimits, Sources};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{Auth, AuthError, Identity};
 use crate::config::{Config, SlowConsumer};
+use crate::documents::{CostLimits, Documents, Prepared, Refused};
 use crate::publish::Publisher;
 use crate::schema;
 use crate::upstreams::Upstreams;
@@ -26,6 +27,8 @@ pub struct Hub {
     /// `None` when `[auth]` is not configured: everyone is anonymous.
     pub auth: Option<Auth>,
     pub schema: async_graphql::dynamic::Schema,
+    /// Documents parsed and measured once per distinct text.
+    pub documents: Documents,
     /// Cancelled when the hub starts shutting down.
     pub shutdown: CancellationToken,
     /// Every WebSocket session, so shutdown can wait for them to drain.
@@ -68,10 +71,17 @@ impl Hub {
         let auth = config.auth.as_ref().map(Auth::from_config).transpose().map_err(StartError::Auth)?;
         let shutdown = CancellationToken::new();
         let keepalive = Keepalive::start(limits.keepalive, shutdown.clone());
+        let cost_limits = CostLimits {
+            max_depth: limits.max_query_depth,
+            max_complexity: limits.max_query_complexity,
+            max_aliases: limits.max_aliases,
+        };
+        let documents = Documents::new(limits.document_cache, limits.document_cache_bytes, cost_limits);
         Ok(Arc::new(Hub {
             upstreams,
             auth,
             schema,
+            documents,
             publisher,
             config,
             metrics,
@@ -95,6 +105,16 @@ impl Hub {
             },
             close_after: limits.slow_consumer_timeout,
         }
+    }
+
+    /// The document of a request, parsed once, with the operation it runs checked against the
+    /// cost limits; an operation over a limit is counted.
+    pub fn prepare(&self, payload: &subhub_protocol::OperationPayload) -> Result<Prepared, Refused> {
+        let prepared = self.documents.prepare(&payload.query, payload.operation_name.as_deref());
+        if let Err(Refused::Limit(_)) = &prepared {
+            self.metrics.refuse(Refusal::Limit);
+        }
+        prepared
     }
 
     /// Who a client presenting `token` is.

@@ -8,10 +8,12 @@
 //! ## Layout
 //! - [`auth`]: JWT (HS256) verification on `connection_init` and HTTP.
 //! - [`config`]: the TOML config, `SUBHUB_*` overrides, validation.
+//! - [`documents`]: GraphQL documents parsed and measured once per distinct text, under the
+//!   cost limits.
 //! - [`hub`]: the shared state: brokers, registry, schema, metrics, shutdown.
 //! - [`server`]: binding, serving, graceful shutdown.
 //! - [`schema`]: the schema the hub serves (the built-in `events` / `publish` / `brokers`).
-//! - [`operation`]: from a GraphQL request to shared results: kind, operation key, serialization.
+//! - [`operation`]: from a prepared request to shared results: operation key, serialization.
 //! - [`publish`]: publishing through the hub.
 //! - [`upstreams`]: upstream GraphQL servers: schemas loaded at start, routing, credentials.
 //! - `http`: GraphQL over HTTP, `POST /publish/{topic}`, health, readiness, metrics, GraphiQL.
@@ -22,6 +24,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod documents;
 mod http;
 pub mod hub;
 pub mod operation;

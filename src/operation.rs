@@ -5,7 +5,6 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_graphql::dynamic::Schema;
-use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet};
 use async_graphql::{Data, Request, Response, ServerError, Value, Variables};
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
@@ -14,60 +13,15 @@ use subhub_subscriptions::{ExecutionItem, ExecutionStream, Metrics, OperationKey
 use subhub_upstream_ws::rewrite::forward;
 use subhub_upstream_ws::Item;
 
+use crate::documents::Prepared;
 use crate::schema::upstream::FORWARD;
 use crate::upstreams::UpstreamEntry;
 use tokio::sync::oneshot;
 
-/// What a request turned out to be before anything ran.
-pub enum Kind {
-    /// A subscription, with the name of its root field when one can be found.
-    Subscription(Option<String>),
-    /// Queries and mutations: one result.
-    Single(OperationType),
-}
-
-/// Reads the document once to find the operation's kind. A document that does not parse is
-/// answered with its errors (serialized as a JSON array).
-pub fn kind(payload: &OperationPayload) -> Result<Kind, String> {
-    let document =
-        async_graphql::parser::parse_query(&payload.query).map_err(|error| errors_json(&[ServerError::from(error)]))?;
-    let operation = match (&document.operations, payload.operation_name.as_deref()) {
-        (DocumentOperations::Single(op), _) => Some(op),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
-        // A lone named operation is the one to run even when the request names none.
-        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),
-        (DocumentOperations::Multiple(_), None) => None,
-    };
-    // An operation that cannot be picked is left to the executor, which says why.
-    Ok(match operation {
-        Some(op) if op.node.ty == OperationType::Subscription => {
-            Kind::Subscription(root_field(&document, &op.node.selection_set.node, 0))
-        }
-        Some(op) => Kind::Single(op.node.ty),
-        None => Kind::Single(OperationType::Query),
-    })
-}
-
-/// The first field of a selection set, looking through fragments.
-fn root_field(document: &ExecutableDocument, set: &SelectionSet, depth: usize) -> Option<String> {
-    if depth > 16 {
-        return None;
-    }
-    set.items.iter().find_map(|selection| match &selection.node {
-        Selection::Field(field) if field.node.name.node.as_str() != "__typename" => {
-            Some(field.node.name.node.to_string())
-        }
-        Selection::Field(_) => None,
-        Selection::InlineFragment(fragment) => root_field(document, &fragment.node.selection_set.node, depth + 1),
-        Selection::FragmentSpread(spread) => document
-            .fragments
-            .get(&spread.node.fragment_name.node)
-            .and_then(|fragment| root_field(document, &fragment.node.selection_set.node, depth + 1)),
-    })
-}
-
-pub fn request(payload: &OperationPayload) -> Request {
+/// The request to execute, with the document parsed once already.
+pub fn request(payload: &OperationPayload, prepared: &Prepared) -> Request {
     let mut request = Request::new(payload.query.clone());
+    request.set_parsed_query(prepared.document.parsed.clone());
     if let Some(name) = &payload.operation_name {
         request = request.operation_name(name.clone());
     }
@@ -79,13 +33,13 @@ pub fn request(payload: &OperationPayload) -> Request {
 
 /// The key of the shared execution: the same document, operation name, variables and auth
 /// scope run once, whatever order the variables' keys came in.
-pub fn key(payload: &OperationPayload, scope: &str) -> OperationKey {
+pub fn key(payload: &OperationPayload, prepared: &Prepared, scope: &str) -> OperationKey {
     let mut variables = String::new();
     if let Some(vars) = &payload.variables {
         canonical_json(&serde_json::Value::Object(vars.clone()), &mut variables);
     }
     OperationKey {
-        document: payload.query.as_str().into(),
+        document: prepared.document.text.clone(),
         operation_name: payload.operation_name.clone(),
         variables,
         scope: scope.to_owned(),
@@ -278,6 +232,7 @@ fn internal_error_json() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::documents::{CostLimits, Documents};
 
     fn payload(query: &str, variables: serde_json::Value) -> OperationPayload {
         OperationPayload { query: query.into(), variables: variables.as_object().cloned(), ..Default::default() }
@@ -285,27 +240,14 @@ mod tests {
 
     #[test]
     fn keys_ignore_variable_order() {
-        let a = key(&payload("q", serde_json::json!({"a": 1, "b": {"y": 2, "x": 1}})), "");
-        let b = key(&payload("q", serde_json::json!({"b": {"x": 1, "y": 2}, "a": 1})), "");
+        let documents = Documents::new(4, 1024, CostLimits { max_depth: 4, max_complexity: 10, max_aliases: 2 });
+        let key = |payload: &OperationPayload| {
+            let prepared = documents.prepare(&payload.query, None).ok().expect("prepared");
+            key(payload, &prepared, "")
+        };
+        let a = key(&payload("{ q }", serde_json::json!({"a": 1, "b": {"y": 2, "x": 1}})));
+        let b = key(&payload("{ q }", serde_json::json!({"b": {"x": 1, "y": 2}, "a": 1})));
         assert_eq!(a, b);
-        assert_ne!(a, key(&payload("q", serde_json::json!({"a": 2})), ""));
-    }
-
-    #[test]
-    fn kinds() {
-        assert!(matches!(
-            kind(&payload("subscription { events(topic: \"t\") { id } }", serde_json::Value::Null)),
-            Ok(Kind::Subscription(Some(field))) if field == "events"
-        ));
-        assert!(matches!(
-            kind(&payload("{ brokers { name } }", serde_json::Value::Null)),
-            Ok(Kind::Single(OperationType::Query))
-        ));
-        assert!(matches!(
-            kind(&payload("subscription S { events(topic: \"t\") { id } }", serde_json::Value::Null)),
-            Ok(Kind::Subscription(_))
-        ));
-        let errors = kind(&payload("subscription {", serde_json::Value::Null)).err().unwrap();
-        assert!(errors.starts_with('[') && errors.contains("locations"), "{errors}");
+        assert_ne!(a, key(&payload("{ q }", serde_json::json!({"a": 2}))));
     }
 }

@@ -17,8 +17,9 @@ use serde_json::Value;
 use subhub_protocol::OperationPayload;
 
 use super::{error_response, refusal};
+use crate::documents::{Kind, Refused};
 use crate::hub::Hub;
-use crate::operation::{self, Kind};
+use crate::operation;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json; charset=utf-8";
 const JSON: &str = "application/json; charset=utf-8";
@@ -175,22 +176,28 @@ fn payload_from(mut params: serde_json::Map<String, Value>) -> Result<OperationP
 }
 
 async fn execute(hub: &Hub, media: MediaType, payload: OperationPayload, via_get: bool) -> Response {
-    match operation::kind(&payload) {
-        Err(errors_json) => return media.request_error(&errors_json),
-        Ok(Kind::Subscription(_)) => {
+    let prepared = match hub.prepare(&payload) {
+        Ok(prepared) => prepared,
+        // Over a limit is a bad request whatever the media type; a document that does not
+        // parse follows the media type's rules.
+        Err(Refused::Limit(errors)) => return media.bad_request(&errors),
+        Err(Refused::Invalid(errors)) => return media.request_error(&errors),
+    };
+    match prepared.kind {
+        Kind::Subscription(_) => {
             return media.request_error(&errors(
                 "subscriptions are served over WebSocket on this endpoint (graphql-transport-ws or graphql-ws)",
             ));
         }
-        Ok(Kind::Single(OperationType::Mutation)) if via_get => {
+        Kind::Single(OperationType::Mutation) if via_get => {
             let mut response =
                 error_response(StatusCode::METHOD_NOT_ALLOWED, "mutations are not allowed over GET; use POST");
             response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
             return response;
         }
-        Ok(Kind::Single(_)) => {}
+        Kind::Single(_) => {}
     }
-    let response = hub.schema.execute(operation::request(&payload)).await;
+    let response = hub.schema.execute(operation::request(&payload, &prepared)).await;
     if operation::is_request_error(&response) {
         return media.request_error(&operation::errors_json(&response.errors));
     }

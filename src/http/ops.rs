@@ -1,5 +1,6 @@
 //! Operations endpoints: health, readiness, metrics, GraphiQL and the index page.
 
+use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
@@ -59,7 +60,14 @@ pub async fn metrics(State(hub): State<Arc<Hub>>) -> Response {
             sources_open: entry.pool.stats().sources_open.load(Relaxed),
         })
         .collect();
-    let body = hub.metrics.render(&hub.brokers, &upstreams);
+    let mut body = hub.metrics.render(&hub.brokers, &upstreams);
+    let documents = &hub.documents;
+    let _ = write!(
+        body,
+        "# HELP subhub_document_cache_total Documents looked up in the cache of parsed documents.\n# TYPE subhub_document_cache_total counter\nsubhub_document_cache_total{{result=\"hit\"}} {}\nsubhub_document_cache_total{{result=\"miss\"}} {}\n",
+        documents.hits.load(Relaxed),
+        documents.misses.load(Relaxed),
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }
 

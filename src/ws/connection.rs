@@ -19,8 +19,9 @@ use super::keepalive::Liveness;
 use super::operations::{Operations, Running};
 use super::socket::{SessionSocket, SocketWriter};
 use crate::auth::{Auth, Identity};
+use crate::documents::Kind;
 use crate::hub::Hub;
-use crate::operation::{self, Kind};
+use crate::operation;
 
 /// Queued messages written per batch at most, so one busy socket cannot starve its reads.
 const MAX_BATCH: usize = 256;
@@ -211,25 +212,26 @@ impl Connection {
             let message = format!("too many operations on this connection (limit {limit})");
             return self.send(server::error(id, &server::error_list(&message))).await;
         }
-        let kind = match operation::kind(payload) {
-            Ok(kind) => kind,
-            Err(errors) => {
+        let prepared = match self.hub.prepare(payload) {
+            Ok(prepared) => prepared,
+            Err(refused) => {
                 self.session.operation_ended(id);
-                return self.send(server::error(id, &errors)).await;
+                return self.send(server::error(id, refused.errors_json())).await;
             }
         };
         let slot = Slot::new(self.session.protocol(), id);
         let schema = self.hub.schema.clone();
-        let request = operation::request(payload);
-        let running = match kind {
+        // Built only when a new execution starts: joining one costs no request.
+        let request = || operation::request(payload, &prepared);
+        let running = match &prepared.kind {
             Kind::Subscription(root) => {
                 let upstream = root.as_deref().and_then(|field| self.hub.upstreams.route(field)).cloned();
                 let attachment = match upstream {
                     None => {
-                        let key = operation::key(payload, &self.identity.subject);
+                        let key = operation::key(payload, &prepared, &self.identity.subject);
                         self.hub
                             .executions
-                            .attach(key, self.outbox.clone(), slot, move || operation::shared_results(&schema, request))
+                            .attach(key, self.outbox.clone(), slot, || operation::shared_results(&schema, request()))
                     }
                     Some(entry) => {
                         // Forwarded credentials are part of the key: clients whose credentials
@@ -238,17 +240,19 @@ impl Connection {
                         let credentials = init_payload
                             .as_ref()
                             .map_or_else(String::new, |p| serde_json::Value::Object(p.clone()).to_string());
-                        let key = operation::key(payload, &format!("{}\n{credentials}", self.identity.subject));
-                        let (payload, metrics) = (payload.clone(), self.hub.metrics.clone());
-                        self.hub.executions.attach(key, self.outbox.clone(), slot, move || {
-                            operation::upstream_results(&schema, request, entry, init_payload, payload, metrics)
+                        let key =
+                            operation::key(payload, &prepared, &format!("{}\n{credentials}", self.identity.subject));
+                        let metrics = self.hub.metrics.clone();
+                        self.hub.executions.attach(key, self.outbox.clone(), slot, || {
+                            let payload = payload.clone();
+                            operation::upstream_results(&schema, request(), entry, init_payload, payload, metrics)
                         })
                     }
                 };
                 Running::Subscription(attachment)
             }
             Kind::Single(_) => {
-                let (outbox, task_slot) = (self.outbox.clone(), slot.clone());
+                let (outbox, task_slot, request) = (self.outbox.clone(), slot.clone(), request());
                 let task = tokio::spawn(async move {
                     match operation::single_result(&schema, request).await {
                         ExecutionItem::Next(payload) => {
