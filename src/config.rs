@@ -14,6 +14,9 @@ use subhub_brokers::memory::MemoryConfig;
 use subhub_brokers::BrokerConfig;
 use subhub_upstream_ws::UpstreamConfig;
 
+/// The most connections any limit may allow (far beyond what one process can hold open).
+const MAX_CONNECTIONS: usize = 100_000_000;
+
 /// Environment variables starting with this override config keys.
 pub const ENV_PREFIX: &str = "SUBHUB_";
 /// Names the config file; not a key override.
@@ -266,6 +269,15 @@ impl Config {
         ] {
             if value == 0 {
                 return Err(format!("{key} must be at least 1"));
+            }
+        }
+        // The places of sessions and HTTP connections are semaphore permits.
+        for (key, value) in [
+            ("limits.max_connections", limits.max_connections),
+            ("limits.max_http_connections", limits.max_http_connections),
+        ] {
+            if value > MAX_CONNECTIONS {
+                return Err(format!("{key} must be at most {MAX_CONNECTIONS}"));
             }
         }
         if let Some(auth) = &self.auth {

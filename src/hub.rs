@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use subhub_brokers::{BrokerError, Brokers};
 use subhub_subscriptions::{Executions, Metrics, OutboxConfig, Refusal, SlowConsumerPolicy, SourceLimits, Sources};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -33,6 +34,9 @@ pub struct Hub {
     pub shutdown: CancellationToken,
     /// Every WebSocket session, so shutdown can wait for them to drain.
     pub sessions: TaskTracker,
+    /// One permit per client session (`limits.max_connections`), taken before the upgrade is
+    /// answered, so a burst of connects cannot overshoot the limit.
+    pub session_permits: Arc<Semaphore>,
     /// Pings every WebSocket session each `limits.keepalive`.
     pub keepalive: Arc<Keepalive>,
 }
@@ -63,13 +67,14 @@ impl Hub {
             max_sources: limits.max_sources,
         };
         let sources = Sources::new(brokers.clone(), source_limits, metrics.clone());
-        let executions = Executions::new(metrics.clone());
+        let executions = Executions::new(metrics.clone(), limits.max_executions);
         let publisher = Arc::new(Publisher::new(brokers.clone(), limits.max_message_bytes));
         let upstreams = Arc::new(Upstreams::start(&config.upstreams).await?);
         let schema =
             schema::build(sources.clone(), publisher.clone(), &upstreams).map_err(|e| StartError::Schema(e.0))?;
         let auth = config.auth.as_ref().map(Auth::from_config).transpose().map_err(StartError::Auth)?;
         let shutdown = CancellationToken::new();
+        let session_permits = Arc::new(Semaphore::new(limits.max_connections));
         let keepalive = Keepalive::start(limits.keepalive, shutdown.clone());
         let cost_limits = CostLimits {
             max_depth: limits.max_query_depth,
@@ -90,6 +95,7 @@ impl Hub {
             executions,
             shutdown,
             sessions: TaskTracker::new(),
+            session_permits,
             keepalive,
         }))
     }
@@ -115,6 +121,16 @@ impl Hub {
             self.metrics.refuse(Refusal::Limit);
         }
         prepared
+    }
+
+    /// A place for one more client session, or `None` (counted) when `limits.max_connections`
+    /// are open. The session holds it until it ends.
+    pub fn admit_session(&self) -> Option<OwnedSemaphorePermit> {
+        let permit = self.session_permits.clone().try_acquire_owned().ok();
+        if permit.is_none() {
+            self.metrics.refuse(Refusal::Limit);
+        }
+        permit
     }
 
     /// Who a client presenting `token` is.

@@ -15,6 +15,7 @@
 //! - [`schema`]: the schema the hub serves (the built-in `events` / `publish` / `brokers`).
 //! - [`operation`]: from a prepared request to shared results: operation key, serialization.
 //! - [`publish`]: publishing through the hub.
+//! - `rate`: the token bucket of `limits.subscribe_rate`.
 //! - [`upstreams`]: upstream GraphQL servers: schemas loaded at start, routing, credentials.
 //! - `http`: GraphQL over HTTP, `POST /publish/{topic}`, health, readiness, metrics, GraphiQL.
 //! - `ws`: the WebSocket endpoint and each connection's session loop.
@@ -29,6 +30,7 @@ mod http;
 pub mod hub;
 pub mod operation;
 pub mod publish;
+mod rate;
 pub mod schema;
 pub mod server;
 pub mod upstreams;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -70,21 +71,22 @@ impl Server {
         tracing::info!(%local_addr, "subhub serving: GraphQL at /graphql, GraphiQL at /graphiql");
         let service = TowerToHyperService::new(crate::http::router(hub.clone()));
         let connections = TaskTracker::new();
+        // HTTP connections not (yet) sessions: while `max_http_connections` are open, the hub
+        // accepts no more and new ones wait in the listen backlog. An upgraded connection gives
+        // its permit back and counts as a session instead.
+        let http_permits = Arc::new(Semaphore::new(hub.config.limits.max_http_connections));
         tokio::pin!(signal);
         loop {
-            let stream = tokio::select! {
+            let (stream, permit) = tokio::select! {
                 () = &mut signal => break,
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(error) => {
-                        accept_failed(error).await;
-                        continue;
-                    }
+                accepted = accept(&listener, &http_permits) => match accepted {
+                    Some(accepted) => accepted,
+                    None => continue,
                 },
             };
             // Frames are small and already batched per socket: no Nagle delay.
             let _ = stream.set_nodelay(true);
-            connections.spawn(serve_connection(stream, service.clone(), hub.shutdown.clone()));
+            connections.spawn(serve_connection(stream, permit, service.clone(), hub.shutdown.clone()));
         }
         tracing::info!("shutting down: completing subscriptions and closing connections");
         drop(listener);
@@ -103,10 +105,29 @@ impl Server {
     }
 }
 
+/// Waits for a free place, then accepts a connection into it; `None` when accepting failed.
+async fn accept(listener: &TcpListener, permits: &Arc<Semaphore>) -> Option<(TcpStream, OwnedSemaphorePermit)> {
+    let permit = permits.clone().acquire_owned().await.ok()?;
+    match listener.accept().await {
+        Ok((stream, _)) => Some((stream, permit)),
+        Err(error) => {
+            accept_failed(error).await;
+            None
+        }
+    }
+}
+
 /// Serves one HTTP/1.1 connection, which may become a WebSocket: the upgrade hands the TCP
-/// stream itself to the session (see `ws::socket`). On shutdown, a request in flight finishes
-/// and the connection then closes.
-async fn serve_connection(stream: TcpStream, service: TowerToHyperService<axum::Router>, shutdown: CancellationToken) {
+/// stream itself to the session (see `ws::socket`), and the connection's place among the HTTP
+/// connections is given back. On shutdown, a request in flight finishes and the connection
+/// then closes. hyper closes a connection that sends no complete request head for 30 s, idle
+/// keep-alive connections included.
+async fn serve_connection(
+    stream: TcpStream,
+    _permit: OwnedSemaphorePermit,
+    service: TowerToHyperService<axum::Router>,
+    shutdown: CancellationToken,
+) {
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .serve_connection(TokioIo::new(stream), service)

@@ -86,3 +86,126 @@ async fn a_document_is_parsed_once_however_often_it_is_sent() {
     assert_eq!(hub.metric("subhub_document_cache_total{result=\"miss\"}").await, 1.0);
     assert_eq!(hub.metric("subhub_document_cache_total{result=\"hit\"}").await, 19.0);
 }
+
+/// A burst of connects at the limit: each session's place is taken before the upgrade is
+/// answered, so exactly `max_connections` open (a burst of 200 at a limit of 50 left 51 open).
+/// Against the binary, whose runtime is not the clients'.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_connects_opens_exactly_max_connections() {
+    let path = std::env::temp_dir().join(format!("subhub-burst-{}.toml", std::process::id()));
+    std::fs::write(&path, "[limits]\nmax_connections = 50\n").expect("write config");
+    let (mut child, addr) = start_binary_with(&["--config", path.to_str().expect("path")], &[]);
+    let url = format!("ws://{addr}/graphql");
+    for round in 0..5 {
+        let attempts: Vec<_> = (0..200)
+            .map(|_| {
+                let url = url.clone();
+                tokio::spawn(async move { Client::try_connect_url(&url, Some(TRANSPORT_WS)).await })
+            })
+            .collect();
+        let mut open = Vec::new();
+        let mut refused = 0;
+        for attempt in attempts {
+            match attempt.await.expect("join") {
+                Ok(client) => open.push(client),
+                Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+                    refused += 1;
+                }
+                Err(error) => panic!("connect failed: {error}"),
+            }
+        }
+        assert_eq!((open.len(), refused), (50, 150), "round {round}");
+        assert!(wait_for(PATIENCE, || async { metric_at(addr, "subhub_connections").await == 50.0 }).await);
+        assert_eq!(metric_at(addr, "subhub_refused_total{reason=\"limit\"}").await, 150.0 * f64::from(round + 1));
+        // Places given back are places taken again.
+        drop(open);
+        assert!(wait_for(PATIENCE, || async { metric_at(addr, "subhub_connections").await == 0.0 }).await);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_file(&path);
+}
+
+/// The hub-wide caps: `max_executions` refuses a subscription that needs one more execution
+/// (joining one alive is fine), `max_sources` one that needs one more source.
+#[tokio::test]
+async fn executions_and_sources_are_capped_hub_wide() {
+    let hub = TestHub::with_config("[limits]\nmax_executions = 2\n").await;
+    let mut client = Client::ready(&hub, TRANSPORT_WS).await;
+    client.subscribe("a", EVENTS_QUERY, json!({"topic": "a"})).await;
+    client.subscribe("b", EVENTS_QUERY, json!({"topic": "b"})).await;
+    client.subscribe("c", EVENTS_QUERY, json!({"topic": "c"})).await;
+    let error = client.recv_json().await;
+    assert_eq!(error["id"], "c");
+    assert!(message(&error).contains("limits.max_executions"), "{error}");
+    let mut other = Client::ready(&hub, TRANSPORT_WS).await;
+    other.subscribe("a", EVENTS_QUERY, json!({"topic": "a"})).await;
+    assert!(other.until_pong().await.is_empty(), "joining an execution alive is not refused");
+    hub.wait_metric("subhub_subscriptions", 3.0).await;
+    assert_eq!(hub.metric("subhub_refused_total{reason=\"limit\"}").await, 1.0);
+
+    let hub = TestHub::with_config("[limits]\nmax_sources = 2\n").await;
+    let mut client = Client::ready(&hub, TRANSPORT_WS).await;
+    // Two executions on one topic need one source.
+    client.subscribe("a", EVENTS_QUERY, json!({"topic": "a"})).await;
+    client.subscribe("a2", "subscription { events(topic: \"a\") { id } }", json!({})).await;
+    client.subscribe("b", EVENTS_QUERY, json!({"topic": "b"})).await;
+    client.subscribe("c", EVENTS_QUERY, json!({"topic": "c"})).await;
+    let error = client.recv_json().await;
+    assert_eq!(error["id"], "c");
+    assert!(message(&error).contains("limits.max_sources"), "{error}");
+    hub.wait_metric("subhub_subscriptions", 3.0).await;
+    assert_eq!(hub.metric("subhub_sources_open").await, 2.0);
+}
+
+/// `subscribe_rate` and `max_subscriptions_per_connection`: an error for each id over the
+/// limit, counted, and the connection stays up.
+#[tokio::test]
+async fn subscribes_are_rate_limited_and_counted_per_connection() {
+    let hub = TestHub::with_config("[limits]\nsubscribe_rate = 5\nmax_subscriptions_per_connection = 3\n").await;
+    let mut client = Client::ready(&hub, TRANSPORT_WS).await;
+    for n in 0..4 {
+        client.subscribe(&format!("s{n}"), EVENTS_QUERY, json!({"topic": format!("t{n}")})).await;
+    }
+    let error = client.recv_json().await;
+    assert_eq!(error["id"], "s3");
+    assert!(message(&error).contains("limits.max_subscriptions_per_connection"), "{error}");
+    // A subscribe and complete loop: the fifth subscribe used the burst up.
+    let mut refused = 0;
+    for _ in 0..20 {
+        client.complete("s0").await;
+        client.subscribe("s0", EVENTS_QUERY, json!({"topic": "t0"})).await;
+    }
+    for message in client.until_pong().await {
+        assert_eq!(message["type"], "error", "{message}");
+        assert!(self::message(&message).contains("limits.subscribe_rate"), "{message}");
+        refused += 1;
+    }
+    assert!(refused >= 19, "only {refused} of 20 refused");
+    assert_eq!(hub.metric("subhub_refused_total{reason=\"rate\"}").await, f64::from(refused));
+}
+
+/// While `max_http_connections` are open the hub accepts no more; a place given back is taken
+/// by the connection that waited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_accept_loop_holds_at_max_http_connections() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let hub = TestHub::with_config("[limits]\nmax_http_connections = 4\n").await;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut stream = tokio::net::TcpStream::connect(hub.addr).await.expect("connect");
+        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: hub\r\n\r\n").await.expect("write");
+        let mut answer = [0u8; 17];
+        stream.read_exact(&mut answer).await.expect("answered");
+        assert_eq!(&answer, b"HTTP/1.1 200 OK\r\n");
+        held.push(stream);
+    }
+    let mut waiting = tokio::spawn(reqwest::get(hub.url("/healthz")));
+    // Never answered while every place is held (this waits for a reply that must not come).
+    let early = tokio::time::timeout(std::time::Duration::from_millis(500), &mut waiting).await;
+    assert!(early.is_err(), "answered beyond max_http_connections: {early:?}");
+    drop(held.pop());
+    let answer = tokio::time::timeout(PATIENCE, waiting).await.expect("answered").expect("join").expect("get");
+    assert_eq!(answer.status(), StatusCode::OK);
+}

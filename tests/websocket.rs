@@ -305,7 +305,13 @@ async fn connection_and_operation_limits_answer_clearly() {
     first.subscribe("3", EVENTS_QUERY, json!({"topic": "c"})).await;
     let reply = first.recv_json().await;
     assert_eq!((reply["type"].as_str(), reply["id"].as_str()), (Some("error"), Some("3")));
-    assert!(reply["payload"][0]["message"].as_str().unwrap_or_default().contains("limit 2"), "{reply}");
+    assert!(
+        reply["payload"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("runs 2 operations, its limit (limits.max_subscriptions_per_connection)"),
+        "{reply}"
+    );
     hub.wait_metric("subhub_subscriptions", 2.0).await;
     hub.publish("b", "1").await;
     assert_eq!(first.recv_json().await["id"], "2");

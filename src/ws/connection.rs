@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures_util::future::OptionFuture;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use subhub_protocol::{server, CloseFrame, OperationPayload, Protocol, Session, Step};
-use subhub_subscriptions::{ExecutionItem, Outbound, Outbox, Slot};
+use subhub_subscriptions::{ExecutionItem, Outbound, Outbox, Refusal, Slot};
 use tokio::time::{sleep, timeout};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame as WsCloseFrame;
@@ -22,6 +22,7 @@ use crate::auth::{Auth, Identity};
 use crate::documents::Kind;
 use crate::hub::Hub;
 use crate::operation;
+use crate::rate::RateLimit;
 
 /// Queued messages written per batch at most, so one busy socket cannot starve its reads.
 const MAX_BATCH: usize = 256;
@@ -63,6 +64,7 @@ pub async fn serve(mut socket: WebSocket, writer: Arc<SocketWriter>, protocol: O
         batch: Vec::with_capacity(0),
         liveness,
         identity: Identity::default(),
+        subscribes: RateLimit::per_second(hub.config.limits.subscribe_rate),
         init_payload: None,
         hub: hub.clone(),
     };
@@ -81,6 +83,8 @@ struct Connection {
     liveness: Arc<Liveness>,
     /// Who the client authenticated as in `connection_init`.
     identity: Identity,
+    /// `limits.subscribe_rate`.
+    subscribes: RateLimit,
     /// The client's `connection_init` payload, whose `forward_init` keys go upstream.
     init_payload: Option<serde_json::Map<String, serde_json::Value>>,
     hub: Arc<Hub>,
@@ -206,18 +210,24 @@ impl Connection {
     /// Starts an operation: a subscription joins the shared execution of its key, a query or
     /// mutation runs on its own. Results arrive through the outbox.
     async fn start(&mut self, id: &str, payload: &OperationPayload) -> Result<(), Exit> {
-        let limit = self.hub.config.limits.max_subscriptions_per_connection;
-        if self.operations.len() >= limit {
-            self.session.operation_ended(id);
-            let message = format!("too many operations on this connection (limit {limit})");
-            return self.send(server::error(id, &server::error_list(&message))).await;
+        let limits = &self.hub.config.limits;
+        if !self.subscribes.admit() {
+            let rate = limits.subscribe_rate;
+            self.hub.metrics.refuse(Refusal::Rate);
+            let message =
+                format!("too many subscribes: at most {rate} per second on a connection (limits.subscribe_rate)");
+            return self.refuse(id, &server::error_list(&message)).await;
+        }
+        let most = limits.max_subscriptions_per_connection;
+        if self.operations.len() >= most {
+            self.hub.metrics.refuse(Refusal::Limit);
+            let message =
+                format!("this connection runs {most} operations, its limit (limits.max_subscriptions_per_connection)");
+            return self.refuse(id, &server::error_list(&message)).await;
         }
         let prepared = match self.hub.prepare(payload) {
             Ok(prepared) => prepared,
-            Err(refused) => {
-                self.session.operation_ended(id);
-                return self.send(server::error(id, refused.errors_json())).await;
-            }
+            Err(refused) => return self.refuse(id, refused.errors_json()).await,
         };
         let slot = Slot::new(self.session.protocol(), id);
         let schema = self.hub.schema.clone();
@@ -249,7 +259,10 @@ impl Connection {
                         })
                     }
                 };
-                Running::Subscription(attachment)
+                match attachment {
+                    Ok(attachment) => Running::Subscription(attachment),
+                    Err(full) => return self.refuse(id, &server::error_list(&full.to_string())).await,
+                }
             }
             Kind::Single(_) => {
                 let (outbox, task_slot, request) = (self.outbox.clone(), slot.clone(), request());
@@ -268,6 +281,12 @@ impl Connection {
         };
         self.operations.insert(id, running);
         Ok(())
+    }
+
+    /// Ends an operation before it started: an `error` for its id.
+    async fn refuse(&mut self, id: &str, errors_json: &str) -> Result<(), Exit> {
+        self.session.operation_ended(id);
+        self.send(server::error(id, errors_json)).await
     }
 
     /// Writes what the outbox holds, batch by batch, each batch flushed once, then hands `next`

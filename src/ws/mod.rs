@@ -37,14 +37,18 @@ const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 
 pub fn upgrade(upgrade: Upgrade, hub: Arc<Hub>) -> Response {
     let limits = &hub.config.limits;
-    if hub.metrics.connections() >= limits.max_connections as i64 {
-        let body = serde_json::json!({"errors": [{"message": "too many connections; retry later"}]});
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
-    }
     if hub.shutdown.is_cancelled() {
         let body = serde_json::json!({"errors": [{"message": "the hub is shutting down"}]});
         return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     }
+    let Some(permit) = hub.admit_session() else {
+        let message = format!(
+            "the hub serves {} connections, its limit (limits.max_connections); retry later",
+            limits.max_connections
+        );
+        let body = serde_json::json!({"errors": [{"message": message}]});
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    };
     let response = upgrade.accept();
     let Upgrade { protocol, on_upgrade, .. } = upgrade;
     let max_message = limits.max_message_bytes;
@@ -57,6 +61,7 @@ pub fn upgrade(upgrade: Upgrade, hub: Arc<Hub>) -> Response {
         .max_frame_size(Some(max_message));
     let sessions = hub.sessions.clone();
     tokio::spawn(sessions.track_future(async move {
+        let _permit = permit;
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
             Err(error) => return tracing::debug!(%error, "WebSocket upgrade failed"),

@@ -11,7 +11,7 @@ use futures_util::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::lock;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Refusal};
 use crate::outbox::{Outbound, Outbox, SharedPayload, Slot};
 
 /// Results written to one subscriber in one write at most.
@@ -51,8 +51,16 @@ pub type ExecutionStream = BoxStream<'static, ExecutionItem>;
 /// The shared executions alive.
 pub struct Executions {
     alive: Mutex<HashMap<OperationKey, Arc<Execution>>>,
+    /// Executions alive at once at most; a subscription that needs one more is refused.
+    max: usize,
     metrics: Arc<Metrics>,
 }
+
+/// The hub runs its limit of executions: a subscription that needs a new one is refused (one
+/// that joins an execution alive is not). The text is safe to show clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the hub runs {0} executions, its limit (limits.max_executions); try again later")]
+pub struct TooManyExecutions(pub usize);
 
 struct Execution {
     key: OperationKey,
@@ -83,8 +91,9 @@ struct Subscriber {
 }
 
 impl Executions {
-    pub fn new(metrics: Arc<Metrics>) -> Arc<Self> {
-        Arc::new(Executions { alive: Mutex::default(), metrics })
+    /// At most `max` executions alive at once.
+    pub fn new(metrics: Arc<Metrics>, max: usize) -> Arc<Self> {
+        Arc::new(Executions { alive: Mutex::default(), max, metrics })
     }
 
     /// Number of executions alive.
@@ -105,7 +114,7 @@ impl Executions {
         outbox: Arc<Outbox>,
         slot: Arc<Slot>,
         start: impl FnOnce() -> ExecutionStream,
-    ) -> Attachment {
+    ) -> Result<Attachment, TooManyExecutions> {
         let subscriber = Subscriber { outbox, slot: slot.clone(), next: AtomicU64::new(0) };
         let mut alive = lock(&self.alive);
         if let Some(execution) = alive.get(&key) {
@@ -113,8 +122,13 @@ impl Executions {
             if !state.ended {
                 let id = state.add(subscriber, &self.metrics);
                 drop(state);
-                return Attachment { executions: self.clone(), execution: execution.clone(), subscriber: id, slot };
+                return Ok(Attachment { executions: self.clone(), execution: execution.clone(), subscriber: id, slot });
             }
+        }
+        if alive.len() >= self.max {
+            drop(alive);
+            self.metrics.refuse(Refusal::Limit);
+            return Err(TooManyExecutions(self.max));
         }
         let execution =
             Arc::new(Execution { key: key.clone(), state: Mutex::default(), cancel: CancellationToken::new() });
@@ -123,7 +137,7 @@ impl Executions {
         self.metrics.executions.fetch_add(1, Relaxed);
         drop(alive);
         tokio::spawn(self.clone().run(execution.clone(), start()));
-        Attachment { executions: self.clone(), execution, subscriber: id, slot }
+        Ok(Attachment { executions: self.clone(), execution, subscriber: id, slot })
     }
 
     async fn run(self: Arc<Self>, execution: Arc<Execution>, mut results: ExecutionStream) {
@@ -351,13 +365,15 @@ mod tests {
     #[tokio::test]
     async fn one_execution_per_key_shared_by_its_subscribers() {
         let metrics = Arc::new(Metrics::default());
-        let executions = Executions::new(metrics.clone());
+        let executions = Executions::new(metrics.clone(), 16);
         let (tx, stream) = channel_stream();
         let mut start = Some(stream);
         let (a, b) = (outbox(&metrics), outbox(&metrics));
-        let first =
-            executions.attach(key("q"), a.clone(), Slot::new(Protocol::TransportWs, "1"), || start.take().unwrap());
-        let second = executions.attach(key("q"), b.clone(), Slot::new(Protocol::TransportWs, "2"), || unreachable!());
+        let first = executions
+            .attach(key("q"), a.clone(), Slot::new(Protocol::TransportWs, "1"), || start.take().unwrap())
+            .unwrap();
+        let second =
+            executions.attach(key("q"), b.clone(), Slot::new(Protocol::TransportWs, "2"), || unreachable!()).unwrap();
         assert_eq!(executions.len(), 1);
         assert_eq!(metrics.executions.load(Relaxed), 1);
         assert_eq!(metrics.subscriptions.load(Relaxed), 0);
@@ -384,7 +400,7 @@ mod tests {
     #[tokio::test]
     async fn results_arriving_during_a_sweep_reach_every_subscriber_once_in_order() {
         let metrics = Arc::new(Metrics::default());
-        let executions = Executions::new(metrics.clone());
+        let executions = Executions::new(metrics.clone(), 16);
         let (tx, stream) = channel_stream();
         let mut start = Some(stream);
         // More subscribers than one turn, so results arrive while a sweep is under way.
@@ -400,7 +416,7 @@ mod tests {
             .enumerate()
             .map(|(i, outbox)| {
                 let slot = Slot::new(Protocol::TransportWs, &i.to_string());
-                executions.attach(key("q"), outbox.clone(), slot, || start.take().unwrap())
+                executions.attach(key("q"), outbox.clone(), slot, || start.take().unwrap()).unwrap()
             })
             .collect();
         tx.send(ExecutionItem::Live).unwrap();

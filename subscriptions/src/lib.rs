@@ -19,7 +19,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod sources;
 
-pub use executions::{Attachment, ExecutionItem, ExecutionStream, Executions, OperationKey};
+pub use executions::{Attachment, ExecutionItem, ExecutionStream, Executions, OperationKey, TooManyExecutions};
 pub use metrics::{Metrics, Refusal, UpstreamSample};
 pub use outbox::{Outbound, Outbox, OutboxConfig, SharedPayload, Slot, SlowConsumerPolicy, WriteOutcome, WriteThrough};
 pub use sources::{SourceError, SourceLease, SourceLimits, Sources};
