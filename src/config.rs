@@ -43,6 +43,19 @@ pub struct Config {
     /// Upstream GraphQL servers whose subscriptions the hub forwards.
     #[serde(default)]
     pub upstreams: BTreeMap<String, UpstreamConfig>,
+    #[serde(default)]
+    pub http: HttpConfig,
+}
+
+/// `[http]`: how browsers on other sites may use the hub.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Origins of web pages allowed to use the hub from a browser (CORS, and the `Origin` of
+    /// POSTs and WebSocket upgrades): `https://app.example.com`, or `*` for any. None by
+    /// default: only the hub's own pages and clients that are not browsers.
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
 }
 
 /// `[limits]`: every queue, buffer and per-connection structure is bounded by one of these.
@@ -167,6 +180,7 @@ impl Default for Config {
             limits: Limits::default(),
             auth: None,
             upstreams: BTreeMap::new(),
+            http: HttpConfig::default(),
         };
         config.fill_defaults();
         config
@@ -280,6 +294,7 @@ impl Config {
                 return Err(format!("{key} must be at most {MAX_CONNECTIONS}"));
             }
         }
+        crate::http::origin::validate(&self.http.cors_origins)?;
         if let Some(auth) = &self.auth {
             crate::auth::Auth::from_config(auth)?;
         }

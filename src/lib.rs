@@ -26,7 +26,7 @@
 pub mod auth;
 pub mod config;
 pub mod documents;
-mod http;
+pub(crate) mod http;
 pub mod hub;
 pub mod operation;
 pub mod publish;

@@ -6,6 +6,7 @@ use common::*;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 
@@ -170,4 +171,88 @@ async fn health_readiness_metrics_and_graphiql() {
     let graphiql = get("/graphiql").await.expect("graphiql").text().await.expect("html");
     assert!(graphiql.contains("graphiql") && graphiql.contains("/graphql"));
     assert!(get("/").await.expect("index").text().await.expect("html").contains("/graphiql"));
+}
+
+/// With no `[http] cors_origins`, a page on another site cannot publish through a visitor's
+/// browser: a POST or a WebSocket upgrade naming a foreign `Origin` is refused; the hub's own
+/// pages and clients that are not browsers (no `Origin`, as curl) go on working.
+#[tokio::test]
+async fn pages_on_other_sites_cannot_publish_or_open_sessions() {
+    let hub = TestHub::start().await;
+    let own = format!("http://{}", hub.addr);
+    let evil = "https://evil.example";
+    let post = |path: &str, origin: Option<&str>, content_type: &str, body: &str| {
+        let mut request = hub.http().post(hub.url(path)).header("content-type", content_type).body(body.to_owned());
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        request.send()
+    };
+    // The form and `text/plain` fetch a browser sends cross-site without asking first.
+    for content_type in ["text/plain", "application/x-www-form-urlencoded"] {
+        let response = post("/publish/demo", Some(evil), content_type, "1").await.expect("post");
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        let body: serde_json::Value = response.json().await.expect("json");
+        assert!(body["errors"][0]["message"].as_str().unwrap_or_default().contains("cors_origins"), "{body}");
+    }
+    let mutation = json!({"query": "mutation { publish(topic: \"demo\", payload: 1) { ok } }"}).to_string();
+    let response = post("/graphql", Some(evil), "application/json", &mutation).await.expect("post");
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(response.headers().get("access-control-allow-origin").is_none());
+    let mut request = hub.ws_url().into_client_request().expect("request");
+    request.headers_mut().insert("origin", evil.parse().expect("header"));
+    request.headers_mut().insert("sec-websocket-protocol", TRANSPORT_WS.parse().expect("header"));
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 403),
+        other => panic!("expected 403, got {:?}", other.map(|_| "a session")),
+    }
+    assert_eq!(hub.metric("subhub_refused_total{reason=\"forbidden\"}").await, 4.0);
+
+    // curl, and the hub's own pages.
+    assert_eq!(post("/publish/demo", None, "text/plain", "1").await.expect("post").status(), StatusCode::OK);
+    assert_eq!(post("/publish/demo", Some(&own), "text/plain", "1").await.expect("post").status(), StatusCode::OK);
+    let response = post("/graphql", Some(&own), "application/json", &mutation).await.expect("post");
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut request = hub.ws_url().into_client_request().expect("request");
+    request.headers_mut().insert("origin", own.parse().expect("header"));
+    request.headers_mut().insert("sec-websocket-protocol", TRANSPORT_WS.parse().expect("header"));
+    assert!(tokio_tungstenite::connect_async(request).await.is_ok());
+}
+
+/// `[http] cors_origins` lets the pages it names in: preflights are answered for them, and
+/// their requests carry the CORS headers; other origins still get nothing.
+#[tokio::test]
+async fn configured_origins_get_cors() {
+    let hub = TestHub::with_config("[http]\ncors_origins = [\"https://app.example\"]\n").await;
+    let preflight = hub
+        .http()
+        .request(reqwest::Method::OPTIONS, hub.url("/graphql"))
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .expect("preflight");
+    assert!(preflight.status().is_success());
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "https://app.example");
+    let query = json!({"query": "mutation { publish(topic: \"demo\", payload: 1) { ok } }"});
+    let response = hub
+        .http()
+        .post(hub.url("/graphql"))
+        .header("origin", "https://app.example")
+        .json(&query)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["access-control-allow-origin"], "https://app.example");
+    let response = hub
+        .http()
+        .post(hub.url("/graphql"))
+        .header("origin", "https://other.example")
+        .json(&query)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
 }

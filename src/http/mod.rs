@@ -2,6 +2,7 @@
 
 mod graphql;
 mod ops;
+pub mod origin;
 mod publish;
 
 use std::sync::Arc;
@@ -12,7 +13,8 @@ use axum::Router;
 use crate::hub::Hub;
 
 pub fn router(hub: Arc<Hub>) -> Router {
-    Router::new()
+    let cors = origin::cors(&hub.config.http.cors_origins);
+    let router = Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/publish/{topic}", post(publish::publish))
         .route("/healthz", get(ops::healthz))
@@ -20,7 +22,13 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/graphiql", get(ops::graphiql))
         .route("/", get(ops::index))
-        .with_state(hub)
+        .layer(axum::middleware::from_fn_with_state(hub.clone(), origin::check))
+        .with_state(hub);
+    // Outermost, so preflight requests are answered before anything else sees them.
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
 }
 
 /// A 401 for an HTTP request whose `Authorization` header `[auth]` refuses; `None` when allowed.
