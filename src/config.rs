@@ -205,8 +205,9 @@ impl Config {
     /// config key. Any other `SUBHUB_*` variable (a secret named by `hs256_secret_env`, a
     /// platform's service link such as `SUBHUB_PORT=tcp://…`) is left alone.
     pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let env: Vec<(String, String)> = env.into_iter().collect();
         let candidates: Vec<(String, String)> =
-            env.into_iter().filter(|(name, _)| name.starts_with(ENV_PREFIX) && name != ENV_CONFIG_FILE).collect();
+            env.iter().filter(|(name, _)| name.starts_with(ENV_PREFIX) && name != ENV_CONFIG_FILE).cloned().collect();
         let (text, source) = match path {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -237,6 +238,13 @@ impl Config {
             }
         }
         config.fill_defaults();
+        if let Some(auth) = &mut config.auth {
+            // Read from the same environment as the overrides, so a caller controls both.
+            auth.secret_from_env = auth
+                .hs256_secret_env
+                .as_ref()
+                .and_then(|var| env.iter().find(|(name, _)| name == var).map(|(_, value)| value.clone()));
+        }
         config.validate().map_err(|message| ConfigError::Invalid { path: source, message })?;
         Ok(config)
     }
@@ -502,13 +510,7 @@ mod tests {
             ("SUBHUB_LIMITZ__X".to_owned(), "1".to_owned()),
             ("SUBHUB_LIMITS__LINGER".to_owned(), "2s".to_owned()),
         ];
-        let previous = std::env::var("SUBHUB_JWT_SECRET").ok();
-        std::env::set_var("SUBHUB_JWT_SECRET", "a-secret-of-enough-bytes");
         let config = Config::load(Some(&f.0), env);
-        match previous {
-            Some(value) => std::env::set_var("SUBHUB_JWT_SECRET", value),
-            None => std::env::remove_var("SUBHUB_JWT_SECRET"),
-        }
         let config = config.unwrap();
         assert_eq!(config.limits.linger, Duration::from_secs(2));
         assert_eq!(config.limits.max_connections, Limits::default().max_connections);

@@ -74,6 +74,9 @@ impl Hub {
             schema::build(sources.clone(), publisher.clone(), &upstreams).map_err(|e| StartError::Schema(e.0))?;
         let auth = config.auth.as_ref().map(Auth::from_config).transpose().map_err(StartError::Auth)?;
         let shutdown = CancellationToken::new();
+        if let Some(auth) = &auth {
+            tokio::spawn(auth.keys().clone().watch(shutdown.clone()));
+        }
         let session_permits = Arc::new(Semaphore::new(limits.max_connections));
         let keepalive = Keepalive::start(limits.keepalive, shutdown.clone());
         let cost_limits = CostLimits {

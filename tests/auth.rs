@@ -90,3 +90,117 @@ async fn optional_auth_serves_anonymous_clients_but_checks_presented_tokens() {
     let mut bad = init_with(&hub, TRANSPORT_WS, json!({"token": "x.y.z"})).await;
     assert_eq!(bad.recv_close().await.0, 4403);
 }
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keys").join(name)
+}
+
+/// A token signed with a fixture's private key, naming `kid`.
+fn signed(alg: jsonwebtoken::Algorithm, private: &str, kid: Option<&str>, claims: Value) -> String {
+    let pem = std::fs::read(fixture(private)).expect("key file");
+    let key = match alg {
+        jsonwebtoken::Algorithm::RS256 => jsonwebtoken::EncodingKey::from_rsa_pem(&pem),
+        _ => jsonwebtoken::EncodingKey::from_ec_pem(&pem),
+    }
+    .expect("private key");
+    let mut header = jsonwebtoken::Header::new(alg);
+    header.kid = kid.map(str::to_owned);
+    jsonwebtoken::encode(&header, &claims, &key).expect("sign")
+}
+
+fn now() -> u64 {
+    subhub::auth::now()
+}
+
+async fn acknowledged(hub: &TestHub, token: &str) -> bool {
+    let mut client = init_with(hub, TRANSPORT_WS, json!({"authorization": format!("Bearer {token}")})).await;
+    match client.recv().await {
+        Received::Json(message) => message["type"] == "connection_ack",
+        _ => false,
+    }
+}
+
+/// RS256 and ES256 tokens from a PEM public key, over WebSocket and HTTP.
+#[tokio::test]
+async fn public_keys_verify_rsa_and_ec_tokens() {
+    for (public, private, alg) in [
+        ("rsa.pub.pem", "rsa.key.pem", jsonwebtoken::Algorithm::RS256),
+        ("ec.pub.pem", "ec.key.pem", jsonwebtoken::Algorithm::ES256),
+    ] {
+        let config = format!("[auth]\npublic_key_file = \"{}\"\n", fixture(public).display());
+        let hub = TestHub::with_config(&config).await;
+        let token = signed(alg, private, None, json!({"sub": "ada", "exp": now() + 60}));
+        assert!(acknowledged(&hub, &token).await, "{alg:?}");
+        let response = hub.http().post(hub.url("/publish/t")).bearer_auth(&token).body("1").send().await.expect("post");
+        assert_eq!(response.status(), StatusCode::OK);
+        // An HS256 token signed with the public key as its secret: the confusion attack.
+        let confused = sign_hs256(&std::fs::read(fixture(public)).expect("pem"), &json!({"exp": now() + 60}));
+        assert!(!acknowledged(&hub, &confused).await, "{alg:?}");
+    }
+}
+
+/// A JWKS file picks keys by `kid` and is read again when it changes: a key rotated in is
+/// accepted without a restart.
+#[tokio::test]
+async fn the_jwks_file_is_read_again_when_it_changes() {
+    let path = std::env::temp_dir().join(format!("subhub-jwks-{}.json", std::process::id()));
+    std::fs::copy(fixture("jwks-ec.json"), &path).expect("copy");
+    let hub = TestHub::with_config(&format!("[auth]\njwks_file = \"{}\"\n", path.display())).await;
+    let ec =
+        signed(jsonwebtoken::Algorithm::ES256, "ec.key.pem", Some("ec-1"), json!({"sub": "ada", "exp": now() + 600}));
+    let rsa =
+        signed(jsonwebtoken::Algorithm::RS256, "rsa.key.pem", Some("rsa-1"), json!({"sub": "ada", "exp": now() + 600}));
+    assert!(acknowledged(&hub, &ec).await);
+    assert!(!acknowledged(&hub, &rsa).await, "a kid the file does not hold");
+    // Rotate: the new file holds only the RSA key.
+    let rotated = std::fs::read(fixture("jwks-rsa.json")).expect("read");
+    let staging = path.with_extension("new");
+    std::fs::write(&staging, rotated).expect("write");
+    std::fs::rename(&staging, &path).expect("rename");
+    assert!(wait_for(PATIENCE, || acknowledged(&hub, &rsa)).await, "the rotated key was never accepted");
+    assert!(!acknowledged(&hub, &ec).await, "the key rotated out is still accepted");
+    let _ = std::fs::remove_file(&path);
+}
+
+/// A session ends with 4403 `Token expired` when its token expires, as Apollo Router and Hasura
+/// end it; the subscription it ran goes with it.
+#[tokio::test]
+async fn a_session_ends_when_its_token_expires() {
+    let hub = TestHub::with_config(CONFIG).await;
+    let mut client = init_with(&hub, TRANSPORT_WS, json!({"token": token("ada", 2)})).await;
+    assert_eq!(client.recv_json().await["type"], "connection_ack");
+    client.subscribe("1", EVENTS_QUERY, json!({"topic": "t"})).await;
+    hub.wait_metric("subhub_subscriptions", 1.0).await;
+    assert_eq!(client.recv_close().await, (4403, "Token expired".to_owned()));
+    hub.wait_metric("subhub_subscriptions", 0.0).await;
+    let mut legacy = init_with(&hub, LEGACY_WS, json!({"token": token("ada", 2)})).await;
+    assert_eq!(legacy.recv_json().await["type"], "connection_ack");
+    assert_eq!(legacy.recv_close().await, (4403, "Token expired".to_owned()));
+}
+
+/// Under `required = false`, an anonymous client never shares an execution with a token, not
+/// even one without `sub` (which once ran in the anonymous scope).
+#[tokio::test]
+async fn anonymous_clients_never_share_with_tokens() {
+    let hub = TestHub::with_config(&format!("{CONFIG}required = false\n")).await;
+    let no_subject = sign_hs256(SECRET.as_bytes(), &json!({"role": "admin", "exp": now() + 60}));
+    let mut anonymous = init_with(&hub, TRANSPORT_WS, json!({})).await;
+    let mut holder = init_with(&hub, TRANSPORT_WS, json!({"token": no_subject})).await;
+    for client in [&mut anonymous, &mut holder] {
+        assert_eq!(client.recv_json().await["type"], "connection_ack");
+        client.subscribe("1", EVENTS_QUERY, json!({"topic": "t"})).await;
+    }
+    hub.wait_metric("subhub_subscriptions", 2.0).await;
+    assert_eq!(hub.metric("subhub_executions").await, 2.0);
+}
+
+/// Refusals by `[auth]` are counted.
+#[tokio::test]
+async fn auth_refusals_are_counted() {
+    let hub = TestHub::with_config(CONFIG).await;
+    let mut client = init_with(&hub, TRANSPORT_WS, json!({})).await;
+    assert_eq!(client.recv_close().await.0, 4403);
+    let response = hub.http().post(hub.url("/publish/t")).body("1").send().await.expect("publish");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(hub.metric("subhub_refused_total{reason=\"auth\"}").await, 2.0);
+}

@@ -61,6 +61,11 @@ impl CloseFrame {
         Self::new(FORBIDDEN, "Forbidden")
     }
 
+    /// The client's token expired during the session (as Apollo Router and Hasura end it).
+    pub fn token_expired() -> Self {
+        Self::new(FORBIDDEN, "Token expired")
+    }
+
     pub fn subprotocol_not_acceptable() -> Self {
         Self::new(SUBPROTOCOL_NOT_ACCEPTABLE, "Subprotocol not acceptable")
     }

@@ -36,6 +36,7 @@ pub fn refusal(hub: &Hub, headers: &axum::http::HeaderMap) -> Option<axum::respo
     use axum::http::{header, HeaderValue, StatusCode};
     let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let error = hub.identify(crate::auth::Auth::token_in_header(value)).err()?;
+    hub.metrics.refuse(subhub_subscriptions::Refusal::Auth);
     let mut response = error_response(StatusCode::UNAUTHORIZED, &error.to_string());
     response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     Some(response)

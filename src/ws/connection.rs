@@ -96,6 +96,8 @@ impl Connection {
         // Dropped once the client is acknowledged: a timer left in the wheel would still wake
         // the session when it ran out, one wake-up per connection for nothing.
         let mut init_deadline = std::pin::pin!(Some(sleep(limits.connection_init_timeout)));
+        // Armed once the client is acknowledged with a token that expires.
+        let mut expiry = std::pin::pin!(None::<tokio::time::Sleep>);
         let shutdown = self.hub.shutdown.clone();
         let outbox = self.outbox.clone();
         // The waits live across iterations: re-registering them on every wake-up costs more
@@ -109,6 +111,10 @@ impl Connection {
         loop {
             if init_deadline.is_some() && self.session.is_acknowledged() {
                 init_deadline.set(None);
+                if let Some(expires) = self.identity.expires {
+                    let left = expires.duration_since(std::time::SystemTime::now()).unwrap_or_default();
+                    expiry.set(Some(sleep(left)));
+                }
             }
             tokio::select! {
                 biased;
@@ -116,6 +122,9 @@ impl Connection {
                 () = &mut too_slow => return self.too_slow(),
                 Some(()) = OptionFuture::from(init_deadline.as_mut().as_pin_mut()), if init_deadline.is_some() => {
                     return Exit::Close(CloseFrame::init_timeout());
+                }
+                Some(()) = OptionFuture::from(expiry.as_mut().as_pin_mut()), if expiry.is_some() => {
+                    return Exit::Close(CloseFrame::token_expired());
                 }
                 message = self.socket.next() => {
                     self.liveness.heard();
@@ -174,6 +183,7 @@ impl Connection {
                     }
                     Err(error) => {
                         tracing::debug!(%error, "connection_init refused");
+                        self.hub.metrics.refuse(Refusal::Auth);
                         let (reply, frame) = self.session.reject(&error.to_string());
                         if let Some(reply) = reply {
                             let _ = self.send(reply).await;
@@ -238,7 +248,7 @@ impl Connection {
                 let upstream = root.as_deref().and_then(|field| self.hub.upstreams.route(field)).cloned();
                 let attachment = match upstream {
                     None => {
-                        let key = operation::key(payload, &prepared, &self.identity.subject);
+                        let key = operation::key(payload, &prepared, &self.identity.scope());
                         self.hub
                             .executions
                             .attach(key, self.outbox.clone(), slot, || operation::shared_results(&schema, request()))
@@ -251,7 +261,7 @@ impl Connection {
                             .as_ref()
                             .map_or_else(String::new, |p| serde_json::Value::Object(p.clone()).to_string());
                         let key =
-                            operation::key(payload, &prepared, &format!("{}\n{credentials}", self.identity.subject));
+                            operation::key(payload, &prepared, &format!("{}\n{credentials}", self.identity.scope()));
                         let metrics = self.hub.metrics.clone();
                         self.hub.executions.attach(key, self.outbox.clone(), slot, || {
                             let payload = payload.clone();
