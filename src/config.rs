@@ -351,7 +351,8 @@ fn refine_offset(text: &str, offset: usize, message: &str) -> usize {
 
 /// The keys at the top of the config file: a variable whose first part names one of them is
 /// meant for the hub, and one that then names no key is worth a warning (a typo), not silence.
-const TOP_LEVEL_KEYS: [&str; 7] = ["listen", "default_broker", "generic_api", "brokers", "limits", "auth", "upstreams"];
+const TOP_LEVEL_KEYS: [&str; 8] =
+    ["listen", "default_broker", "generic_api", "brokers", "limits", "auth", "upstreams", "http"];
 
 /// Whether the variable `name` names a config key: applied alone to the file, it must not be
 /// an unknown field. Other mistakes in it (a wrong type) are errors naming the variable.
