@@ -94,6 +94,14 @@ impl Upstreams {
         &self.entries
     }
 
+    /// Keeps only the keys of a client's `connection_init` payload that some upstream forwards
+    /// (`forward_init`): the rest is never needed, and a session holds what it keeps.
+    pub fn forwarded(&self, payload: Option<Map<String, Value>>) -> Option<Map<String, Value>> {
+        let mut payload = payload?;
+        payload.retain(|key, _| self.entries.iter().any(|entry| entry.config.forward_init.contains(key)));
+        (!payload.is_empty()).then_some(payload)
+    }
+
     /// The upstream serving a hub subscription field.
     pub fn route(&self, field: &str) -> Option<&Arc<UpstreamEntry>> {
         self.by_field.get(field).map(|&index| &self.entries[index])

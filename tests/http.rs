@@ -256,3 +256,30 @@ async fn configured_origins_get_cors() {
         .expect("post");
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
 }
+
+/// Request bodies are read up to `max_message_bytes`, whatever it is: a body over it gets 413
+/// with a JSON reason naming the limit, for a publish as for a GraphQL request, including
+/// bodies far beyond it (which are not read whole).
+#[tokio::test]
+async fn bodies_are_bounded_by_max_message_bytes() {
+    let hub = TestHub::with_config("[limits]\nmax_message_bytes = 4194304\n").await;
+    // Beyond axum's own default limit of 2 MB, within the configured 4 MiB.
+    let response = hub.http().post(hub.url("/publish/t")).body("x".repeat(3 << 20)).send().await.expect("publish");
+    assert_eq!(response.status(), StatusCode::OK);
+    for path in ["/publish/t", "/graphql"] {
+        for size in [(4 << 20) + 1, 64 << 20] {
+            let response = hub
+                .http()
+                .post(hub.url(path))
+                .header("content-type", "application/json")
+                .body("x".repeat(size))
+                .send()
+                .await
+                .expect("post");
+            assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE, "{path} {size}");
+            let reply: Value = response.json().await.expect("json error body");
+            let text = reply["errors"][0]["message"].as_str().unwrap_or_default();
+            assert!(text.contains("limits.max_message_bytes"), "{path} {size}: {text}");
+        }
+    }
+}

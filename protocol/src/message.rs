@@ -104,13 +104,13 @@ impl ClientMessage {
             }),
             (Protocol::TransportWs, "subscribe") | (Protocol::LegacyWs, "start") => {
                 let name = if protocol == Protocol::TransportWs { "subscribe" } else { "start" };
-                let id = required_id(raw.id).map_err(|()| shape(name, "'id' to be a non-empty string", None))?;
+                let id = required_id(raw.id).map_err(|()| shape(name, ID_SHAPE, None))?;
                 let payload = operation(raw.payload).map_err(|what| shape(name, what, Some(id.clone())))?;
                 Ok(ClientMessage::Subscribe { id, payload })
             }
             (Protocol::TransportWs, "complete") | (Protocol::LegacyWs, "stop") => {
                 let name = if protocol == Protocol::TransportWs { "complete" } else { "stop" };
-                let id = required_id(raw.id).map_err(|()| shape(name, "'id' to be a non-empty string", None))?;
+                let id = required_id(raw.id).map_err(|()| shape(name, ID_SHAPE, None))?;
                 Ok(ClientMessage::Complete { id })
             }
             (Protocol::LegacyWs, "connection_terminate") => Ok(ClientMessage::ConnectionTerminate),
@@ -131,9 +131,14 @@ fn optional_object(value: Option<Value>) -> Result<Option<Object>, ()> {
     }
 }
 
+/// Operation ids longer than this are refused: every `next` frame carries its id, and the
+/// session keeps it for as long as the operation runs (reference clients send UUIDs).
+pub const MAX_ID_BYTES: usize = 128;
+const ID_SHAPE: &str = "'id' to be a non-empty string of at most 128 bytes";
+
 fn required_id(value: Option<Value>) -> Result<String, ()> {
     match value {
-        Some(Value::String(id)) if !id.is_empty() => Ok(id),
+        Some(Value::String(id)) if !id.is_empty() && id.len() <= MAX_ID_BYTES => Ok(id),
         _ => Err(()),
     }
 }
@@ -206,6 +211,19 @@ mod tests {
         // Each protocol refuses the other's names.
         assert!(ClientMessage::parse(LegacyWs, r#"{"type":"subscribe","id":"a","payload":{"query":"{x}"}}"#).is_err());
         assert!(ClientMessage::parse(TransportWs, r#"{"type":"start","id":"a","payload":{"query":"{x}"}}"#).is_err());
+    }
+
+    /// Every `next` carries its id and the session keeps it: a megabyte id, a hundred times
+    /// over on one connection, held a hundred megabytes.
+    #[test]
+    fn ids_are_bounded() {
+        let subscribe = |id: &str| format!(r#"{{"type":"subscribe","id":"{id}","payload":{{"query":"{{x}}"}}}}"#);
+        assert!(ClientMessage::parse(TransportWs, &subscribe(&"i".repeat(MAX_ID_BYTES))).is_ok());
+        let error = ClientMessage::parse(TransportWs, &subscribe(&"i".repeat(MAX_ID_BYTES + 1))).unwrap_err();
+        assert!(error.to_string().contains("at most 128 bytes"), "{error}");
+        assert!(
+            ClientMessage::parse(TransportWs, &format!(r#"{{"type":"complete","id":"{}"}}"#, "i".repeat(200))).is_err()
+        );
     }
 
     #[test]

@@ -126,10 +126,18 @@ pub async fn get(
 }
 
 /// `POST /graphql` with a JSON body.
-pub async fn post(State(hub): State<Arc<Hub>>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn post(
+    State(hub): State<Arc<Hub>>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
     if let Some(refused) = refusal(&hub, &headers) {
         return refused;
     }
+    let body = match super::body(&hub, body) {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
     let Some(media) = MediaType::negotiate(&headers) else {
         return not_acceptable();
     };

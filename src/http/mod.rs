@@ -22,6 +22,9 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/graphiql", get(ops::graphiql))
         .route("/", get(ops::index))
+        // A request body is read up to `max_message_bytes` (and its one byte more, so a body
+        // over the limit is told so by the handler: 413 with a JSON reason).
+        .layer(axum::extract::DefaultBodyLimit::max(hub.config.limits.max_message_bytes.saturating_add(1)))
         .layer(axum::middleware::from_fn_with_state(hub.clone(), origin::check))
         .with_state(hub);
     // Outermost, so preflight requests are answered before anything else sees them.
@@ -40,6 +43,27 @@ pub fn refusal(hub: &Hub, headers: &axum::http::HeaderMap) -> Option<axum::respo
     let mut response = error_response(StatusCode::UNAUTHORIZED, &error.to_string());
     response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     Some(response)
+}
+
+/// A request body, or the answer to give when it cannot be read: 413 naming the limit when it
+/// is longer than `max_message_bytes`.
+pub fn body(
+    hub: &Hub,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<axum::body::Bytes, axum::response::Response> {
+    use axum::http::StatusCode;
+    let max = hub.config.limits.max_message_bytes;
+    match body {
+        Ok(body) if body.len() <= max => Ok(body),
+        Ok(body) => Err(too_large(body.len(), max)),
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(too_large(max + 1, max)),
+        Err(rejection) => Err(error_response(rejection.status(), "the request body could not be read")),
+    }
+}
+
+fn too_large(size: usize, max: usize) -> axum::response::Response {
+    let message = subhub_brokers::BrokerError::TooLarge { size, max }.to_string();
+    error_response(axum::http::StatusCode::PAYLOAD_TOO_LARGE, &format!("{message} (limits.max_message_bytes)"))
 }
 
 /// A JSON error body `{"errors":[{"message":…}]}` with a status.

@@ -26,11 +26,15 @@ pub async fn publish(
     Path(topic): Path<String>,
     headers: axum::http::HeaderMap,
     params: Result<Query<PublishParams>, axum::extract::rejection::QueryRejection>,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
     if let Some(refused) = refusal(&hub, &headers) {
         return refused;
     }
+    let body = match super::body(&hub, body) {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
     let Ok(Query(params)) = params else {
         return error_response(StatusCode::BAD_REQUEST, "unknown query parameter: use ?broker=NAME and ?key=KEY");
     };

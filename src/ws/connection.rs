@@ -179,7 +179,7 @@ impl Connection {
                 match self.hub.identify(token) {
                     Ok(identity) => {
                         self.identity = identity;
-                        self.init_payload = payload;
+                        self.init_payload = self.hub.upstreams.forwarded(payload);
                     }
                     Err(error) => {
                         tracing::debug!(%error, "connection_init refused");
