@@ -136,7 +136,7 @@ pub async fn post(
     }
     let body = match super::body(&hub, body) {
         Ok(body) => body,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let Some(media) = MediaType::negotiate(&headers) else {
         return not_acceptable();

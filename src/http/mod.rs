@@ -50,14 +50,14 @@ pub fn refusal(hub: &Hub, headers: &axum::http::HeaderMap) -> Option<axum::respo
 pub fn body(
     hub: &Hub,
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
-) -> Result<axum::body::Bytes, axum::response::Response> {
+) -> Result<axum::body::Bytes, Box<axum::response::Response>> {
     use axum::http::StatusCode;
     let max = hub.config.limits.max_message_bytes;
     match body {
         Ok(body) if body.len() <= max => Ok(body),
-        Ok(body) => Err(too_large(body.len(), max)),
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(too_large(max + 1, max)),
-        Err(rejection) => Err(error_response(rejection.status(), "the request body could not be read")),
+        Ok(body) => Err(Box::new(too_large(body.len(), max))),
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(Box::new(too_large(max + 1, max))),
+        Err(rejection) => Err(Box::new(error_response(rejection.status(), "the request body could not be read"))),
     }
 }
 

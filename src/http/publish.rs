@@ -33,7 +33,7 @@ pub async fn publish(
     }
     let body = match super::body(&hub, body) {
         Ok(body) => body,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let Ok(Query(params)) = params else {
         return error_response(StatusCode::BAD_REQUEST, "unknown query parameter: use ?broker=NAME and ?key=KEY");
