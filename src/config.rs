@@ -205,21 +205,29 @@ impl Config {
     /// config key. Any other `SUBHUB_*` variable (a secret named by `hs256_secret_env`, a
     /// platform's service link such as `SUBHUB_PORT=tcp://…`) is left alone.
     pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let text = match path {
+            Some(path) => {
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?
+            }
+            None => String::new(),
+        };
+        Self::from_text(&text, path, env)
+    }
+
+    /// [`Config::load`] of a file's text; `path` names it in messages.
+    pub fn from_text(
+        text: &str,
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
         let env: Vec<(String, String)> = env.into_iter().collect();
         let candidates: Vec<(String, String)> =
             env.iter().filter(|(name, _)| name.starts_with(ENV_PREFIX) && name != ENV_CONFIG_FILE).cloned().collect();
-        let (text, source) = match path {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-                (text, path.display().to_string())
-            }
-            None => (String::new(), "(defaults)".to_owned()),
-        };
+        let source = path.map_or_else(|| "(defaults)".to_owned(), |path| path.display().to_string());
         // Parse the file alone first, so its mistakes are reported with line and column.
-        let mut config: Config = toml::from_str(&text).map_err(|error| parse_error(path, &text, &error))?;
+        let mut config: Config = toml::from_str(text).map_err(|error| parse_error(path, text, &error))?;
         if !candidates.is_empty() {
-            let file: toml::Table = toml::from_str(&text).map_err(|error| parse_error(path, &text, &error))?;
+            let file: toml::Table = toml::from_str(text).map_err(|error| parse_error(path, text, &error))?;
             let mut overrides = Vec::new();
             for (name, value) in candidates {
                 if names_a_key(&file, &name, &value)? {
@@ -533,5 +541,92 @@ mod tests {
         let mut expected = expected;
         expected.sort();
         assert_eq!(ours, expected);
+    }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn value() -> impl Strategy<Value = String> {
+            prop_oneof![
+                any::<i64>().prop_map(|n| n.to_string()),
+                any::<bool>().prop_map(|b| b.to_string()),
+                "[a-z0-9.:/ ]{0,12}".prop_map(|s| format!("\"{s}\"")),
+                Just("\"3s\"".to_owned()),
+                Just("[\"a\", 1]".to_owned()),
+                Just("{ x = 1 }".to_owned()),
+                any::<String>(),
+            ]
+        }
+
+        fn key() -> impl Strategy<Value = String> {
+            prop_oneof![
+                proptest::sample::select(vec![
+                    "listen",
+                    "default_broker",
+                    "generic_api",
+                    "kind",
+                    "url",
+                    "mode",
+                    "exchange",
+                    "max_connections",
+                    "linger",
+                    "keepalive",
+                    "cors_origins",
+                    "hs256_secret",
+                    "required",
+                    "leeway",
+                    "max_aliases",
+                    "subscribe_rate",
+                    "bootstrap_servers",
+                    "options",
+                    "connection_queue",
+                    "slow_consumer",
+                ])
+                .prop_map(str::to_owned),
+                "[a-z_]{1,8}",
+            ]
+        }
+
+        fn table() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just(String::new()),
+                proptest::sample::select(vec![
+                    "[limits]",
+                    "[auth]",
+                    "[http]",
+                    "[brokers.local]",
+                    "[brokers.r]",
+                    "[upstreams.u]",
+                    "[[authz]]",
+                ])
+                .prop_map(str::to_owned),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(500))]
+
+            /// Any text at all: an error or a config, never a panic.
+            #[test]
+            fn any_text_loads_or_is_refused(text in any::<String>()) {
+                let _ = Config::from_text(&text, None, Vec::new());
+            }
+
+            /// Files made of the config's own tables and keys with values of every type, and
+            /// `SUBHUB_*` variables naming anything: an error or a config, never a panic.
+            #[test]
+            fn config_shaped_files_load_or_are_refused(
+                lines in prop::collection::vec((table(), key(), value()), 0..12),
+                env in prop::collection::vec(("SUBHUB_[A-Z_]{1,24}", "[ -~]{0,16}"), 0..4),
+            ) {
+                let text: String = lines.iter().map(|(table, key, value)| format!("{table}\n{key} = {value}\n")).collect();
+                let env: Vec<(String, String)> = env;
+                if let Ok(config) = Config::from_text(&text, Some(Path::new("fuzz.toml")), env) {
+                    prop_assert!(config.limits.max_connections >= 1);
+                    prop_assert!(config.brokers.contains_key(&config.default_broker));
+                }
+            }
+        }
     }
 }

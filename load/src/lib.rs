@@ -10,6 +10,7 @@
 //! - [`run`]: a run: connections, readiness probes, open-loop publishing, measurement windows.
 //! - [`plain`]: plain broker subscribers, to measure what the server adds over its broker.
 //! - [`churn`]: connect-subscribe-leave cycles, on a thread of their own.
+//! - [`attack`]: a hostile client, scripted, to run beside a measured scenario.
 //! - [`publish`]: publishing over HTTP, a WebSocket mutation, or straight into a broker.
 //! - [`accounting`]: per-subscriber loss, duplicates and reordering.
 //! - [`latency`]: HDR histograms, overall and per second.
@@ -18,6 +19,7 @@
 //! - [`raw_server`]: the bare fan-out server.
 
 pub mod accounting;
+pub mod attack;
 pub mod churn;
 pub mod latency;
 pub mod options;

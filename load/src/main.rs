@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use subhub_load::attack::AttackOptions;
 use subhub_load::options::RunOptions;
 use subhub_load::{raw_server, report, run};
 
@@ -27,6 +28,8 @@ enum Command {
         #[arg(long, default_value = "topic")]
         topic_variable: String,
     },
+    /// Attack a hub as a hostile client would, until the time is up; print what it answered.
+    Attack(Box<AttackOptions>),
     /// Run librdkafka's mock Kafka cluster (the real protocol on a loopback port) with the given
     /// topics, print its bootstrap servers, and serve until killed: Kafka runs without a Kafka.
     KafkaMock {
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
             .map_err(anyhow::Error::from)
             .and_then(|runtime| runtime.block_on(raw_server::serve(listen, topic_variable))),
         Command::KafkaMock { topics, partitions } => kafka_mock(&topics, partitions),
+        Command::Attack(options) => run_attack(*options),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -68,6 +72,14 @@ fn kafka_mock(topics: &[String], partitions: i32) -> anyhow::Result<()> {
     loop {
         std::thread::park();
     }
+}
+
+fn run_attack(options: AttackOptions) -> anyhow::Result<()> {
+    let kind = options.kind;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let tally = runtime.block_on(subhub_load::attack::attack(options))?;
+    println!("{}", tally.summary(kind));
+    Ok(())
 }
 
 fn run_scenario(options: RunOptions) -> anyhow::Result<()> {

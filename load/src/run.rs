@@ -189,7 +189,7 @@ pub(crate) struct Target {
     loopback: bool,
 }
 
-fn target(url: &str) -> anyhow::Result<Target> {
+pub(crate) fn target(url: &str) -> anyhow::Result<Target> {
     let rest = url.split("://").nth(1).ok_or_else(|| anyhow!("--url {url}: not a URL"))?;
     let authority = rest.split('/').next().unwrap_or(rest);
     let addr = std::net::ToSocketAddrs::to_socket_addrs(authority)

@@ -1,0 +1,306 @@
+//! A hostile client, scripted: what one connection (or one client's handful) can throw at a
+//! hub, to run beside a measured scenario (`load/attack.sh`). Each attack loops until its time
+//! is up and reports how often it tried and what the hub answered, so a run shows the attack
+//! was really made.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context as _};
+use clap::{Args, ValueEnum};
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::run::{handshake, open, target, Target};
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Attack {
+    /// Frames of 16 MiB, again and again, each on a new connection.
+    Oversized,
+    /// Subscriptions with thousands of aliases of `payload` on the measured topic.
+    Aliases,
+    /// subscribe and complete in a loop, on new topics, as fast as the socket takes them.
+    SubscribeLoop,
+    /// Bursts of hundreds of connects at once, dropped and made again.
+    ConnectBurst,
+    /// Connections full of subscriptions to distinct topics, until the hub's caps refuse more.
+    Topics,
+    /// A routing key of a dozen `#` words on RabbitMQ, and long routing keys published to it.
+    AmqpPattern,
+    /// Subscribes to Kafka topics that do not exist, one after another, from ten connections.
+    KafkaLookups,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct AttackOptions {
+    /// The hub's GraphQL WebSocket URL.
+    #[arg(long, default_value = "ws://127.0.0.1:4000/graphql")]
+    pub url: String,
+    #[arg(long, value_enum)]
+    pub kind: Attack,
+    /// How long to attack.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// The topic the measured clients use (the aliases attack joins it).
+    #[arg(long, default_value = "bench")]
+    pub topic: String,
+    /// The broker the attack aims at, where it needs one (`rabbit`, `events`).
+    #[arg(long)]
+    pub broker: Option<String>,
+    /// Connections per burst (connect-burst).
+    #[arg(long, default_value_t = 500)]
+    pub burst: usize,
+}
+
+/// What an attack did: attempts, and the hub's answers by kind.
+#[derive(Debug, Default)]
+pub struct AttackTally {
+    pub attempts: u64,
+    pub answers: BTreeMap<String, u64>,
+}
+
+impl AttackTally {
+    fn answer(&mut self, what: impl Into<String>) {
+        *self.answers.entry(what.into()).or_default() += 1;
+    }
+
+    pub fn summary(&self, kind: Attack) -> String {
+        let answers: Vec<String> = self.answers.iter().map(|(what, n)| format!("{what}: {n}")).collect();
+        format!("attack {kind:?}: {} attempts; answers: {}", self.attempts, answers.join(", "))
+    }
+}
+
+/// Runs the attack until its time is up.
+pub async fn attack(options: AttackOptions) -> anyhow::Result<AttackTally> {
+    let target = target(&options.url)?;
+    let deadline = Instant::now() + options.duration;
+    let mut tally = AttackTally::default();
+    let attack = async {
+        match options.kind {
+            Attack::Oversized => oversized(&options, &target, &mut tally).await,
+            Attack::Aliases => aliases(&options, &target, &mut tally).await,
+            Attack::SubscribeLoop => subscribe_loop(&options, &target, &mut tally).await,
+            Attack::ConnectBurst => connect_burst(&options, &target, &mut tally).await,
+            Attack::Topics => topics(&options, &target, &mut tally).await,
+            Attack::AmqpPattern => amqp_pattern(&options, &target, &mut tally).await,
+            Attack::KafkaLookups => kafka_lookups(&options, &target, &mut tally).await,
+        }
+    };
+    match tokio::time::timeout_at(deadline.into(), attack).await {
+        Ok(Err(error)) => Err(error),
+        _ => Ok(tally),
+    }
+}
+
+async fn connect(options: &AttackOptions, target: &Target, index: usize) -> anyhow::Result<Socket> {
+    let mut socket = open(index, &options.url, target).await?;
+    handshake(&mut socket).await?;
+    Ok(socket)
+}
+
+fn subscribe(id: &str, query: &str, variables: serde_json::Value) -> Message {
+    let message =
+        serde_json::json!({"type": "subscribe", "id": id, "payload": {"query": query, "variables": variables}});
+    Message::Text(message.to_string().into())
+}
+
+/// What the hub answered a subscribe with, in a word: the limit an error names, or its type.
+fn classify(text: &str) -> String {
+    let Ok(message) = serde_json::from_str::<serde_json::Value>(text) else { return "not JSON".into() };
+    let kind = message["type"].as_str().unwrap_or("?").to_owned();
+    if kind != "error" {
+        return kind;
+    }
+    let error = message["payload"][0]["message"].as_str().unwrap_or_default();
+    match error.split("limits.").nth(1) {
+        Some(rest) => format!(
+            "error limits.{}",
+            rest.split(|c: char| !c.is_ascii_alphanumeric() && c != '_').next().unwrap_or("")
+        ),
+        None if error.contains("does not exist") => "error no such topic".into(),
+        None => format!("error: {}", error.chars().take(60).collect::<String>()),
+    }
+}
+
+async fn next_text(socket: &mut Socket) -> Option<Result<String, Option<CloseFrame>>> {
+    loop {
+        match socket.next().await? {
+            Ok(Message::Text(text)) => return Some(Ok(text.to_string())),
+            Ok(Message::Close(frame)) => return Some(Err(frame)),
+            Ok(_) => {}
+            Err(_) => return Some(Err(None)),
+        }
+    }
+}
+
+async fn oversized(options: &AttackOptions, target: &Target, tally: &mut AttackTally) -> anyhow::Result<()> {
+    let frame = format!(r#"{{"type":"ping","payload":{{"pad":"{}"}}}}"#, "x".repeat(16 << 20));
+    for index in 0.. {
+        let mut socket = connect(options, target, index).await?;
+        tally.attempts += 1;
+        let _ = socket.send(Message::Text(frame.clone().into())).await;
+        match next_text(&mut socket).await {
+            Some(Err(Some(close))) => tally.answer(format!("close {}", u16::from(close.code))),
+            Some(Err(None)) | None => tally.answer("reset"),
+            Some(Ok(text)) => tally.answer(classify(&text)),
+        }
+    }
+    Ok(())
+}
+
+async fn aliases(options: &AttackOptions, target: &Target, tally: &mut AttackTally) -> anyhow::Result<()> {
+    let fields: String = (0..5000).map(|n| format!("p{n}: payload ")).collect();
+    let query = format!("subscription($topic: String!) {{ events(topic: $topic) {{ {fields} }} }}");
+    let mut socket = connect(options, target, 0).await?;
+    for n in 0u64.. {
+        tally.attempts += 1;
+        socket.send(subscribe(&n.to_string(), &query, serde_json::json!({"topic": options.topic}))).await?;
+        match next_text(&mut socket).await {
+            Some(Ok(text)) => tally.answer(classify(&text)),
+            _ => {
+                tally.answer("closed");
+                socket = connect(options, target, n as usize).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn subscribe_loop(options: &AttackOptions, target: &Target, tally: &mut AttackTally) -> anyhow::Result<()> {
+    let query = "subscription($topic: String!) { events(topic: $topic) { id } }";
+    let socket = connect(options, target, 0).await?;
+    let (mut write, mut read) = socket.split();
+    let complete = Message::Text(r#"{"type":"complete","id":"x"}"#.into());
+    let AttackTally { attempts, answers } = tally;
+    let sending = async {
+        for n in 0u64.. {
+            write.send(subscribe("x", query, serde_json::json!({"topic": format!("attack.{n}")}))).await?;
+            write.send(complete.clone()).await?;
+            *attempts += 1;
+        }
+        anyhow::Ok(())
+    };
+    let reading = async {
+        while let Some(Ok(message)) = read.next().await {
+            if let Message::Text(text) = message {
+                *answers.entry(classify(&text)).or_default() += 1;
+            }
+        }
+    };
+    // Runs until the attack's time is up (or the hub closes the connection).
+    tokio::select! {
+        result = sending => result?,
+        () = reading => {}
+    }
+    Ok(())
+}
+
+async fn connect_burst(options: &AttackOptions, target: &Target, tally: &mut AttackTally) -> anyhow::Result<()> {
+    loop {
+        let attempts: Vec<_> = (0..options.burst)
+            .map(|index| {
+                let (url, target) = (options.url.clone(), target.clone());
+                tokio::spawn(async move { open(index, &url, &target).await })
+            })
+            .collect();
+        let mut open_now = Vec::new();
+        for attempt in attempts {
+            tally.attempts += 1;
+            match attempt.await.map_err(|e| anyhow!("{e}"))? {
+                Ok(socket) => {
+                    tally.answer("101");
+                    open_now.push(socket);
+                }
+                Err(error) if format!("{error:#}").contains("503") => tally.answer("503"),
+                Err(error) => tally.answer(format!("failed: {error:#}")),
+            }
+        }
+        drop(open_now);
+    }
+}
+
+async fn topics(options: &AttackOptions, target: &Target, tally: &mut AttackTally) -> anyhow::Result<()> {
+    let query = "subscription($topic: String!) { events(topic: $topic) { id } }";
+    let mut held = Vec::new();
+    for connection in 0.. {
+        let Ok(mut socket) = connect(options, target, connection).await else {
+            tally.answer("connect refused");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        for n in 0..100 {
+            tally.attempts += 1;
+            let topic = format!("attack.{connection}.{n}");
+            socket.send(subscribe(&n.to_string(), query, serde_json::json!({"topic": topic}))).await?;
+        }
+        // A ping is answered after every subscribe before it was handled.
+        socket.send(Message::Text(r#"{"type":"ping"}"#.into())).await?;
+        while let Some(Ok(text)) = next_text(&mut socket).await {
+            if text.contains("\"pong\"") {
+                break;
+            }
+            tally.answer(classify(&text));
+        }
+        held.push(socket);
+    }
+    Ok(())
+}
+
+async fn amqp_pattern(options: &AttackOptions, target: &Target, tally: &mut AttackTally) -> anyhow::Result<()> {
+    let broker = options.broker.clone().context("--broker names the RabbitMQ broker")?;
+    let query = "subscription($topic: String!, $broker: String) { events(topic: $topic, broker: $broker) { id } }";
+    let mut socket = connect(options, target, 0).await?;
+    for (id, topic) in [("hash", "#.#.#.#.#.#.#.#.#.#.#.#.z"), ("split", "#.a.#.a.#.a.#.z")] {
+        tally.attempts += 1;
+        socket.send(subscribe(id, query, serde_json::json!({"topic": topic, "broker": broker}))).await?;
+    }
+    let http = reqwest::Client::new();
+    let base = options.url.replacen("ws://", "http://", 1);
+    let base = base.strip_suffix("/graphql").unwrap_or(&base).to_owned();
+    let long_key = ["a"; 126].join(".") + ".z";
+    let url = format!("{base}/publish/{long_key}?broker={broker}");
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                tally.attempts += 1;
+                match http.post(&url).body("{}").send().await {
+                    Ok(response) => tally.answer(format!("publish {}", response.status().as_u16())),
+                    Err(_) => tally.answer("publish failed"),
+                }
+            }
+            text = next_text(&mut socket) => match text {
+                Some(Ok(text)) => tally.answer(classify(&text)),
+                _ => return Err(anyhow!("the hub closed the attacking connection")),
+            },
+        }
+    }
+}
+
+async fn kafka_lookups(options: &AttackOptions, target: &Target, tally: &mut AttackTally) -> anyhow::Result<()> {
+    let broker = options.broker.clone().context("--broker names the Kafka broker")?;
+    let query = "subscription($topic: String!, $broker: String) { events(topic: $topic, broker: $broker) { id } }";
+    let shared = std::cell::RefCell::new(tally);
+    let lookups = (0..10).map(|connection| {
+        let (broker, shared) = (broker.clone(), &shared);
+        async move {
+            let mut socket = connect(options, target, connection).await?;
+            for n in 0u64.. {
+                shared.borrow_mut().attempts += 1;
+                let topic = format!("missing-{connection}-{n}");
+                socket
+                    .send(subscribe(&n.to_string(), query, serde_json::json!({"topic": topic, "broker": broker})))
+                    .await?;
+                match next_text(&mut socket).await {
+                    Some(Ok(text)) => shared.borrow_mut().answer(classify(&text)),
+                    _ => break,
+                }
+            }
+            anyhow::Ok(())
+        }
+    });
+    futures_util::future::join_all(lookups).await.into_iter().collect::<Result<Vec<()>, _>>().map(drop)
+}
