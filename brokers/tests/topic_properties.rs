@@ -57,3 +57,26 @@ proptest! {
         prop_assert_eq!(routing_key_matches(&pattern, &key), reference(&p, &k), "{} against {}", pattern, key);
     }
 }
+
+/// Every pattern of up to four words of `a`, `b`, `*`, `#` against every key of up to five
+/// words of `a`, `b`: the matcher agrees with the definition on all of them.
+#[test]
+fn the_matcher_agrees_with_the_definition_on_every_small_case() {
+    fn all(words: &[&str], up_to: usize) -> Vec<String> {
+        let mut out: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+        let mut last = out.clone();
+        for _ in 1..up_to {
+            last = last.iter().flat_map(|prefix| words.iter().map(move |w| format!("{prefix}.{w}"))).collect();
+            out.extend(last.iter().cloned());
+        }
+        out
+    }
+    let keys = all(&["a", "b"], 5);
+    for pattern in all(&["a", "b", "*", "#"], 4) {
+        let p: Vec<&str> = pattern.split('.').collect();
+        for key in &keys {
+            let k: Vec<&str> = key.split('.').collect();
+            assert_eq!(routing_key_matches(&pattern, key), reference(&p, &k), "{pattern} against {key}");
+        }
+    }
+}
