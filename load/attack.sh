@@ -14,7 +14,7 @@ cargo build --release -p subhub -p subhub-load
 attacks=("${@:-oversized aliases subscribe-loop connect-burst topics amqp-pattern kafka-lookups}")
 read -r -a attacks <<<"${attacks[*]}"
 port=4400
-rate=200
+rate=100
 window=20s
 amqp=amqp://guest:guest@127.0.0.1:5672/%2f
 
@@ -50,8 +50,8 @@ broker_of() { # attack -> the broker its measured clients use
   case "$1" in amqp-pattern) echo rabbit ;; kafka-lookups) echo events ;; *) echo local ;; esac
 }
 
-measure() { # name broker -> the p99 in ms of 100 subscribers on the broker
-  local name=$1 broker=$2 publish=()
+measure() { # name broker [attack] -> the p99 in ms of 100 subscribers on the broker
+  local name=$1 broker=$2 attack=${3:-} publish=() run attacker subscriptions
   case "$broker" in
     rabbit) publish=(--publish amqp --broker-url "$amqp" --exchange subhub-attack) ;;
     events) publish=(--publish kafka --broker-url "$bootstrap" --kafka-option fetch.wait.max.ms=10) ;;
@@ -60,7 +60,26 @@ measure() { # name broker -> the p99 in ms of 100 subscribers on the broker
   taskset -c 1 "$target/release/subhub-load" run --url "ws://127.0.0.1:$port/graphql" --server-pid "$hub_pid" \
     --label "$name" --scenario broadcast -n 100 --rate "$rate" --duration "$window" "${publish[@]}" \
     --query "subscription(\$topic: String!) { events(topic: \$topic, broker: \"$broker\") { payload } }" \
-    --out "$results/$name.json" >"$results/$name.txt"
+    --out "$results/$name.json" >"$results/$name.txt" &
+  run=$!
+  if [ -n "$attack" ]; then
+    # The measured clients are in before the attack starts (it may take every free place),
+    # and the attack is under way before their window opens.
+    for _ in $(seq 1 300); do
+      subscriptions=$(curl -s "127.0.0.1:$port/metrics" | awk '/^subhub_subscriptions / { print $2 }')
+      [ "${subscriptions:-0}" -ge 100 ] && break
+      sleep 0.1
+    done
+    nice -n 19 taskset -c 1 "$target/release/subhub-load" attack --url "ws://127.0.0.1:$port/graphql" \
+      --kind "$attack" --broker "$broker" --duration 40s >"$results/attacker-$attack.txt" 2>&1 &
+    attacker=$!
+  fi
+  wait "$run"
+  if [ -n "$attack" ]; then
+    # The attack outlasts the measurement, then prints what the hub answered it.
+    wait "$attacker" || true
+    echo "   $(tail -1 "$results/attacker-$attack.txt")" >&2
+  fi
   jq -r '.windows[0].latency.p99_us / 1000' "$results/$name.json"
 }
 
@@ -72,15 +91,7 @@ for attack in "${attacks[@]}"; do
     baseline[$broker]=$(measure "undisturbed-$broker" "$broker")
     echo "== undisturbed on $broker: p99 ${baseline[$broker]} ms"
   fi
-  nice -n 19 taskset -c 1 "$target/release/subhub-load" attack --url "ws://127.0.0.1:$port/graphql" \
-    --kind "$attack" --broker "$broker" --duration 40s >"$results/attacker-$attack.txt" 2>&1 &
-  attacker=$!
-  # The attack gets going before the measured clients connect.
-  sleep 3
-  p99=$(measure "attacked-$attack" "$broker")
-  # The attack outlasts the measurement, then prints what the hub answered it.
-  wait "$attacker" || true
-  echo "   $(tail -1 "$results/attacker-$attack.txt")"
+  p99=$(measure "attacked-$attack" "$broker" "$attack")
   lost=$(jq -r '.windows[0].tally.lost' "$results/attacked-$attack.json")
   ratio=$(awk -v a="$p99" -v b="${baseline[$broker]}" 'BEGIN { printf "%.2f", a / b }')
   echo "== $attack on $broker: p99 $p99 ms (undisturbed ${baseline[$broker]} ms, ${ratio}x), lost $lost"

@@ -76,6 +76,12 @@ pub struct Limits {
     /// Subscribe messages one connection may send per second (a burst of as many is allowed);
     /// more get an `error` for that id.
     pub subscribe_rate: u32,
+    /// Connections one client address may open per second (a burst of as many); more are
+    /// answered 429 and closed before anything is read.
+    pub connect_rate_per_ip: u32,
+    /// Messages of any kind one connection may send per second (a burst of as many); a client
+    /// that sends faster is read more slowly, and TCP slows it down.
+    pub message_rate: u32,
     /// Nesting of fields in one operation (fragments expanded).
     pub max_query_depth: usize,
     /// Fields in one operation once its fragments are expanded.
@@ -134,6 +140,8 @@ impl Default for Limits {
             max_sources: 10_000,
             max_executions: 10_000,
             subscribe_rate: 50,
+            message_rate: 200,
+            connect_rate_per_ip: 200,
             max_query_depth: 16,
             max_query_complexity: 1000,
             max_aliases: 30,
@@ -289,6 +297,8 @@ impl Config {
             ("limits.max_sources", limits.max_sources),
             ("limits.max_executions", limits.max_executions),
             ("limits.subscribe_rate", limits.subscribe_rate as usize),
+            ("limits.message_rate", limits.message_rate as usize),
+            ("limits.connect_rate_per_ip", limits.connect_rate_per_ip as usize),
             ("limits.max_query_depth", limits.max_query_depth),
             ("limits.max_query_complexity", limits.max_query_complexity),
             ("limits.document_cache", limits.document_cache),

@@ -15,6 +15,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::hub::{Hub, StartError};
+use crate::rate::PerAddress;
+use subhub_subscriptions::Refusal;
 
 /// How long accepting pauses after a failure that is not the client's, such as running out of
 /// file descriptors.
@@ -75,15 +77,21 @@ impl Server {
         // accepts no more and new ones wait in the listen backlog. An upgraded connection gives
         // its permit back and counts as a session instead.
         let http_permits = Arc::new(Semaphore::new(hub.config.limits.max_http_connections));
+        let connects = PerAddress::per_second(hub.config.limits.connect_rate_per_ip);
         tokio::pin!(signal);
         loop {
-            let (stream, permit) = tokio::select! {
+            let (stream, peer, permit) = tokio::select! {
                 () = &mut signal => break,
                 accepted = accept(&listener, &http_permits) => match accepted {
                     Some(accepted) => accepted,
                     None => continue,
                 },
             };
+            if !connects.admit(peer.ip()) {
+                hub.metrics.refuse(Refusal::Rate);
+                connections.spawn(too_many_connects(stream));
+                continue;
+            }
             // Frames are small and already batched per socket: no Nagle delay.
             let _ = stream.set_nodelay(true);
             connections.spawn(serve_connection(stream, permit, service.clone(), hub.shutdown.clone()));
@@ -106,10 +114,13 @@ impl Server {
 }
 
 /// Waits for a free place, then accepts a connection into it; `None` when accepting failed.
-async fn accept(listener: &TcpListener, permits: &Arc<Semaphore>) -> Option<(TcpStream, OwnedSemaphorePermit)> {
+async fn accept(
+    listener: &TcpListener,
+    permits: &Arc<Semaphore>,
+) -> Option<(TcpStream, SocketAddr, OwnedSemaphorePermit)> {
     let permit = permits.clone().acquire_owned().await.ok()?;
     match listener.accept().await {
-        Ok((stream, _)) => Some((stream, permit)),
+        Ok((stream, peer)) => Some((stream, peer, permit)),
         Err(error) => {
             accept_failed(error).await;
             None
@@ -144,6 +155,24 @@ async fn serve_connection(
     }
     connection.as_mut().graceful_shutdown();
     let _ = connection.await;
+}
+
+/// Answers a client address over `connect_rate_per_ip` with 429 and closes, parsing nothing it
+/// sent: what it sent is read and discarded for a moment, so the answer is not lost under a
+/// reset.
+async fn too_many_connects(mut stream: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const TOO_MANY: &[u8] =
+        b"HTTP/1.1 429 Too Many Requests\r\nretry-after: 1\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+    const DRAIN: std::time::Duration = std::time::Duration::from_millis(500);
+    let answer = async {
+        stream.write_all(TOO_MANY).await?;
+        stream.shutdown().await?;
+        let mut discard = [0u8; 2048];
+        while stream.read(&mut discard).await? > 0 {}
+        std::io::Result::Ok(())
+    };
+    let _ = tokio::time::timeout(DRAIN, answer).await;
 }
 
 /// A failed `accept` is the client's problem when the connection broke on the way in; anything

@@ -93,7 +93,8 @@ async fn a_document_is_parsed_once_however_often_it_is_sent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_connects_opens_exactly_max_connections() {
     let path = std::env::temp_dir().join(format!("subhub-burst-{}.toml", std::process::id()));
-    std::fs::write(&path, "[limits]\nmax_connections = 50\n").expect("write config");
+    // Five bursts of 200 from one address within a second or two.
+    std::fs::write(&path, "[limits]\nmax_connections = 50\nconnect_rate_per_ip = 2000\n").expect("write config");
     let (mut child, addr) = start_binary_with(&["--config", path.to_str().expect("path")], &[]);
     let url = format!("ws://{addr}/graphql");
     for round in 0..5 {
@@ -208,4 +209,62 @@ async fn the_accept_loop_holds_at_max_http_connections() {
     drop(held.pop());
     let answer = tokio::time::timeout(PATIENCE, waiting).await.expect("answered").expect("join").expect("get");
     assert_eq!(answer.status(), StatusCode::OK);
+}
+
+/// A client sending faster than `message_rate` is read more slowly: nothing it sent is lost,
+/// it just takes as long as the rate says, and the hub spends on it no more than that.
+#[tokio::test]
+async fn a_client_sending_faster_than_message_rate_is_read_more_slowly() {
+    let hub = TestHub::with_config("[limits]\nmessage_rate = 50\n").await;
+    let mut client = Client::ready(&hub, TRANSPORT_WS).await;
+    let started = std::time::Instant::now();
+    for _ in 0..150 {
+        client.send(json!({"type": "ping"})).await;
+    }
+    for _ in 0..150 {
+        assert_eq!(client.recv_json().await["type"], "pong");
+    }
+    // A burst of 50, then 100 more at 50 a second (the connection_init took one token).
+    assert!(started.elapsed() >= std::time::Duration::from_millis(1900), "read in {:?}", started.elapsed());
+    assert!(hub.metric("subhub_throttled_total").await > 0.0);
+}
+
+/// `connect_rate_per_ip`: a client address opening connections faster than the rate gets 429
+/// for the rest, before anything it sent is read; other addresses are not affected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connects_from_one_address_are_rate_limited() {
+    let hub = TestHub::with_config("[limits]\nconnect_rate_per_ip = 5\n").await;
+    let url = hub.ws_url();
+    let attempts: Vec<_> = (0..30)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { Client::try_connect_url(&url, Some(TRANSPORT_WS)).await })
+        })
+        .collect();
+    let (mut open, mut refused) = (Vec::new(), 0);
+    for attempt in attempts {
+        match attempt.await.expect("join") {
+            Ok(client) => open.push(client),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+                refused += 1;
+            }
+            Err(error) => panic!("expected 429, got {error}"),
+        }
+    }
+    assert!((5..=6).contains(&open.len()), "{} opened", open.len());
+    assert_eq!(open.len() + refused, 30);
+    // Read in the process: a request to /metrics from this address would be refused too.
+    assert_eq!(hub.hub.metrics.refused(subhub_subscriptions::Refusal::Rate), refused as u64);
+    // Another address (the hub also listens on 127.0.0.1; connect from 127.0.0.2).
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.bind("127.0.0.2:0".parse().expect("addr")).expect("bind");
+    let stream = socket.connect(hub.addr).await.expect("connect");
+    let request = {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = url.into_client_request().expect("request");
+        request.headers_mut().insert("Sec-WebSocket-Protocol", TRANSPORT_WS.parse().expect("header"));
+        request
+    };
+    assert!(tokio_tungstenite::client_async(request, stream).await.is_ok(), "another address was refused");
 }

@@ -1,7 +1,8 @@
 //! A hostile client, scripted: what one connection (or one client's handful) can throw at a
 //! hub, to run beside a measured scenario (`load/attack.sh`). Each attack loops until its time
 //! is up and reports how often it tried and what the hub answered, so a run shows the attack
-//! was really made.
+//! was really made. Against a hub on loopback every connection comes from one address,
+//! 127.0.1.1, as from one client machine (the measured clients use 127.0.0.2–251).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -12,7 +13,15 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::run::{handshake, open, target, Target};
+use crate::run::{handshake, open_from, target, Target};
+
+/// The attacker's own address on loopback.
+const SOURCE: std::net::Ipv4Addr = std::net::Ipv4Addr::new(127, 0, 1, 1);
+
+async fn open(url: &str, target: &Target) -> anyhow::Result<tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>> {
+    let source = target.is_loopback().then_some(SOURCE);
+    open_from(source, url, target).await
+}
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
@@ -95,8 +104,8 @@ pub async fn attack(options: AttackOptions) -> anyhow::Result<AttackTally> {
     }
 }
 
-async fn connect(options: &AttackOptions, target: &Target, index: usize) -> anyhow::Result<Socket> {
-    let mut socket = open(index, &options.url, target).await?;
+async fn connect(options: &AttackOptions, target: &Target) -> anyhow::Result<Socket> {
+    let mut socket = open(&options.url, target).await?;
     handshake(&mut socket).await?;
     Ok(socket)
 }
@@ -138,8 +147,8 @@ async fn next_text(socket: &mut Socket) -> Option<Result<String, Option<CloseFra
 
 async fn oversized(options: &AttackOptions, target: &Target, tally: &mut AttackTally) -> anyhow::Result<()> {
     let frame = format!(r#"{{"type":"ping","payload":{{"pad":"{}"}}}}"#, "x".repeat(16 << 20));
-    for index in 0.. {
-        let mut socket = connect(options, target, index).await?;
+    loop {
+        let mut socket = connect(options, target).await?;
         tally.attempts += 1;
         let _ = socket.send(Message::Text(frame.clone().into())).await;
         match next_text(&mut socket).await {
@@ -148,13 +157,12 @@ async fn oversized(options: &AttackOptions, target: &Target, tally: &mut AttackT
             Some(Ok(text)) => tally.answer(classify(&text)),
         }
     }
-    Ok(())
 }
 
 async fn aliases(options: &AttackOptions, target: &Target, tally: &mut AttackTally) -> anyhow::Result<()> {
     let fields: String = (0..5000).map(|n| format!("p{n}: payload ")).collect();
     let query = format!("subscription($topic: String!) {{ events(topic: $topic) {{ {fields} }} }}");
-    let mut socket = connect(options, target, 0).await?;
+    let mut socket = connect(options, target).await?;
     for n in 0u64.. {
         tally.attempts += 1;
         socket.send(subscribe(&n.to_string(), &query, serde_json::json!({"topic": options.topic}))).await?;
@@ -162,7 +170,7 @@ async fn aliases(options: &AttackOptions, target: &Target, tally: &mut AttackTal
             Some(Ok(text)) => tally.answer(classify(&text)),
             _ => {
                 tally.answer("closed");
-                socket = connect(options, target, n as usize).await?;
+                socket = connect(options, target).await?;
             }
         }
     }
@@ -171,7 +179,7 @@ async fn aliases(options: &AttackOptions, target: &Target, tally: &mut AttackTal
 
 async fn subscribe_loop(options: &AttackOptions, target: &Target, tally: &mut AttackTally) -> anyhow::Result<()> {
     let query = "subscription($topic: String!) { events(topic: $topic) { id } }";
-    let socket = connect(options, target, 0).await?;
+    let socket = connect(options, target).await?;
     let (mut write, mut read) = socket.split();
     let complete = Message::Text(r#"{"type":"complete","id":"x"}"#.into());
     let AttackTally { attempts, answers } = tally;
@@ -201,9 +209,9 @@ async fn subscribe_loop(options: &AttackOptions, target: &Target, tally: &mut At
 async fn connect_burst(options: &AttackOptions, target: &Target, tally: &mut AttackTally) -> anyhow::Result<()> {
     loop {
         let attempts: Vec<_> = (0..options.burst)
-            .map(|index| {
+            .map(|_| {
                 let (url, target) = (options.url.clone(), target.clone());
-                tokio::spawn(async move { open(index, &url, &target).await })
+                tokio::spawn(async move { open(&url, &target).await })
             })
             .collect();
         let mut open_now = Vec::new();
@@ -215,6 +223,7 @@ async fn connect_burst(options: &AttackOptions, target: &Target, tally: &mut Att
                     open_now.push(socket);
                 }
                 Err(error) if format!("{error:#}").contains("503") => tally.answer("503"),
+                Err(error) if format!("{error:#}").contains("429") => tally.answer("429"),
                 Err(error) => tally.answer(format!("failed: {error:#}")),
             }
         }
@@ -226,7 +235,7 @@ async fn topics(options: &AttackOptions, target: &Target, tally: &mut AttackTall
     let query = "subscription($topic: String!) { events(topic: $topic) { id } }";
     let mut held = Vec::new();
     for connection in 0.. {
-        let Ok(mut socket) = connect(options, target, connection).await else {
+        let Ok(mut socket) = connect(options, target).await else {
             tally.answer("connect refused");
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
@@ -252,7 +261,7 @@ async fn topics(options: &AttackOptions, target: &Target, tally: &mut AttackTall
 async fn amqp_pattern(options: &AttackOptions, target: &Target, tally: &mut AttackTally) -> anyhow::Result<()> {
     let broker = options.broker.clone().context("--broker names the RabbitMQ broker")?;
     let query = "subscription($topic: String!, $broker: String) { events(topic: $topic, broker: $broker) { id } }";
-    let mut socket = connect(options, target, 0).await?;
+    let mut socket = connect(options, target).await?;
     for (id, topic) in [("hash", "#.#.#.#.#.#.#.#.#.#.#.#.z"), ("split", "#.a.#.a.#.a.#.z")] {
         tally.attempts += 1;
         socket.send(subscribe(id, query, serde_json::json!({"topic": topic, "broker": broker}))).await?;
@@ -287,7 +296,7 @@ async fn kafka_lookups(options: &AttackOptions, target: &Target, tally: &mut Att
     let lookups = (0..10).map(|connection| {
         let (broker, shared) = (broker.clone(), &shared);
         async move {
-            let mut socket = connect(options, target, connection).await?;
+            let mut socket = connect(options, target).await?;
             for n in 0u64.. {
                 shared.borrow_mut().attempts += 1;
                 let topic = format!("missing-{connection}-{n}");

@@ -189,6 +189,12 @@ pub(crate) struct Target {
     loopback: bool,
 }
 
+impl Target {
+    pub(crate) fn is_loopback(&self) -> bool {
+        self.loopback
+    }
+}
+
 pub(crate) fn target(url: &str) -> anyhow::Result<Target> {
     let rest = url.split("://").nth(1).ok_or_else(|| anyhow!("--url {url}: not a URL"))?;
     let authority = rest.split('/').next().unwrap_or(rest);
@@ -206,10 +212,19 @@ pub(crate) async fn open(
     url: &str,
     target: &Target,
 ) -> anyhow::Result<tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>> {
+    let source = target.loopback.then(|| Ipv4Addr::new(127, 0, 0, 2 + (index % 250) as u8));
+    open_from(source, url, target).await
+}
+
+/// Opens one connection from `source` (any address when `None`).
+pub(crate) async fn open_from(
+    source: Option<Ipv4Addr>,
+    url: &str,
+    target: &Target,
+) -> anyhow::Result<tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>> {
     let socket = TcpSocket::new_v4()?;
-    if target.loopback {
+    if let Some(source) = source {
         setsockopt(&socket, IpBindAddressNoPort, &true)?;
-        let source = Ipv4Addr::new(127, 0, 0, 2 + (index % 250) as u8);
         socket.bind(SocketAddr::new(IpAddr::V4(source), 0))?;
     }
     let stream = socket.connect(target.addr).await?;

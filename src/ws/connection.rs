@@ -65,6 +65,7 @@ pub async fn serve(mut socket: WebSocket, writer: Arc<SocketWriter>, protocol: O
         liveness,
         identity: Identity::default(),
         subscribes: RateLimit::per_second(hub.config.limits.subscribe_rate),
+        messages: RateLimit::per_second(hub.config.limits.message_rate),
         init_payload: None,
         hub: hub.clone(),
     };
@@ -85,6 +86,8 @@ struct Connection {
     identity: Identity,
     /// `limits.subscribe_rate`.
     subscribes: RateLimit,
+    /// `limits.message_rate`.
+    messages: RateLimit,
     /// The client's `connection_init` payload, whose `forward_init` keys go upstream.
     init_payload: Option<serde_json::Map<String, serde_json::Value>>,
     hub: Arc<Hub>,
@@ -98,6 +101,9 @@ impl Connection {
         let mut init_deadline = std::pin::pin!(Some(sleep(limits.connection_init_timeout)));
         // Armed once the client is acknowledged with a token that expires.
         let mut expiry = std::pin::pin!(None::<tokio::time::Sleep>);
+        // Armed while the client has sent faster than `limits.message_rate`: the hub reads
+        // nothing from it until then, and TCP slows the client down.
+        let mut throttled = std::pin::pin!(None::<tokio::time::Sleep>);
         let shutdown = self.hub.shutdown.clone();
         let outbox = self.outbox.clone();
         // The waits live across iterations: re-registering them on every wake-up costs more
@@ -126,7 +132,7 @@ impl Connection {
                 Some(()) = OptionFuture::from(expiry.as_mut().as_pin_mut()), if expiry.is_some() => {
                     return Exit::Close(CloseFrame::token_expired());
                 }
-                message = self.socket.next() => {
+                message = self.socket.next(), if throttled.is_none() => {
                     self.liveness.heard();
                     let exit = match message {
                         None => Some(Exit::Gone),
@@ -136,6 +142,13 @@ impl Connection {
                     if let Some(exit) = exit {
                         return exit;
                     }
+                    if let Some(debt) = self.messages.take() {
+                        self.hub.metrics.throttled.fetch_add(1, Relaxed);
+                        throttled.set(Some(sleep(debt)));
+                    }
+                }
+                Some(()) = OptionFuture::from(throttled.as_mut().as_pin_mut()), if throttled.is_some() => {
+                    throttled.set(None);
                 }
                 () = &mut ready => {
                     ready.set(outbox.ready());

@@ -21,6 +21,8 @@ pub struct Metrics {
     pub slow_consumer_closes: AtomicU64,
     /// Messages waiting in connection queues right now.
     pub queued: AtomicI64,
+    /// Times a connection's reading was paused for sending faster than its message rate.
+    pub throttled: AtomicU64,
     /// Requests refused, by [`Refusal`].
     refused: [AtomicU64; Refusal::ALL.len()],
 }
@@ -184,6 +186,11 @@ impl Metrics {
             let n = broker.stats().published.load(Relaxed);
             let _ = writeln!(out, "subhub_publish_total{{broker=\"{}\"}} {n}", broker.name());
         }
+        let _ = writeln!(
+            out,
+            "# HELP subhub_throttled_total Times a connection's reading was paused for sending faster than limits.message_rate.\n# TYPE subhub_throttled_total counter\nsubhub_throttled_total {}",
+            self.throttled.load(Relaxed)
+        );
         let _ = writeln!(out, "# HELP subhub_refused_total Requests refused.\n# TYPE subhub_refused_total counter");
         for reason in Refusal::ALL {
             let _ = writeln!(out, "subhub_refused_total{{reason=\"{}\"}} {}", reason.label(), self.refused(reason));
