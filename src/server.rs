@@ -82,7 +82,7 @@ impl Server {
         loop {
             let (stream, peer, permit) = tokio::select! {
                 () = &mut signal => break,
-                accepted = accept(&listener, &http_permits) => match accepted {
+                accepted = accept(&listener, &http_permits, &hub) => match accepted {
                     Some(accepted) => accepted,
                     None => continue,
                 },
@@ -117,8 +117,15 @@ impl Server {
 async fn accept(
     listener: &TcpListener,
     permits: &Arc<Semaphore>,
+    hub: &Hub,
 ) -> Option<(TcpStream, SocketAddr, OwnedSemaphorePermit)> {
-    let permit = permits.clone().acquire_owned().await.ok()?;
+    let permit = match permits.clone().try_acquire_owned() {
+        Ok(permit) => permit,
+        Err(_) => {
+            hub.metrics.accept_waits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            permits.clone().acquire_owned().await.ok()?
+        }
+    };
     match listener.accept().await {
         Ok((stream, peer)) => Some((stream, peer, permit)),
         Err(error) => {

@@ -282,4 +282,5 @@ async fn bodies_are_bounded_by_max_message_bytes() {
             assert!(text.contains("limits.max_message_bytes"), "{path} {size}: {text}");
         }
     }
+    assert_eq!(hub.metric("subhub_refused_total{reason=\"limit\"}").await, 4.0);
 }

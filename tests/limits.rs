@@ -158,6 +158,7 @@ async fn executions_and_sources_are_capped_hub_wide() {
     assert!(message(&error).contains("limits.max_sources"), "{error}");
     hub.wait_metric("subhub_subscriptions", 3.0).await;
     assert_eq!(hub.metric("subhub_sources_open").await, 2.0);
+    assert_eq!(hub.metric("subhub_refused_total{reason=\"limit\"}").await, 1.0);
 }
 
 /// `subscribe_rate` and `max_subscriptions_per_connection`: an error for each id over the
@@ -172,6 +173,7 @@ async fn subscribes_are_rate_limited_and_counted_per_connection() {
     let error = client.recv_json().await;
     assert_eq!(error["id"], "s3");
     assert!(message(&error).contains("limits.max_subscriptions_per_connection"), "{error}");
+    assert_eq!(hub.metric("subhub_refused_total{reason=\"limit\"}").await, 1.0);
     // A subscribe and complete loop: the fifth subscribe used the burst up.
     let mut refused = 0;
     for _ in 0..20 {
@@ -209,6 +211,7 @@ async fn the_accept_loop_holds_at_max_http_connections() {
     drop(held.pop());
     let answer = tokio::time::timeout(PATIENCE, waiting).await.expect("answered").expect("join").expect("get");
     assert_eq!(answer.status(), StatusCode::OK);
+    assert!(hub.metric("subhub_accept_waits_total").await >= 1.0);
 }
 
 /// A client sending faster than `message_rate` is read more slowly: nothing it sent is lost,

@@ -52,6 +52,7 @@ async fn frames_over_the_limit_close_1009_on_both_protocols() {
         client.send_text(big).await;
         assert_eq!(client.recv_close().await.0, 1009, "{protocol}");
     }
+    assert_eq!(hub.metric("subhub_refused_total{reason=\"limit\"}").await, 2.0);
 }
 
 #[tokio::test]

@@ -53,6 +53,9 @@ pub fn body(
 ) -> Result<axum::body::Bytes, Box<axum::response::Response>> {
     use axum::http::StatusCode;
     let max = hub.config.limits.max_message_bytes;
+    if !matches!(&body, Ok(body) if body.len() <= max) {
+        hub.metrics.refuse(subhub_subscriptions::Refusal::Limit);
+    }
     match body {
         Ok(body) if body.len() <= max => Ok(body),
         Ok(body) => Err(Box::new(too_large(body.len(), max))),

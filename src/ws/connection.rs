@@ -136,7 +136,7 @@ impl Connection {
                     self.liveness.heard();
                     let exit = match message {
                         None => Some(Exit::Gone),
-                        Some(Err(error)) => Some(read_failed(error)),
+                        Some(Err(error)) => Some(self.read_failed(error)),
                         Some(Ok(message)) => self.on_message(message).await,
                     };
                     if let Some(exit) = exit {
@@ -385,6 +385,17 @@ impl Connection {
         self.flush().await
     }
 
+    /// A frame over `max_message_bytes` is answered 1009 (and counted); any other read error
+    /// means the client is gone.
+    fn read_failed(&self, error: tungstenite::Error) -> Exit {
+        if matches!(error, tungstenite::Error::Capacity(_)) {
+            self.hub.metrics.refuse(Refusal::Limit);
+            Exit::CloseUnread(CloseFrame::message_too_big())
+        } else {
+            Exit::Gone
+        }
+    }
+
     fn too_slow(&self) -> Exit {
         self.hub.metrics.slow_consumer_closes.fetch_add(1, Relaxed);
         Exit::Close(CloseFrame::slow_consumer())
@@ -414,14 +425,6 @@ impl Connection {
             Exit::CloseUnread(frame) => close(&mut self.socket, frame, Input::Unreadable).await,
             Exit::Gone => {}
         }
-    }
-}
-
-fn read_failed(error: tungstenite::Error) -> Exit {
-    if matches!(error, tungstenite::Error::Capacity(_)) {
-        Exit::CloseUnread(CloseFrame::message_too_big())
-    } else {
-        Exit::Gone
     }
 }
 

@@ -23,6 +23,8 @@ pub struct Metrics {
     pub queued: AtomicI64,
     /// Times a connection's reading was paused for sending faster than its message rate.
     pub throttled: AtomicU64,
+    /// Times the accept loop waited for a place among `max_http_connections`.
+    pub accept_waits: AtomicU64,
     /// Requests refused, by [`Refusal`].
     refused: [AtomicU64; Refusal::ALL.len()],
 }
@@ -190,6 +192,11 @@ impl Metrics {
             out,
             "# HELP subhub_throttled_total Times a connection's reading was paused for sending faster than limits.message_rate.\n# TYPE subhub_throttled_total counter\nsubhub_throttled_total {}",
             self.throttled.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP subhub_accept_waits_total Times the hub stopped accepting until one of limits.max_http_connections closed.\n# TYPE subhub_accept_waits_total counter\nsubhub_accept_waits_total {}",
+            self.accept_waits.load(Relaxed)
         );
         let _ = writeln!(out, "# HELP subhub_refused_total Requests refused.\n# TYPE subhub_refused_total counter");
         for reason in Refusal::ALL {
