@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::{Auth, AuthError, Identity};
 use crate::config::{Config, SlowConsumer};
 use crate::documents::{CostLimits, Documents, Prepared, Refused};
+use crate::execute::ExecModel;
 use crate::publish::Publisher;
 use crate::schema;
 use crate::upstreams::Upstreams;
@@ -28,6 +29,8 @@ pub struct Hub {
     /// `None` when `[auth]` is not configured: everyone is anonymous.
     pub auth: Option<Auth>,
     pub schema: async_graphql::dynamic::Schema,
+    /// What executions know of the schema's types, to write each event's result.
+    pub exec_model: ExecModel,
     /// Documents parsed and measured once per distinct text.
     pub documents: Documents,
     /// Cancelled when the hub starts shutting down.
@@ -70,7 +73,7 @@ impl Hub {
         let executions = Executions::new(metrics.clone(), limits.max_executions);
         let publisher = Arc::new(Publisher::new(brokers.clone(), limits.max_message_bytes));
         let upstreams = Arc::new(Upstreams::start(&config.upstreams).await?);
-        let schema =
+        let (schema, exec_model) =
             schema::build(sources.clone(), publisher.clone(), &upstreams).map_err(|e| StartError::Schema(e.0))?;
         let auth = config.auth.as_ref().map(Auth::from_config).transpose().map_err(StartError::Auth)?;
         let shutdown = CancellationToken::new();
@@ -89,6 +92,7 @@ impl Hub {
             upstreams,
             auth,
             schema,
+            exec_model,
             documents,
             publisher,
             config,

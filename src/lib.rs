@@ -10,6 +10,8 @@
 //! - [`config`]: the TOML config, `SUBHUB_*` overrides, validation.
 //! - [`documents`]: GraphQL documents parsed and measured once per distinct text, under the
 //!   cost limits.
+//! - [`execute`]: each event through a subscription's selection, once per execution, into the
+//!   bytes every subscriber is sent.
 //! - [`hub`]: the shared state: brokers, registry, schema, metrics, shutdown.
 //! - [`server`]: binding, serving, graceful shutdown.
 //! - [`schema`]: the schema the hub serves (the built-in `events` / `publish` / `brokers`).
@@ -26,6 +28,7 @@
 pub mod auth;
 pub mod config;
 pub mod documents;
+pub mod execute;
 pub(crate) mod http;
 pub mod hub;
 pub mod operation;

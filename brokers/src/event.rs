@@ -10,8 +10,8 @@ use serde_json::{Map, Value};
 /// Header that marks a payload delivered base64-encoded because its body was not UTF-8.
 pub const ENCODING_HEADER: &str = "encoding";
 
-/// An event: the body as the broker delivered it, and its `payload` decoded once for every
-/// execution that reads it.
+/// An event: its payload as JSON text, checked once when it arrives, for every execution that
+/// reads it.
 #[derive(Debug)]
 pub struct Event {
     pub broker: Arc<str>,
@@ -20,17 +20,29 @@ pub struct Event {
     /// The broker's position of the message (Kafka `partition:offset`, a stream id, a sequence).
     pub id: Option<String>,
     pub timestamp: SystemTime,
-    pub body: Bytes,
-    /// JSON when the body is JSON, else the body as a string, else base64.
-    pub payload: Value,
+    /// The payload as JSON text: a JSON body as it was published (the same bytes), else the
+    /// body as a JSON string, else base64 in a JSON string.
+    payload: Box<str>,
+    /// The body was JSON.
+    payload_is_json: bool,
     pub headers: Map<String, Value>,
 }
 
 impl Event {
     pub fn new(broker: Arc<str>, topic: Arc<str>, body: Bytes) -> Self {
         let mut headers = Map::new();
-        let payload = decode_payload(&body, &mut headers);
-        Event { broker, topic, key: None, id: None, timestamp: SystemTime::now(), body, payload, headers }
+        let (payload, payload_is_json) = payload_json(body, &mut headers);
+        Event { broker, topic, key: None, id: None, timestamp: SystemTime::now(), payload, payload_is_json, headers }
+    }
+
+    /// The payload as JSON text (see [`Event`]).
+    pub fn payload_json(&self) -> &str {
+        &self.payload
+    }
+
+    /// The body itself, when it was JSON.
+    pub fn json_body(&self) -> Option<&str> {
+        self.payload_is_json.then_some(&*self.payload)
     }
 
     pub fn with_key(mut self, key: Option<String>) -> Self {
@@ -59,17 +71,17 @@ impl Event {
     }
 }
 
-/// Decodes a body: JSON stays JSON, other UTF-8 becomes a string, anything else is base64 with
-/// the encoding marked in the headers. Nothing is dropped.
-fn decode_payload(body: &[u8], headers: &mut Map<String, Value>) -> Value {
-    if let Ok(value) = serde_json::from_slice::<Value>(body) {
-        return value;
-    }
-    match std::str::from_utf8(body) {
-        Ok(text) => Value::String(text.to_owned()),
-        Err(_) => {
+/// A body as JSON text: JSON stays as it is (checked, not decoded into a tree), other UTF-8
+/// becomes a JSON string, anything else base64 in a JSON string with the encoding marked in the
+/// headers. Nothing is dropped.
+fn payload_json(body: Bytes, headers: &mut Map<String, Value>) -> (Box<str>, bool) {
+    match String::from_utf8(Vec::from(body)) {
+        Ok(text) if serde_json::from_str::<serde::de::IgnoredAny>(&text).is_ok() => (text.into_boxed_str(), true),
+        Ok(text) => (Value::String(text).to_string().into_boxed_str(), false),
+        Err(error) => {
             headers.insert(ENCODING_HEADER.to_owned(), Value::String("base64".to_owned()));
-            Value::String(base64::engine::general_purpose::STANDARD.encode(body))
+            let encoded = base64::engine::general_purpose::STANDARD.encode(error.as_bytes());
+            (Value::String(encoded).to_string().into_boxed_str(), false)
         }
     }
 }
@@ -83,11 +95,14 @@ mod tests {
     }
 
     #[test]
-    fn bodies_decode_to_json_text_or_base64() {
-        assert_eq!(event(br#"{"a":1}"#).payload["a"], 1);
-        assert_eq!(event(b"hello").payload, Value::String("hello".into()));
+    fn bodies_become_json_text_or_base64() {
+        // JSON passes as it was published: key order and spacing kept.
+        let json = event(br#"{"z":1, "a":2}"#);
+        assert_eq!((json.payload_json(), json.json_body()), (r#"{"z":1, "a":2}"#, Some(r#"{"z":1, "a":2}"#)));
+        let text = event(b"he said \"hi\"");
+        assert_eq!((text.payload_json(), text.json_body()), (r#""he said \"hi\"""#, None));
         let binary = event(&[0xff, 0x00, 0x01]);
-        assert_eq!(binary.payload, Value::String("/wAB".into()));
+        assert_eq!(binary.payload_json(), r#""/wAB""#);
         assert_eq!(binary.headers[ENCODING_HEADER], "base64");
         assert!(event(b"1").timestamp_rfc3339().ends_with('Z'));
     }

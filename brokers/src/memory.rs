@@ -98,7 +98,7 @@ mod tests {
             |body: &'static str| Publish { topic: "t".into(), key: None, body: Bytes::from_static(body.as_bytes()) };
         let ack = broker.publish(publish("1")).await.unwrap();
         assert_eq!(ack.id.as_deref(), Some("1"));
-        assert_eq!(rx.recv().await.unwrap().payload, 1);
+        assert_eq!(rx.recv().await.unwrap().payload_json(), "1");
         drop(guard);
         assert!(broker.topics.lock().unwrap().is_empty());
         broker.publish(publish("2")).await.unwrap();

@@ -19,10 +19,10 @@ use async_graphql::dynamic::{
 };
 use async_graphql::{Error, Value};
 use bytes::Bytes;
-use subhub_brokers::{Event, PublishAck};
+use subhub_brokers::PublishAck;
 use subhub_subscriptions::Sources;
 
-use crate::operation::LiveSignal;
+use crate::operation::{Subscribed, SubscribedSlot};
 use crate::publish::Publisher;
 
 /// The names the built-in schema takes; an upstream merged without a namespace may not reuse them.
@@ -41,14 +41,6 @@ pub fn register(builder: SchemaBuilder, subscription: Subscription) -> SchemaBui
         .register(subscription.field(events_field()))
 }
 
-fn json(value: &serde_json::Value) -> Value {
-    Value::from_json(value.clone()).unwrap_or(Value::Null)
-}
-
-fn optional(text: &Option<String>) -> Value {
-    text.as_ref().map_or(Value::Null, |s| Value::String(s.clone()))
-}
-
 fn optional_string(ctx: &ResolverContext<'_>, name: &str) -> Result<Option<String>, Error> {
     match ctx.args.get(name) {
         Some(value) if !value.is_null() => Ok(Some(value.string()?.to_owned())),
@@ -56,26 +48,22 @@ fn optional_string(ctx: &ResolverContext<'_>, name: &str) -> Result<Option<Strin
     }
 }
 
-/// A field of `Event`, read from the event the subscription yielded.
-fn event_field(name: &str, ty: TypeRef, read: fn(&Event) -> Value) -> Field {
-    Field::new(name, ty, move |ctx| {
-        FieldFuture::Value(match ctx.parent_value.try_downcast_ref::<Arc<Event>>() {
-            Ok(event) => Some(FieldValue::value(read(event))),
-            Err(_) => None,
-        })
-    })
+/// A field whose value the execution writes from each event (`crate::execute`): the resolver
+/// never runs.
+pub fn written(name: &str, ty: TypeRef) -> Field {
+    Field::new(name, ty, |_| FieldFuture::from_value(None))
 }
 
 fn event_type() -> Object {
     Object::new("Event")
         .description("One event read from a source.")
-        .field(event_field("topic", TypeRef::named_nn(TypeRef::STRING), |e| Value::String(e.topic.to_string())))
-        .field(event_field("broker", TypeRef::named_nn(TypeRef::STRING), |e| Value::String(e.broker.to_string())))
-        .field(event_field("key", TypeRef::named(TypeRef::STRING), |e| optional(&e.key)))
-        .field(event_field("id", TypeRef::named(TypeRef::STRING), |e| optional(&e.id)))
-        .field(event_field("payload", TypeRef::named("JSON"), |e| json(&e.payload)))
-        .field(event_field("timestamp", TypeRef::named_nn(TypeRef::STRING), |e| Value::String(e.timestamp_rfc3339())))
-        .field(event_field("headers", TypeRef::named("JSON"), |e| json(&serde_json::Value::Object(e.headers.clone()))))
+        .field(written("topic", TypeRef::named_nn(TypeRef::STRING)))
+        .field(written("broker", TypeRef::named_nn(TypeRef::STRING)))
+        .field(written("key", TypeRef::named(TypeRef::STRING)))
+        .field(written("id", TypeRef::named(TypeRef::STRING)))
+        .field(written("payload", TypeRef::named("JSON")))
+        .field(written("timestamp", TypeRef::named_nn(TypeRef::STRING)))
+        .field(written("headers", TypeRef::named("JSON")))
 }
 
 fn publish_result_type() -> Object {
@@ -150,15 +138,23 @@ fn events_field() -> SubscriptionField {
             let broker = optional_string(&ctx, "broker")?;
             let sources = ctx.data::<Arc<Sources>>()?.clone();
             let lease = sources.acquire(broker.as_deref(), &topic).await.map_err(|e| Error::new(e.to_string()))?;
-            if let Some(live) = ctx.data_opt::<LiveSignal>() {
-                live.mark();
-            }
-            Ok(futures_util::stream::unfold(lease, |mut lease| async move {
-                let event = lease.recv().await?;
-                Some((Ok::<_, Error>(FieldValue::owned_any(event)), lease))
-            }))
+            subscribed(&ctx, Subscribed { leases: vec![lease] })
         })
     })
     .argument(InputValue::new("topic", TypeRef::named_nn(TypeRef::STRING)))
     .argument(InputValue::new("broker", TypeRef::named(TypeRef::STRING)))
+}
+
+/// Hands a subscription's sources to its execution, which writes their events from here on;
+/// the stream async-graphql gets never yields.
+pub fn subscribed(
+    ctx: &ResolverContext<'_>,
+    subscribed: Subscribed,
+) -> Result<futures_util::stream::Pending<Result<FieldValue<'static>, Error>>, Error> {
+    let slot =
+        ctx.data::<SubscribedSlot>().map_err(|_| Error::new("subscriptions run over WebSocket, SSE or multipart"))?;
+    if !slot.deliver(subscribed) {
+        return Err(Error::new("the subscription ended before its sources were open"));
+    }
+    Ok(futures_util::stream::pending())
 }

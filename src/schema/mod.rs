@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use async_graphql::dynamic::{Schema, Subscription};
 use subhub_subscriptions::Sources;
 
+use crate::execute::ExecModel;
 use crate::publish::Publisher;
 use crate::upstreams::Upstreams;
 
@@ -18,7 +19,12 @@ use crate::upstreams::Upstreams;
 #[derive(Debug)]
 pub struct SchemaError(pub String);
 
-pub fn build(sources: Arc<Sources>, publisher: Arc<Publisher>, upstreams: &Upstreams) -> Result<Schema, SchemaError> {
+/// The schema served, and what the execution of its subscriptions knows of its types.
+pub fn build(
+    sources: Arc<Sources>,
+    publisher: Arc<Publisher>,
+    upstreams: &Upstreams,
+) -> Result<(Schema, ExecModel), SchemaError> {
     let mut taken: BTreeMap<String, String> = builtin::TYPE_NAMES
         .iter()
         .chain(&builtin::SUBSCRIPTION_FIELDS)
@@ -30,5 +36,8 @@ pub fn build(sources: Arc<Sources>, publisher: Arc<Publisher>, upstreams: &Upstr
         (builder, subscription) = upstream::register(builder, subscription, entry, &mut taken).map_err(SchemaError)?;
     }
     let builder = builtin::register(builder, subscription);
-    builder.data(sources).data(publisher).finish().map_err(|e| SchemaError(e.to_string()))
+    let mut model = ExecModel::default();
+    model.add_builtin();
+    let schema = builder.data(sources).data(publisher).finish().map_err(|e| SchemaError(e.to_string()))?;
+    Ok((schema, model))
 }

@@ -262,9 +262,10 @@ impl Connection {
                 let attachment = match upstream {
                     None => {
                         let key = operation::key(payload, &prepared, &self.identity.scope());
-                        self.hub
-                            .executions
-                            .attach(key, self.outbox.clone(), slot, || operation::shared_results(&schema, request()))
+                        self.hub.executions.attach(key, self.outbox.clone(), slot, || {
+                            let document = prepared.document.clone();
+                            operation::shared_results(&self.hub, request(), document, payload.clone())
+                        })
                     }
                     Some(entry) => {
                         // Forwarded credentials are part of the key: clients whose credentials

@@ -21,6 +21,8 @@ pub struct Metrics {
     pub slow_consumer_closes: AtomicU64,
     /// Messages waiting in connection queues right now.
     pub queued: AtomicI64,
+    /// Events whose result did not fit the schema somewhere (a `null` and an error in its place).
+    pub event_errors: AtomicU64,
     /// Times a connection's reading was paused for sending faster than its message rate.
     pub throttled: AtomicU64,
     /// Times the accept loop waited for a place among `max_http_connections`.
@@ -192,6 +194,11 @@ impl Metrics {
             out,
             "# HELP subhub_throttled_total Times a connection's reading was paused for sending faster than limits.message_rate.\n# TYPE subhub_throttled_total counter\nsubhub_throttled_total {}",
             self.throttled.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP subhub_event_errors_total Events that did not fit their typed field.\n# TYPE subhub_event_errors_total counter\nsubhub_event_errors_total {}",
+            self.event_errors.load(Relaxed)
         );
         let _ = writeln!(
             out,

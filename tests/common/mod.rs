@@ -303,6 +303,18 @@ impl Client {
         }
     }
 
+    /// The next text message as it was sent, skipping pings and pongs.
+    pub async fn recv_text(&mut self) -> String {
+        loop {
+            let next = tokio::time::timeout(PATIENCE, self.ws.next()).await.expect("nothing arrived in time");
+            match next {
+                Some(Ok(Message::Text(text))) => return text.to_string(),
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                other => panic!("expected a text message, got {other:?}"),
+            }
+        }
+    }
+
     pub async fn recv_json(&mut self) -> Value {
         match self.recv().await {
             Received::Json(value) => value,

@@ -54,7 +54,8 @@ pub struct Target {
 pub enum Request {
     Start {
         id: u64,
-        operation: OperationPayload,
+        /// Boxed: a request waits in a channel, and the operation is by far its largest part.
+        operation: Box<OperationPayload>,
         results: broadcast::Sender<Arc<Item>>,
         live: oneshot::Sender<Result<(), UpstreamError>>,
     },
@@ -215,7 +216,7 @@ pub async fn run(target: Target, mut requests: mpsc::UnboundedReceiver<Request>)
                 request = requests.recv() => match request {
                     None => return,
                     Some(Request::Start { id, operation, results, live }) => {
-                        running.insert(id, Running { operation, results });
+                        running.insert(id, Running { operation: *operation, results });
                         waiting.push(live);
                     }
                     Some(Request::Stop { id }) => {
@@ -282,6 +283,7 @@ async fn serve(
                     return End::Shutdown;
                 }
                 Some(Request::Start { id, operation, results, live }) => {
+                    let operation = *operation;
                     if send(&mut socket, client::subscribe(protocol, &id.to_string(), &operation)).await.is_err() {
                         running.insert(id, Running { operation, results });
                         waiting.push(live);

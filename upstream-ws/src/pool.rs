@@ -138,7 +138,7 @@ impl Upstream {
                     connection.subscriptions += 1;
                     let start = Request::Start {
                         id,
-                        operation: operation.clone(),
+                        operation: Box::new(operation.clone()),
                         results: shared.results.clone(),
                         live: confirm,
                     };

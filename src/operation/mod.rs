@@ -1,0 +1,140 @@
+//! From a client's prepared request to results: the key that makes identical operations share
+//! one execution, and results turned into shared bytes.
+//!
+//! ## Layout
+//! - this file: requests, operation keys, queries and mutations, result serialization.
+//! - [`shared`]: a subscription on the hub's sources, executed once per event for every
+//!   subscriber of its key.
+//! - [`upstream`]: a subscription forwarded to an upstream server, its results passed through.
+
+mod shared;
+mod upstream;
+
+pub use shared::{shared_results, Subscribed, SubscribedSlot};
+pub use upstream::upstream_results;
+
+use std::fmt::Write as _;
+
+use async_graphql::dynamic::Schema;
+use async_graphql::{Request, Response, ServerError, Value, Variables};
+use subhub_protocol::OperationPayload;
+use subhub_subscriptions::{ExecutionItem, OperationKey};
+
+use crate::documents::Prepared;
+
+/// The request to execute, with the document parsed once already.
+pub fn request(payload: &OperationPayload, prepared: &Prepared) -> Request {
+    let mut request = Request::new(payload.query.clone());
+    request.set_parsed_query(prepared.document.parsed.clone());
+    if let Some(name) = &payload.operation_name {
+        request = request.operation_name(name.clone());
+    }
+    if let Some(variables) = &payload.variables {
+        request = request.variables(Variables::from_json(serde_json::Value::Object(variables.clone())));
+    }
+    request
+}
+
+/// The key of the shared execution: the same document, operation name, variables and auth
+/// scope run once, whatever order the variables' keys came in.
+pub fn key(payload: &OperationPayload, prepared: &Prepared, scope: &str) -> OperationKey {
+    let mut variables = String::new();
+    if let Some(vars) = &payload.variables {
+        canonical_json(&serde_json::Value::Object(vars.clone()), &mut variables);
+    }
+    OperationKey {
+        document: prepared.document.text.clone(),
+        operation_name: payload.operation_name.clone(),
+        variables,
+        scope: scope.to_owned(),
+    }
+}
+
+fn canonical_json(value: &serde_json::Value, out: &mut String) {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (i, (k, v)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                let _ = write!(out, "{}:", serde_json::Value::String(k.clone()));
+                canonical_json(v, out);
+            }
+            out.push('}');
+        }
+        serde_json::Value::Array(items) => {
+            out.push('[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical_json(v, out);
+            }
+            out.push(']');
+        }
+        other => {
+            let _ = write!(out, "{other}");
+        }
+    }
+}
+
+/// Runs a query or mutation.
+pub async fn single_result(schema: &Schema, request: Request) -> ExecutionItem {
+    item(schema.execute(request).await, true)
+}
+
+fn item(response: Response, first: bool) -> ExecutionItem {
+    if first && failed_before_execution(&response) {
+        ExecutionItem::Error(errors_json(&response.errors).into())
+    } else {
+        ExecutionItem::Next(response_json(&response).into())
+    }
+}
+
+/// No data at all, only errors: the request never produced a result.
+pub fn failed_before_execution(response: &Response) -> bool {
+    response.data == Value::Null && !response.errors.is_empty()
+}
+
+/// True when every error is a request error (parse, validation, variables): none has a path.
+pub fn is_request_error(response: &Response) -> bool {
+    failed_before_execution(response) && response.errors.iter().all(|e| e.path.is_empty())
+}
+
+pub fn response_json(response: &Response) -> String {
+    serde_json::to_string(response).unwrap_or_else(|_| internal_error_json())
+}
+
+pub fn errors_json(errors: &[ServerError]) -> String {
+    serde_json::to_string(errors).unwrap_or_else(|_| internal_error_json())
+}
+
+pub(crate) fn internal_error_json() -> String {
+    r#"[{"message":"internal error"}]"#.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::documents::{CostLimits, Documents};
+
+    fn payload(query: &str, variables: serde_json::Value) -> OperationPayload {
+        OperationPayload { query: query.into(), variables: variables.as_object().cloned(), ..Default::default() }
+    }
+
+    #[test]
+    fn keys_ignore_variable_order() {
+        let documents = Documents::new(4, 1024, CostLimits { max_depth: 4, max_complexity: 10, max_aliases: 2 });
+        let key = |payload: &OperationPayload| {
+            let prepared = documents.prepare(&payload.query, None).expect("prepared");
+            key(payload, &prepared, "")
+        };
+        let a = key(&payload("{ q }", serde_json::json!({"a": 1, "b": {"y": 2, "x": 1}})));
+        let b = key(&payload("{ q }", serde_json::json!({"b": {"x": 1, "y": 2}, "a": 1})));
+        assert_eq!(a, b);
+        assert_ne!(a, key(&payload("{ q }", serde_json::json!({"a": 2}))));
+    }
+}

@@ -1,0 +1,71 @@
+//! A subscription forwarded to an upstream server: validated against the hub's schema, sent
+//! with the namespace removed, its results passed through.
+
+use std::sync::Arc;
+
+use async_graphql::dynamic::Schema;
+use async_graphql::Request;
+use futures_util::StreamExt;
+use subhub_protocol::OperationPayload;
+use subhub_subscriptions::{ExecutionItem, ExecutionStream, Metrics};
+use subhub_upstream_ws::rewrite::forward;
+use subhub_upstream_ws::Item;
+
+use super::{errors_json, internal_error_json};
+use crate::schema::upstream::FORWARD;
+use crate::upstreams::UpstreamEntry;
+
+/// An upstream subscription: validated once against the hub's schema, forwarded with the
+/// namespace removed, and its results passed through (each serialized once, `__typename`
+/// mapped back). The upstream's `error` and `complete` end it for every subscriber.
+pub fn upstream_results(
+    schema: &Schema,
+    request: Request,
+    entry: Arc<UpstreamEntry>,
+    init_payload: Option<serde_json::Map<String, serde_json::Value>>,
+    payload: OperationPayload,
+    metrics: Arc<Metrics>,
+) -> ExecutionStream {
+    let validation = schema.execute_stream(request);
+    let starting = entry.clone();
+    let start = async move {
+        let entry = starting;
+        let error =
+            |message: String| ExecutionItem::Error(serde_json::json!([{ "message": message }]).to_string().into());
+        let mut validation = validation;
+        let verdict = validation.next().await;
+        let valid = verdict.as_ref().is_some_and(|r| r.errors.len() == 1 && r.errors[0].message == FORWARD);
+        if !valid {
+            let errors = verdict.map_or_else(internal_error_json, |r| errors_json(&r.errors));
+            return Err(ExecutionItem::Error(errors.into()));
+        }
+        let forwarded = forward(&entry.namespace, &entry.root_fields, &payload).map_err(error)?;
+        let lease = entry.pool.subscribe(init_payload, &forwarded.operation).await.map_err(|e| error(e.to_string()))?;
+        Ok((lease, forwarded))
+    };
+    let live = futures_util::stream::once(start).flat_map(move |started| match started {
+        Err(item) => futures_util::stream::iter(vec![item]).boxed(),
+        Ok((lease, forwarded)) => {
+            let entry = entry.clone();
+            let metrics = metrics.clone();
+            let results = futures_util::stream::unfold(Some((lease, forwarded)), move |state| {
+                let (entry, metrics) = (entry.clone(), metrics.clone());
+                async move {
+                    let (mut lease, forwarded) = state?;
+                    let item = lease.recv(&metrics.dropped_lagged).await?;
+                    match &*item {
+                        Item::Next(result) => {
+                            let mut result = result.clone();
+                            forwarded.map_result(&entry.namespace, &mut result);
+                            Some((ExecutionItem::Next(result.to_string().into()), Some((lease, forwarded))))
+                        }
+                        Item::Error(errors) => Some((ExecutionItem::Error(errors.to_string().into()), None)),
+                        Item::Complete => None,
+                    }
+                }
+            });
+            futures_util::stream::once(async { ExecutionItem::Live }).chain(results).boxed()
+        }
+    });
+    live.boxed()
+}
