@@ -17,7 +17,7 @@ async fn fields_follow_the_selection_and_json_passes_through_as_published() {
     hub.wait_metric("subhub_subscriptions", 2.0).await;
     let published = r#"{"z": 1, "a": [2, {"y":0,"b":1}],  "m":"\u00e9"}"#;
     hub.publish("t", published).await;
-    let mut texts = vec![client.recv_text().await, client.recv_text().await];
+    let mut texts = [client.recv_text().await, client.recv_text().await];
     texts.sort();
     assert_eq!(
         texts[0],
