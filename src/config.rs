@@ -5,11 +5,13 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::auth::AuthConfig;
+use crate::schema::typed::TypedSchema;
 use subhub_brokers::memory::MemoryConfig;
 use subhub_brokers::BrokerConfig;
 use subhub_upstream_ws::UpstreamConfig;
@@ -31,9 +33,14 @@ pub struct Config {
     /// Broker of subscriptions and publishes that name none.
     #[serde(default = "defaults::default_broker")]
     pub default_broker: String,
-    /// Serve the built-in `events` / `publish` / `brokers` schema.
+    /// Serve the built-in `events` / `publish` API beside a typed schema.
     #[serde(default = "defaults::yes")]
     pub generic_api: bool,
+    /// A typed schema: an SDL file with `@subscribe`, `@publish`, `@filter` and `@event`.
+    pub schema: Option<PathBuf>,
+    /// The typed schema, read and checked when the config is loaded.
+    #[serde(skip)]
+    pub typed: Option<Arc<TypedSchema>>,
     #[serde(default)]
     pub brokers: BTreeMap<String, BrokerConfig>,
     #[serde(default)]
@@ -184,6 +191,8 @@ impl Default for Config {
             listen: defaults::listen(),
             default_broker: defaults::default_broker(),
             generic_api: true,
+            schema: None,
+            typed: None,
             brokers: BTreeMap::new(),
             limits: Limits::default(),
             auth: None,
@@ -206,6 +215,9 @@ pub enum ConfigError {
     Invalid { path: String, message: String },
     #[error("environment {vars}: {message}")]
     Env { vars: String, message: String },
+    /// Every problem of a typed schema, a line each with file, line and column.
+    #[error("{0}")]
+    Schema(String),
 }
 
 impl Config {
@@ -262,6 +274,11 @@ impl Config {
                 .and_then(|var| env.iter().find(|(name, _)| name == var).map(|(_, value)| value.clone()));
         }
         config.validate().map_err(|message| ConfigError::Invalid { path: source, message })?;
+        if let Some(schema) = &config.schema {
+            let brokers = config.brokers.keys().map(String::as_str).collect();
+            let typed = TypedSchema::load(schema, brokers, config.generic_api).map_err(ConfigError::Schema)?;
+            config.typed = Some(Arc::new(typed));
+        }
         Ok(config)
     }
 
@@ -285,9 +302,10 @@ impl Config {
                 self.default_broker, self.default_broker
             ));
         }
-        if !self.generic_api {
+        if !self.generic_api && self.schema.is_none() && self.upstreams.is_empty() {
             return Err(
-                "generic_api = false leaves nothing to serve: this build serves only the built-in schema".to_owned()
+                "generic_api = false leaves nothing to serve: name a typed schema (schema = \"FILE\") or an upstream"
+                    .to_owned(),
             );
         }
         let limits = &self.limits;
@@ -369,8 +387,8 @@ fn refine_offset(text: &str, offset: usize, message: &str) -> usize {
 
 /// The keys at the top of the config file: a variable whose first part names one of them is
 /// meant for the hub, and one that then names no key is worth a warning (a typo), not silence.
-const TOP_LEVEL_KEYS: [&str; 8] =
-    ["listen", "default_broker", "generic_api", "brokers", "limits", "auth", "upstreams", "http"];
+const TOP_LEVEL_KEYS: [&str; 9] =
+    ["listen", "default_broker", "generic_api", "schema", "brokers", "limits", "auth", "upstreams", "http"];
 
 /// Whether the variable `name` names a config key: applied alone to the file, it must not be
 /// an unknown field. Other mistakes in it (a wrong type) are errors naming the variable.

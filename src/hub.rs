@@ -73,8 +73,14 @@ impl Hub {
         let executions = Executions::new(metrics.clone(), limits.max_executions);
         let publisher = Arc::new(Publisher::new(brokers.clone(), limits.max_message_bytes));
         let upstreams = Arc::new(Upstreams::start(&config.upstreams).await?);
-        let (schema, exec_model) =
-            schema::build(sources.clone(), publisher.clone(), &upstreams).map_err(|e| StartError::Schema(e.0))?;
+        let parts = schema::Parts {
+            sources: sources.clone(),
+            publisher: publisher.clone(),
+            upstreams: &upstreams,
+            typed: config.typed.as_deref(),
+            generic_api: config.generic_api,
+        };
+        let (schema, exec_model) = schema::build(parts).map_err(|e| StartError::Schema(e.0))?;
         let auth = config.auth.as_ref().map(Auth::from_config).transpose().map_err(StartError::Auth)?;
         let shutdown = CancellationToken::new();
         if let Some(auth) = &auth {

@@ -118,6 +118,10 @@ impl Broker for AmqpBroker {
         topic.split('.').filter(|word| matches!(*word, "*" | "#")).count()
     }
 
+    fn reserved(&self) -> &'static [char] {
+        &['.', '*', '#']
+    }
+
     async fn subscribe(&self, topic: &str, sink: EventSink) -> Result<SourceGuard, BrokerError> {
         session::subscribe(&self.commands, &self.name, topic, sink).await
     }

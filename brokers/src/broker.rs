@@ -65,6 +65,13 @@ pub trait Broker: Send + Sync + 'static {
         validate_common(self.name(), topic).map(|()| Cow::Borrowed(topic))
     }
 
+    /// Characters a value rendered into a topic may not carry: the broker's wildcards and
+    /// separators, with which a client argument could widen its subscription or reach beside
+    /// its own topic.
+    fn reserved(&self) -> &'static [char] {
+        &[]
+    }
+
     /// How many of the broker's own wildcards a canonical topic holds; 0 when it names exactly
     /// one topic. The hub bounds it (`limits.max_topic_wildcards`) and, under `[authz]`,
     /// allows wildcards only where a rule says so.

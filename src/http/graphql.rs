@@ -16,7 +16,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use subhub_protocol::OperationPayload;
 
-use super::{error_response, refusal};
+use super::{error_response, identify};
+use crate::auth::Identity;
 use crate::documents::{Kind, Refused};
 use crate::hub::Hub;
 use crate::operation;
@@ -99,9 +100,10 @@ pub async fn get(
     if let Ok(ws) = upgrade {
         return crate::ws::upgrade(ws, hub);
     }
-    if let Some(refused) = refusal(&hub, &headers) {
-        return refused;
-    }
+    let identity = match identify(&hub, &headers) {
+        Ok(identity) => identity,
+        Err(refused) => return *refused,
+    };
     let Some(media) = MediaType::negotiate(&headers) else {
         return not_acceptable();
     };
@@ -122,7 +124,7 @@ pub async fn get(
             }
         }
     }
-    execute(&hub, media, payload, true).await
+    execute(&hub, media, payload, true, identity).await
 }
 
 /// `POST /graphql` with a JSON body.
@@ -131,9 +133,10 @@ pub async fn post(
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
-    if let Some(refused) = refusal(&hub, &headers) {
-        return refused;
-    }
+    let identity = match identify(&hub, &headers) {
+        Ok(identity) => identity,
+        Err(refused) => return *refused,
+    };
     let body = match super::body(&hub, body) {
         Ok(body) => body,
         Err(response) => return *response,
@@ -157,7 +160,7 @@ pub async fn post(
         Err(_) => return media.bad_request(&errors("the request body is not valid JSON")),
     };
     match payload_from(params) {
-        Ok(payload) => execute(&hub, media, payload, false).await,
+        Ok(payload) => execute(&hub, media, payload, false, identity).await,
         Err(message) => media.bad_request(&errors(&message)),
     }
 }
@@ -183,7 +186,13 @@ fn payload_from(mut params: serde_json::Map<String, Value>) -> Result<OperationP
     Ok(OperationPayload { query, operation_name, variables, extensions })
 }
 
-async fn execute(hub: &Hub, media: MediaType, payload: OperationPayload, via_get: bool) -> Response {
+async fn execute(
+    hub: &Hub,
+    media: MediaType,
+    payload: OperationPayload,
+    via_get: bool,
+    identity: Identity,
+) -> Response {
     let prepared = match hub.prepare(&payload) {
         Ok(prepared) => prepared,
         // Over a limit is a bad request whatever the media type; a document that does not
@@ -205,7 +214,7 @@ async fn execute(hub: &Hub, media: MediaType, payload: OperationPayload, via_get
         }
         Kind::Single(_) => {}
     }
-    let response = hub.schema.execute(operation::request(&payload, &prepared)).await;
+    let response = hub.schema.execute(operation::request(&payload, &prepared).data(identity)).await;
     if operation::is_request_error(&response) {
         return media.request_error(&operation::errors_json(&response.errors));
     }

@@ -34,15 +34,19 @@ pub fn router(hub: Arc<Hub>) -> Router {
     }
 }
 
-/// A 401 for an HTTP request whose `Authorization` header `[auth]` refuses; `None` when allowed.
-pub fn refusal(hub: &Hub, headers: &axum::http::HeaderMap) -> Option<axum::response::Response> {
+/// Who an HTTP request runs as, by its `Authorization` header; a 401 when `[auth]` refuses it.
+pub fn identify(
+    hub: &Hub,
+    headers: &axum::http::HeaderMap,
+) -> Result<crate::auth::Identity, Box<axum::response::Response>> {
     use axum::http::{header, HeaderValue, StatusCode};
     let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let error = hub.identify(crate::auth::Auth::token_in_header(value)).err()?;
-    hub.metrics.refuse(subhub_subscriptions::Refusal::Auth);
-    let mut response = error_response(StatusCode::UNAUTHORIZED, &error.to_string());
-    response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    Some(response)
+    hub.identify(crate::auth::Auth::token_in_header(value)).map_err(|error| {
+        hub.metrics.refuse(subhub_subscriptions::Refusal::Auth);
+        let mut response = error_response(StatusCode::UNAUTHORIZED, &error.to_string());
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        Box::new(response)
+    })
 }
 
 /// A request body, or the answer to give when it cannot be read: 413 naming the limit when it

@@ -11,7 +11,7 @@ use axum::Json;
 use serde::Deserialize;
 use subhub_brokers::BrokerError;
 
-use super::{error_response, refusal};
+use super::{error_response, identify};
 use crate::hub::Hub;
 
 #[derive(Deserialize)]
@@ -28,9 +28,10 @@ pub async fn publish(
     params: Result<Query<PublishParams>, axum::extract::rejection::QueryRejection>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
-    if let Some(refused) = refusal(&hub, &headers) {
-        return refused;
-    }
+    let _identity = match identify(&hub, &headers) {
+        Ok(identity) => identity,
+        Err(refused) => return *refused,
+    };
     let body = match super::body(&hub, body) {
         Ok(body) => body,
         Err(response) => return *response,

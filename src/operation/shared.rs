@@ -18,13 +18,17 @@ use subhub_subscriptions::{ExecutionItem, ExecutionStream, SourceLease};
 use tokio::sync::oneshot;
 
 use super::{errors_json, failed_before_execution};
+use crate::auth::Identity;
 use crate::documents::Document;
 use crate::execute::{self, Plan};
 use crate::hub::Hub;
+use crate::schema::typed::filter::Filter;
 
-/// What a subscription field's resolver hands the execution: its sources, live.
+/// What a subscription field's resolver hands the execution: its sources, live, and the
+/// filters its events must pass.
 pub struct Subscribed {
     pub leases: Vec<SourceLease>,
+    pub filters: Vec<Filter>,
 }
 
 /// Put into a shared execution's session data; the subscription field's resolver delivers its
@@ -51,7 +55,7 @@ enum State {
     /// Validating and resolving: async-graphql's stream, until the resolver hands sources over.
     Starting { responses: BoxStream<'static, Response>, subscribed: oneshot::Receiver<Subscribed>, compile: Compile },
     /// Writing each event of the sources.
-    Running { events: Events, plan: Plan, hub: Arc<Hub> },
+    Running { events: Events, plan: Plan, filters: Vec<Filter>, hub: Arc<Hub> },
 }
 
 /// What compiling the plan needs once the sources are open.
@@ -69,10 +73,12 @@ pub fn shared_results(
     request: Request,
     document: Arc<Document>,
     payload: OperationPayload,
+    identity: Identity,
 ) -> ExecutionStream {
     let (slot, subscribed) = SubscribedSlot::new();
     let mut data = Data::default();
     data.insert(slot);
+    data.insert(identity);
     let responses = hub.schema.execute_stream_with_session_data(request, Arc::new(data));
     let compile = Compile { hub: hub.clone(), document, payload };
     let state = State::Starting { responses, subscribed, compile };
@@ -95,7 +101,7 @@ pub fn shared_results(
                     }
                 };
                 drop(responses);
-                let Subscribed { leases } = started?;
+                let Subscribed { leases, filters } = started?;
                 let Compile { hub, document, payload } = compile;
                 let plan = execute::compile(
                     &hub.exec_model,
@@ -106,7 +112,7 @@ pub fn shared_results(
                 match plan {
                     Ok(plan) => {
                         let events = futures_util::stream::select_all(leases.into_iter().map(events));
-                        Some((ExecutionItem::Live, Some(State::Running { events, plan, hub })))
+                        Some((ExecutionItem::Live, Some(State::Running { events, plan, filters, hub })))
                     }
                     Err(error) => {
                         tracing::error!(%error, "a validated subscription could not be planned");
@@ -114,17 +120,34 @@ pub fn shared_results(
                     }
                 }
             }
-            State::Running { mut events, plan, hub } => {
-                let event = events.next().await?;
+            State::Running { mut events, plan, filters, hub } => {
+                let event = loop {
+                    let event = events.next().await?;
+                    if passes(&filters, &event, &hub) {
+                        break event;
+                    }
+                };
                 let output = execute::write(&plan, &event);
                 if output.errors > 0 {
                     hub.metrics.event_errors.fetch_add(1, Relaxed);
                 }
-                Some((ExecutionItem::Next(output.json.into()), Some(State::Running { events, plan, hub })))
+                Some((ExecutionItem::Next(output.json.into()), Some(State::Running { events, plan, filters, hub })))
             }
         }
     })
     .boxed()
+}
+
+/// Whether an event passes every filter: tested once per event for the whole execution.
+fn passes(filters: &[Filter], event: &Event, hub: &Hub) -> bool {
+    if filters.is_empty() {
+        return true;
+    }
+    let payload = serde_json::from_str::<&serde_json::value::RawValue>(event.payload_json()).ok();
+    let passed = filters.iter().all(|filter| filter.passes(payload));
+    let counter = if passed { &hub.metrics.filter_passed } else { &hub.metrics.filter_dropped };
+    counter.fetch_add(1, Relaxed);
+    passed
 }
 
 /// A lease's events as a stream, ending with its source.

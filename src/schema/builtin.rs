@@ -14,34 +14,43 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use async_graphql::dynamic::{
-    Field, FieldFuture, FieldValue, InputValue, Object, ResolverContext, Scalar, SchemaBuilder, Subscription,
-    SubscriptionField, SubscriptionFieldFuture, TypeRef,
+    Field, FieldFuture, FieldValue, InputValue, Object, ResolverContext, Scalar, SchemaBuilder, SubscriptionField,
+    SubscriptionFieldFuture, TypeRef,
 };
 use async_graphql::{Error, Value};
 use bytes::Bytes;
 use subhub_brokers::PublishAck;
 use subhub_subscriptions::Sources;
 
+use super::Roots;
 use crate::operation::{Subscribed, SubscribedSlot};
 use crate::publish::Publisher;
 
-/// The names the built-in schema takes; an upstream merged without a namespace may not reuse them.
-pub const TYPE_NAMES: [&str; 7] = ["JSON", "Event", "PublishResult", "BrokerInfo", "Query", "Mutation", "Subscription"];
-pub const SUBSCRIPTION_FIELDS: [&str; 1] = ["events"];
+/// Types the hub always serves: the built-in schema's shared types, which a typed schema uses
+/// (and may declare again, ignored) and the `brokers` query's.
+pub const PROVIDED: [&str; 2] = ["JSON", "PublishResult"];
+/// Names only the built-in `events` / `publish` API takes.
+pub const GENERIC_NAMES: [&str; 3] = ["Event", "events", "publish"];
+/// Names always taken: the root types and the `brokers` query's.
+pub const ALWAYS_TAKEN: [&str; 5] = ["BrokerInfo", "brokers", "Query", "Mutation", "Subscription"];
 
-/// Registers the built-in types and adds `events` to `subscription`.
-pub fn register(builder: SchemaBuilder, subscription: Subscription) -> SchemaBuilder {
+/// Registers the types every hub serves and adds `brokers` to the query root.
+pub fn register_shared(builder: SchemaBuilder, roots: &mut Roots) -> SchemaBuilder {
+    roots.add_query(brokers_field());
     builder
         .register(Scalar::new("JSON").description("Any JSON value."))
-        .register(event_type())
         .register(publish_result_type())
         .register(broker_info_type())
-        .register(Object::new("Query").field(brokers_field()))
-        .register(Object::new("Mutation").field(publish_field()))
-        .register(subscription.field(events_field()))
 }
 
-fn optional_string(ctx: &ResolverContext<'_>, name: &str) -> Result<Option<String>, Error> {
+/// Registers the generic API of DESIGN §4: `Event`, `events` and `publish`.
+pub fn register_generic(builder: SchemaBuilder, roots: &mut Roots) -> SchemaBuilder {
+    roots.add_mutation(publish_field());
+    roots.add_subscription(events_field());
+    builder.register(event_type())
+}
+
+pub fn optional_string(ctx: &ResolverContext<'_>, name: &str) -> Result<Option<String>, Error> {
     match ctx.args.get(name) {
         Some(value) if !value.is_null() => Ok(Some(value.string()?.to_owned())),
         _ => Ok(None),
@@ -138,7 +147,7 @@ fn events_field() -> SubscriptionField {
             let broker = optional_string(&ctx, "broker")?;
             let sources = ctx.data::<Arc<Sources>>()?.clone();
             let lease = sources.acquire(broker.as_deref(), &topic).await.map_err(|e| Error::new(e.to_string()))?;
-            subscribed(&ctx, Subscribed { leases: vec![lease] })
+            subscribed(&ctx, Subscribed { leases: vec![lease], filters: Vec::new() })
         })
     })
     .argument(InputValue::new("topic", TypeRef::named_nn(TypeRef::STRING)))

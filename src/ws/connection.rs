@@ -255,7 +255,7 @@ impl Connection {
         let slot = Slot::new(self.session.protocol(), id);
         let schema = self.hub.schema.clone();
         // Built only when a new execution starts: joining one costs no request.
-        let request = || operation::request(payload, &prepared);
+        let request = || operation::request(payload, &prepared).data(self.identity.clone());
         let running = match &prepared.kind {
             Kind::Subscription(root) => {
                 let upstream = root.as_deref().and_then(|field| self.hub.upstreams.route(field)).cloned();
@@ -263,8 +263,8 @@ impl Connection {
                     None => {
                         let key = operation::key(payload, &prepared, &self.identity.scope());
                         self.hub.executions.attach(key, self.outbox.clone(), slot, || {
-                            let document = prepared.document.clone();
-                            operation::shared_results(&self.hub, request(), document, payload.clone())
+                            let (document, identity) = (prepared.document.clone(), self.identity.clone());
+                            operation::shared_results(&self.hub, request(), document, payload.clone(), identity)
                         })
                     }
                     Some(entry) => {

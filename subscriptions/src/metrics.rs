@@ -21,6 +21,10 @@ pub struct Metrics {
     pub slow_consumer_closes: AtomicU64,
     /// Messages waiting in connection queues right now.
     pub queued: AtomicI64,
+    /// Events that passed an execution's filters, and those they dropped (once per event per
+    /// execution, whatever its number of subscribers).
+    pub filter_passed: AtomicU64,
+    pub filter_dropped: AtomicU64,
     /// Events whose result did not fit the schema somewhere (a `null` and an error in its place).
     pub event_errors: AtomicU64,
     /// Times a connection's reading was paused for sending faster than its message rate.
@@ -194,6 +198,12 @@ impl Metrics {
             out,
             "# HELP subhub_throttled_total Times a connection's reading was paused for sending faster than limits.message_rate.\n# TYPE subhub_throttled_total counter\nsubhub_throttled_total {}",
             self.throttled.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP subhub_filter_evaluations_total Events tested by an execution's filters, once per event per execution.\n# TYPE subhub_filter_evaluations_total counter\nsubhub_filter_evaluations_total{{result=\"passed\"}} {}\nsubhub_filter_evaluations_total{{result=\"dropped\"}} {}",
+            self.filter_passed.load(Relaxed),
+            self.filter_dropped.load(Relaxed)
         );
         let _ = writeln!(
             out,

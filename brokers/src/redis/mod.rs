@@ -139,6 +139,14 @@ impl Broker for RedisBroker {
         }
     }
 
+    /// Pub/sub: the glob characters and their escape.
+    fn reserved(&self) -> &'static [char] {
+        match self.mode {
+            RedisMode::Pubsub => &['*', '?', '[', ']', '\\'],
+            RedisMode::Streams => &[],
+        }
+    }
+
     async fn subscribe(&self, topic: &str, sink: EventSink) -> Result<SourceGuard, BrokerError> {
         session::subscribe(&self.commands, &self.name, topic, sink).await
     }
