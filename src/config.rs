@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::auth::AuthConfig;
+use crate::authz::AuthzConfig;
 use crate::schema::typed::TypedSchema;
 use subhub_brokers::memory::MemoryConfig;
 use subhub_brokers::BrokerConfig;
@@ -47,6 +48,8 @@ pub struct Config {
     pub limits: Limits,
     /// JWT verification on `connection_init` and HTTP; absent means no auth.
     pub auth: Option<AuthConfig>,
+    /// Which topics clients may subscribe to and publish on; absent means every topic is open.
+    pub authz: Option<AuthzConfig>,
     /// Upstream GraphQL servers whose subscriptions the hub forwards.
     #[serde(default)]
     pub upstreams: BTreeMap<String, UpstreamConfig>,
@@ -196,6 +199,7 @@ impl Default for Config {
             brokers: BTreeMap::new(),
             limits: Limits::default(),
             auth: None,
+            authz: None,
             upstreams: BTreeMap::new(),
             http: HttpConfig::default(),
         };
@@ -342,6 +346,10 @@ impl Config {
         if let Some(auth) = &self.auth {
             crate::auth::Auth::from_config(auth)?;
         }
+        if let Some(authz) = &self.authz {
+            let brokers: Vec<&str> = self.brokers.keys().map(String::as_str).collect();
+            crate::authz::Authz::from_config(authz, &brokers)?;
+        }
         if limits.keepalive.is_zero() || limits.connection_init_timeout.is_zero() {
             return Err("limits.keepalive and limits.connection_init_timeout must be longer than 0s".to_owned());
         }
@@ -387,8 +395,8 @@ fn refine_offset(text: &str, offset: usize, message: &str) -> usize {
 
 /// The keys at the top of the config file: a variable whose first part names one of them is
 /// meant for the hub, and one that then names no key is worth a warning (a typo), not silence.
-const TOP_LEVEL_KEYS: [&str; 9] =
-    ["listen", "default_broker", "generic_api", "schema", "brokers", "limits", "auth", "upstreams", "http"];
+const TOP_LEVEL_KEYS: [&str; 10] =
+    ["listen", "default_broker", "generic_api", "schema", "brokers", "limits", "auth", "authz", "upstreams", "http"];
 
 /// Whether the variable `name` names a config key: applied alone to the file, it must not be
 /// an unknown field. Other mistakes in it (a wrong type) are errors naming the variable.

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{Auth, AuthError, Identity};
+use crate::authz::{Access, Authz};
 use crate::config::{Config, SlowConsumer};
 use crate::documents::{CostLimits, Documents, Prepared, Refused};
 use crate::execute::ExecModel;
@@ -28,6 +29,8 @@ pub struct Hub {
     pub upstreams: Arc<Upstreams>,
     /// `None` when `[auth]` is not configured: everyone is anonymous.
     pub auth: Option<Auth>,
+    /// `[authz]`, as every API checks it.
+    pub access: Arc<Access>,
     pub schema: async_graphql::dynamic::Schema,
     /// What executions know of the schema's types, to write each event's result.
     pub exec_model: ExecModel,
@@ -73,7 +76,11 @@ impl Hub {
         let executions = Executions::new(metrics.clone(), limits.max_executions);
         let publisher = Arc::new(Publisher::new(brokers.clone(), limits.max_message_bytes));
         let upstreams = Arc::new(Upstreams::start(&config.upstreams).await?);
+        let broker_names: Vec<&str> = config.brokers.keys().map(String::as_str).collect();
+        let authz = config.authz.as_ref().map(|authz| Authz::from_config(authz, &broker_names)).transpose();
+        let access = Arc::new(Access::new(authz.map_err(StartError::Auth)?, metrics.clone()));
         let parts = schema::Parts {
+            access: access.clone(),
             sources: sources.clone(),
             publisher: publisher.clone(),
             upstreams: &upstreams,
@@ -97,6 +104,7 @@ impl Hub {
         Ok(Arc::new(Hub {
             upstreams,
             auth,
+            access,
             schema,
             exec_model,
             documents,

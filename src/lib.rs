@@ -7,6 +7,7 @@
 //!
 //! ## Layout
 //! - [`auth`]: JWT (HS256) verification on `connection_init` and HTTP.
+//! - [`authz`]: `[authz]`: which topics a client may subscribe to and publish on.
 //! - [`config`]: the TOML config, `SUBHUB_*` overrides, validation.
 //! - [`documents`]: GraphQL documents parsed and measured once per distinct text, under the
 //!   cost limits.
@@ -14,6 +15,7 @@
 //!   bytes every subscriber is sent.
 //! - [`hub`]: the shared state: brokers, registry, schema, metrics, shutdown.
 //! - [`server`]: binding, serving, graceful shutdown.
+//! - [`template`]: `{{ args.NAME }}` and `{{ claims.PATH }}` in directives and rules.
 //! - [`schema`]: the schema the hub serves (the built-in `events` / `publish` / `brokers`).
 //! - [`operation`]: from a prepared request to shared results: operation key, serialization.
 //! - [`publish`]: publishing through the hub.
@@ -26,6 +28,7 @@
 //! registry in `subhub-subscriptions`.
 
 pub mod auth;
+pub mod authz;
 pub mod config;
 pub mod documents;
 pub mod execute;
@@ -36,6 +39,7 @@ pub mod publish;
 mod rate;
 pub mod schema;
 pub mod server;
+pub mod template;
 pub mod upstreams;
 mod ws;
 

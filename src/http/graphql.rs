@@ -18,6 +18,7 @@ use subhub_protocol::OperationPayload;
 
 use super::{error_response, identify};
 use crate::auth::Identity;
+use crate::authz::FORBIDDEN;
 use crate::documents::{Kind, Refused};
 use crate::hub::Hub;
 use crate::operation;
@@ -218,7 +219,13 @@ async fn execute(
     if operation::is_request_error(&response) {
         return media.request_error(&operation::errors_json(&response.errors));
     }
-    media.body(StatusCode::OK, operation::response_json(&response))
+    // Refused by `[authz]` and nothing else to show: 403.
+    let forbidden = response.data == async_graphql::Value::Null
+        && response.errors.iter().any(|error| {
+            error.extensions.as_ref().and_then(|e| e.get("code")) == Some(&async_graphql::Value::from(FORBIDDEN))
+        });
+    let status = if forbidden { StatusCode::FORBIDDEN } else { StatusCode::OK };
+    media.body(status, operation::response_json(&response))
 }
 
 fn not_acceptable() -> Response {

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use subhub_brokers::BrokerError;
 
 use super::{error_response, identify};
+use crate::authz::Action;
 use crate::hub::Hub;
 
 #[derive(Deserialize)]
@@ -28,7 +29,7 @@ pub async fn publish(
     params: Result<Query<PublishParams>, axum::extract::rejection::QueryRejection>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
-    let _identity = match identify(&hub, &headers) {
+    let identity = match identify(&hub, &headers) {
         Ok(identity) => identity,
         Err(refused) => return *refused,
     };
@@ -39,6 +40,11 @@ pub async fn publish(
     let Ok(Query(params)) = params else {
         return error_response(StatusCode::BAD_REQUEST, "unknown query parameter: use ?broker=NAME and ?key=KEY");
     };
+    if let Ok(broker) = hub.brokers.get(params.broker.as_deref()) {
+        if let Err(forbidden) = hub.access.check(Action::Publish, broker.as_ref(), &topic, &identity.claims) {
+            return error_response(StatusCode::FORBIDDEN, &forbidden.to_string());
+        }
+    }
     match hub.publisher.publish(params.broker.as_deref(), topic, params.key, body).await {
         Ok(ack) => Json(serde_json::json!({ "ok": true, "id": ack.id })).into_response(),
         Err(error) => {

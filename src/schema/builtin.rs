@@ -23,6 +23,8 @@ use subhub_brokers::PublishAck;
 use subhub_subscriptions::Sources;
 
 use super::Roots;
+use crate::auth::Identity;
+use crate::authz::{Access, Action};
 use crate::operation::{Subscribed, SubscribedSlot};
 use crate::publish::Publisher;
 
@@ -129,6 +131,8 @@ fn publish_field() -> Field {
             let broker = optional_string(&ctx, "broker")?;
             let body = Bytes::from(serde_json::to_vec(&payload)?);
             let publisher = ctx.data::<Arc<Publisher>>()?;
+            let target = publisher.brokers().get(broker.as_deref()).map_err(|e| Error::new(e.to_string()))?;
+            ctx.data::<Arc<Access>>()?.resolve(Action::Publish, target.as_ref(), &topic, &claims(&ctx))?;
             let ack =
                 publisher.publish(broker.as_deref(), topic, key, body).await.map_err(|e| Error::new(e.to_string()))?;
             Ok(Some(FieldValue::owned_any(ack)))
@@ -146,12 +150,19 @@ fn events_field() -> SubscriptionField {
             let topic = ctx.args.try_get("topic")?.string()?.to_owned();
             let broker = optional_string(&ctx, "broker")?;
             let sources = ctx.data::<Arc<Sources>>()?.clone();
+            let target = sources.brokers().get(broker.as_deref()).map_err(|e| Error::new(e.to_string()))?;
+            ctx.data::<Arc<Access>>()?.resolve(Action::Subscribe, target.as_ref(), &topic, &claims(&ctx))?;
             let lease = sources.acquire(broker.as_deref(), &topic).await.map_err(|e| Error::new(e.to_string()))?;
             subscribed(&ctx, Subscribed { leases: vec![lease], filters: Vec::new() })
         })
     })
     .argument(InputValue::new("topic", TypeRef::named_nn(TypeRef::STRING)))
     .argument(InputValue::new("broker", TypeRef::named(TypeRef::STRING)))
+}
+
+/// The claims of the client's token (none for anonymous clients).
+pub fn claims(ctx: &ResolverContext<'_>) -> serde_json::Map<String, serde_json::Value> {
+    ctx.data_opt::<Identity>().map(|identity| identity.claims.clone()).unwrap_or_default()
 }
 
 /// Hands a subscription's sources to its execution, which writes their events from here on;

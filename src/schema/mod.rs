@@ -18,6 +18,7 @@ use std::sync::Arc;
 use async_graphql::dynamic::{Field, Object, Schema, Subscription, SubscriptionField};
 use subhub_subscriptions::Sources;
 
+use crate::authz::Access;
 use crate::execute::ExecModel;
 use crate::publish::Publisher;
 use crate::upstreams::Upstreams;
@@ -59,6 +60,7 @@ impl Roots {
 
 /// What the schema is built from.
 pub struct Parts<'a> {
+    pub access: Arc<Access>,
     pub sources: Arc<Sources>,
     pub publisher: Arc<Publisher>,
     pub upstreams: &'a Upstreams,
@@ -107,6 +109,11 @@ pub fn build(parts: Parts<'_>) -> Result<(Schema, ExecModel), SchemaError> {
     if has_subscriptions {
         builder = builder.register(subscription);
     }
-    let schema = builder.data(parts.sources).data(parts.publisher).finish().map_err(|e| SchemaError(e.to_string()))?;
+    let schema = builder
+        .data(parts.sources)
+        .data(parts.publisher)
+        .data(parts.access)
+        .finish()
+        .map_err(|e| SchemaError(e.to_string()))?;
     Ok((schema, model))
 }

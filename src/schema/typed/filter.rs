@@ -7,8 +7,8 @@ use std::cmp::Ordering;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::template::{RenderError, Template};
 use crate::execute::payload::RawObject;
+use crate::template::{RenderError, Template};
 
 /// The comparisons a filter makes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,12 +11,10 @@
 //! ## Layout
 //! - this file: loading, registering the fields, their resolvers.
 //! - [`sdl`]: the SDL read, every problem with its line and column.
-//! - [`template`]: `{{ args.NAME }}` and `{{ claims.PATH }}`.
 //! - [`filter`]: `@filter` conditions, tested once per event per execution.
 
 pub mod filter;
 pub mod sdl;
-pub mod template;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -32,7 +30,7 @@ use subhub_subscriptions::Sources;
 use subhub_upstream_ws::model::FieldDef;
 
 use super::{builtin, types, Roots};
-use crate::auth::Identity;
+use crate::authz::{Access, Action};
 use crate::execute::ExecModel;
 use crate::operation::Subscribed;
 use crate::publish::Publisher;
@@ -129,13 +127,15 @@ fn subscription_field(def: &FieldDef, spec: Arc<SubscribeField>) -> Subscription
     let mut field = SubscriptionField::new(&def.name, types::type_ref(&same, &def.ty), move |ctx| {
         let spec = spec.clone();
         SubscriptionFieldFuture::new(async move {
-            let (args, claims) = (arguments(&ctx), claims(&ctx));
+            let (args, claims) = (arguments(&ctx), builtin::claims(&ctx));
             let sources = ctx.data::<Arc<Sources>>()?.clone();
+            let access = ctx.data::<Arc<Access>>()?;
             let broker = sources.brokers().get(spec.broker.as_deref()).map_err(|e| Error::new(e.to_string()))?.clone();
             let mut leases = Vec::with_capacity(spec.topics.len());
             for topic in &spec.topics {
                 let topic =
                     topic.render(&args, &claims, broker.reserved()).map_err(|error| Error::new(error.to_string()))?;
+                access.resolve(Action::Subscribe, broker.as_ref(), &topic, &claims)?;
                 let lease = sources
                     .acquire(Some(broker.name()), &topic)
                     .await
@@ -166,11 +166,12 @@ fn publish_field(def: &FieldDef, spec: Arc<PublishField>) -> Field {
     let mut field = Field::new(&def.name, types::type_ref(&same, &def.ty), move |ctx| {
         let spec = spec.clone();
         FieldFuture::new(async move {
-            let (args, claims) = (arguments(&ctx), claims(&ctx));
+            let (args, claims) = (arguments(&ctx), builtin::claims(&ctx));
             let publisher = ctx.data::<Arc<Publisher>>()?;
             let broker = publisher.brokers().get(spec.broker.as_deref()).map_err(|e| Error::new(e.to_string()))?;
             let reserved = broker.reserved();
             let topic = spec.topic.render(&args, &claims, reserved).map_err(|error| Error::new(error.to_string()))?;
+            ctx.data::<Arc<Access>>()?.resolve(Action::Publish, broker.as_ref(), &topic, &claims)?;
             let key = match &spec.key {
                 Some(key) => Some(key.render(&args, &claims, &[]).map_err(|error| Error::new(error.to_string()))?),
                 None => None,
@@ -203,9 +204,4 @@ fn arguments(ctx: &ResolverContext<'_>) -> Map<String, Value> {
         .iter()
         .filter_map(|(name, value)| Some((name.to_string(), value.as_value().clone().into_json().ok()?)))
         .collect()
-}
-
-/// The claims of the client's token (none for anonymous clients).
-fn claims(ctx: &ResolverContext<'_>) -> Map<String, Value> {
-    ctx.data_opt::<Identity>().map(|identity| identity.claims.clone()).unwrap_or_default()
 }

@@ -11,8 +11,8 @@ use async_graphql::{Pos, Positioned, Value};
 use subhub_upstream_ws::model::{is_builtin_scalar, TypeModel};
 
 use super::filter::{FilterSpec, Op, Operand};
-use super::template::Template;
 use crate::execute::Meta;
+use crate::template::Template;
 
 /// A problem in the SDL, at its line and column.
 #[derive(Clone, Debug, PartialEq, Eq)]

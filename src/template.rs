@@ -1,7 +1,7 @@
-//! Templates in directive values: `orders.{{ args.id }}`, `user.{{ claims.sub }}`. They render
-//! per operation from the field's arguments and the client's token claims. A rendered value may
-//! not carry the broker's wildcard or separator characters, so a client argument can never widen
-//! a subscription or reach beside its own topic.
+//! Templates: `orders.{{ args.id }}` in a typed schema's directives, `user.{{ claims.sub }}.**`
+//! in `[authz]` rules. They render per operation from the field's arguments and the client's
+//! token claims. A rendered value may not carry the broker's wildcard or separator characters,
+//! so a client argument can never widen a subscription or reach beside its own topic.
 
 use serde_json::{Map, Value};
 
@@ -11,7 +11,7 @@ pub struct Template {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-enum Part {
+pub enum Part {
     Text(String),
     Arg(String),
     /// A path into the claims: `claims.org.id` is `["org", "id"]`.
@@ -67,6 +67,10 @@ impl Template {
             parts.push(Part::Text(rest.to_owned()));
         }
         Ok(Template { parts })
+    }
+
+    pub fn parts(&self) -> &[Part] {
+        &self.parts
     }
 
     /// The argument names it uses.
@@ -129,7 +133,8 @@ impl Template {
     }
 }
 
-fn claim<'a>(claims: &'a Map<String, Value>, path: &[String]) -> Result<&'a Value, RenderError> {
+/// The claim at `path` (`["org", "id"]` is `claims.org.id`).
+pub fn claim<'a>(claims: &'a Map<String, Value>, path: &[String]) -> Result<&'a Value, RenderError> {
     let mut value = claims.get(path.first().map_or("", String::as_str));
     for segment in path.iter().skip(1) {
         value = value.and_then(|v| v.get(segment));
