@@ -76,6 +76,18 @@ fn check(args: &ConfigArg) -> anyhow::Result<()> {
         config.listen,
         config.brokers.keys().cloned().collect::<Vec<_>>().join(", ")
     );
+    if let Some(typed) = &config.typed {
+        println!(
+            "schema ok: {}: {} subscription fields, {} mutation fields",
+            typed.path.display(),
+            typed.subscriptions(),
+            typed.mutations()
+        );
+    }
+    match &config.authz {
+        Some(authz) => println!("authz: {} rules; what no rule allows is refused", authz.rules.len()),
+        None => println!("authz: none; every topic is open to every client"),
+    }
     Ok(())
 }
 

@@ -5,6 +5,10 @@
 
 use serde_json::{Map, Value};
 
+/// Characters that separate a topic's segments on some broker (`.` AMQP and NATS, `/` MQTT,
+/// `:` Redis by convention): no argument may carry them.
+pub const SEPARATORS: &[char] = &['.', '/', ':'];
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Template {
     parts: Vec<Part>,
@@ -86,22 +90,42 @@ impl Template {
         self.parts.iter().any(|part| matches!(part, Part::Claim(_)))
     }
 
-    /// The text with every template replaced; values may not be empty nor carry `reserved`.
+    /// The text with every template replaced; values may not be empty nor carry `reserved`
+    /// (the broker's wildcards), and arguments may not carry a [`SEPARATORS`] character either,
+    /// on any broker: `orders.{{ args.id }}` with id `by-user.ada` would read another field's
+    /// topic. Claims come from a verified token and may (an email as `sub`).
     pub fn render(
         &self,
         args: &Map<String, Value>,
         claims: &Map<String, Value>,
         reserved: &[char],
     ) -> Result<String, RenderError> {
+        self.render_with(args, claims, reserved, SEPARATORS)
+    }
+
+    /// A message key: any text but control characters; it names no topic.
+    pub fn render_key(&self, args: &Map<String, Value>, claims: &Map<String, Value>) -> Result<String, RenderError> {
+        self.render_with(args, claims, &[], &[])
+    }
+
+    fn render_with(
+        &self,
+        args: &Map<String, Value>,
+        claims: &Map<String, Value>,
+        reserved: &[char],
+        arg_separators: &[char],
+    ) -> Result<String, RenderError> {
         let mut out = String::new();
         for part in &self.parts {
-            let (name, value) = match part {
+            let (name, value, separators) = match part {
                 Part::Text(text) => {
                     out.push_str(text);
                     continue;
                 }
-                Part::Arg(name) => (format!("argument `{name}`"), args.get(name).unwrap_or(&Value::Null)),
-                Part::Claim(path) => (format!("claim `{}`", path.join(".")), claim(claims, path)?),
+                Part::Arg(name) => {
+                    (format!("argument `{name}`"), args.get(name).unwrap_or(&Value::Null), arg_separators)
+                }
+                Part::Claim(path) => (format!("claim `{}`", path.join(".")), claim(claims, path)?, &[][..]),
             };
             let text = match value {
                 Value::String(text) => text.clone(),
@@ -114,7 +138,8 @@ impl Template {
             if text.is_empty() {
                 return Err(RenderError::Empty { name });
             }
-            if let Some(found) = text.chars().find(|c| reserved.contains(c) || c.is_control()) {
+            if let Some(found) = text.chars().find(|c| reserved.contains(c) || separators.contains(c) || c.is_control())
+            {
                 return Err(RenderError::Reserved { name, found });
             }
             out.push_str(&text);
@@ -128,7 +153,7 @@ impl Template {
         match self.parts.as_slice() {
             [Part::Arg(name)] => Ok(args.get(name).cloned().unwrap_or(Value::Null)),
             [Part::Claim(path)] => claim(claims, path).cloned(),
-            _ => self.render(args, claims, &[]).map(Value::String),
+            _ => self.render_key(args, claims).map(Value::String),
         }
     }
 }
@@ -172,6 +197,15 @@ mod tests {
         ] {
             assert_eq!(template.render(&map(json!({"id": id})), &claims, &['.', '*', '#']), Err(error));
         }
+        for id in ["by-user.ada", "a/b", "a:b"] {
+            let refused = template.render(&map(json!({"id": id})), &claims, &[]);
+            assert!(matches!(refused, Err(RenderError::Reserved { .. })), "{id} on a broker without wildcards");
+        }
+        let email = Template::parse("user.{{ claims.sub }}").unwrap();
+        assert_eq!(
+            email.render(&Map::new(), &map(json!({"sub": "ada@example.com"})), &[]).unwrap(),
+            "user.ada@example.com"
+        );
         let mine = Template::parse("user.{{ claims.sub }}").unwrap();
         assert_eq!(mine.render(&Map::new(), &claims, &[]), Err(RenderError::MissingClaim("sub".into())));
     }

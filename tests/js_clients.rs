@@ -97,3 +97,15 @@ async fn the_ws_client_sees_1009_for_frames_over_the_limit() {
     let out = run_node("oversized-frames.mjs", &hub).await;
     assert!(out.contains("oversized frames ok"));
 }
+
+/// A typed schema through the reference clients: GraphiQL's introspection query shows its types,
+/// and the npm graphql-ws client subscribes to a typed field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_graphql_ws_client_subscribes_to_a_typed_field_and_introspection_shows_the_sdl() {
+    if !node_ready() {
+        return;
+    }
+    let hub = TestHub::with_config("schema = \"tests/fixtures/typed/orders.graphql\"\n").await;
+    let out = run_node("typed-schema.mjs", &hub).await;
+    assert!(out.contains("typed schema ok"));
+}

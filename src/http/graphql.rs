@@ -216,16 +216,27 @@ async fn execute(
         Kind::Single(_) => {}
     }
     let response = hub.schema.execute(operation::request(&payload, &prepared).data(identity)).await;
+    if refused_by_authz(&response) {
+        return media.body(StatusCode::FORBIDDEN, operation::response_json(&response));
+    }
     if operation::is_request_error(&response) {
         return media.request_error(&operation::errors_json(&response.errors));
     }
-    // Refused by `[authz]` and nothing else to show: 403.
-    let forbidden = response.data == async_graphql::Value::Null
-        && response.errors.iter().any(|error| {
-            error.extensions.as_ref().and_then(|e| e.get("code")) == Some(&async_graphql::Value::from(FORBIDDEN))
-        });
-    let status = if forbidden { StatusCode::FORBIDDEN } else { StatusCode::OK };
-    media.body(status, operation::response_json(&response))
+    media.body(StatusCode::OK, operation::response_json(&response))
+}
+
+/// Refused by `[authz]` with nothing else to show (every root field null, every error a
+/// refusal): the answer is 403.
+fn refused_by_authz(response: &async_graphql::Response) -> bool {
+    let nothing = match &response.data {
+        async_graphql::Value::Null => true,
+        async_graphql::Value::Object(fields) => fields.values().all(|value| *value == async_graphql::Value::Null),
+        _ => false,
+    };
+    let code = async_graphql::Value::from(FORBIDDEN);
+    nothing
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|error| error.extensions.as_ref().and_then(|e| e.get("code")) == Some(&code))
 }
 
 fn not_acceptable() -> Response {

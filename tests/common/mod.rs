@@ -109,6 +109,14 @@ impl TestHub {
         assert!(reached, "{name} stayed at {}, expected {value}", self.metric(name).await);
     }
 
+    /// Publishes with a bearer token, as a client with those claims.
+    pub async fn publish_as(&self, token: &str, topic: &str, body: impl Into<reqwest::Body>) -> Value {
+        let request = self.http.post(self.url(&format!("/publish/{topic}"))).bearer_auth(token).body(body);
+        let response = request.send().await.expect("publish");
+        assert!(response.status().is_success(), "publish failed: {}", response.status());
+        response.json().await.expect("publish reply")
+    }
+
     pub async fn publish(&self, topic: &str, body: impl Into<reqwest::Body>) -> Value {
         let response = self.http.post(self.url(&format!("/publish/{topic}"))).body(body).send().await.expect("publish");
         assert!(response.status().is_success(), "publish failed: {}", response.status());

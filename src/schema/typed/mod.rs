@@ -173,7 +173,7 @@ fn publish_field(def: &FieldDef, spec: Arc<PublishField>) -> Field {
             let topic = spec.topic.render(&args, &claims, reserved).map_err(|error| Error::new(error.to_string()))?;
             ctx.data::<Arc<Access>>()?.resolve(Action::Publish, broker.as_ref(), &topic, &claims)?;
             let key = match &spec.key {
-                Some(key) => Some(key.render(&args, &claims, &[]).map_err(|error| Error::new(error.to_string()))?),
+                Some(key) => Some(key.render_key(&args, &claims).map_err(|error| Error::new(error.to_string()))?),
                 None => None,
             };
             // The arguments are the event; an argument named `input` is the event itself.
