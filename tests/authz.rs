@@ -195,3 +195,26 @@ async fn rules_that_cannot_work_stop_the_hub_at_start() {
         let _ = std::fs::remove_file(&path);
     }
 }
+
+/// Two tokens of one `sub`, one with the admin role: the other must not join the admin's
+/// execution (it would skip the rules and read the admin's topic).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_of_the_same_subject_with_other_claims_does_not_join_an_execution() {
+    let hub = TestHub::with_config(&config("")).await;
+    let mut admin = client(&hub, Some(&token(json!({"sub": "ada", "role": "admin"})))).await;
+    let subscribed = answer(&mut admin, EVENTS_QUERY, json!({"topic": "audit.log"})).await;
+    assert_eq!(subscribed["type"], "subscribed", "{subscribed}");
+    let mut user = client(&hub, Some(&token(json!({"sub": "ada", "role": "user"})))).await;
+    assert_forbidden(&answer(&mut user, EVENTS_QUERY, json!({"topic": "audit.log"})).await);
+    assert_eq!(hub.metric("subhub_executions").await, 1.0);
+
+    // The admin's refreshed token (other times, same claims) shares the execution.
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs();
+    let refreshed =
+        sign_hs256(SECRET.as_bytes(), &json!({"role": "admin", "sub": "ada", "iat": now, "exp": now + 900}));
+    let mut again = client(&hub, Some(&refreshed)).await;
+    let subscribed = answer(&mut again, EVENTS_QUERY, json!({"topic": "audit.log"})).await;
+    assert_eq!(subscribed["type"], "subscribed", "{subscribed}");
+    assert_eq!(hub.metric("subhub_subscriptions").await, 2.0);
+    assert_eq!(hub.metric("subhub_executions").await, 1.0);
+}

@@ -104,16 +104,27 @@ pub struct Identity {
 
 impl Identity {
     /// The auth scope of the executions this client runs: clients share an execution only
-    /// within one scope. Anonymous clients are never in the scope of a token, and a token with
-    /// no `sub` is in the scope of exactly its claims.
+    /// within one scope. Anonymous clients are never in the scope of a token; clients with
+    /// tokens share only when their tokens carry the same claims, the token's own times aside:
+    /// templates and `[authz]` rules read any claim, and a client joining an execution runs
+    /// none of them, so two tokens of one `sub` with another role or tenant must not meet.
     pub fn scope(&self) -> String {
-        match (self.authenticated, self.subject.is_empty()) {
-            (false, _) => String::new(),
-            (true, false) => format!("sub:{}", self.subject),
-            (true, true) => format!("claims:{}", Value::Object(self.claims.clone())),
+        if !self.authenticated {
+            return String::new();
         }
+        let mut claims = self.claims.clone();
+        for timing in TOKEN_TIMES {
+            claims.remove(timing);
+        }
+        let mut scope = String::from("claims:");
+        crate::operation::canonical_json(&Value::Object(claims), &mut scope);
+        scope
     }
 }
+
+/// Claims that say when a token was issued and is valid, not who holds it: a refreshed token
+/// stays in its holder's scope.
+const TOKEN_TIMES: [&str; 5] = ["exp", "iat", "nbf", "jti", "auth_time"];
 
 /// A verifier built from `[auth]`.
 pub struct Auth {
@@ -342,13 +353,23 @@ mod tests {
     }
 
     #[test]
-    fn scopes_keep_anonymous_clients_apart_from_tokens() {
+    fn scopes_keep_anonymous_clients_apart_from_tokens_and_tokens_by_their_claims() {
+        let token = |claims: Value| Identity {
+            subject: claims["sub"].as_str().unwrap_or_default().to_owned(),
+            claims: claims.as_object().cloned().unwrap_or_default(),
+            authenticated: true,
+            ..Identity::default()
+        };
         let anonymous = Identity::default();
-        let no_subject = Identity { authenticated: true, ..Identity::default() };
-        let ada = Identity { subject: "ada".into(), authenticated: true, ..Identity::default() };
+        let no_subject = token(json!({}));
+        let ada = token(json!({"sub": "ada", "role": "user", "exp": 10, "iat": 1}));
         assert_ne!(anonymous.scope(), no_subject.scope());
         assert_ne!(anonymous.scope(), ada.scope());
         assert_ne!(no_subject.scope(), ada.scope());
+        // The same holder, refreshed, in any claim order: one scope.
+        assert_eq!(ada.scope(), token(json!({"iat": 5, "role": "user", "exp": 99, "sub": "ada"})).scope());
+        // The same `sub` with another role: another scope.
+        assert_ne!(ada.scope(), token(json!({"sub": "ada", "role": "admin"})).scope());
     }
 
     #[test]

@@ -50,7 +50,8 @@ pub fn key(payload: &OperationPayload, prepared: &Prepared, scope: &str) -> Oper
     }
 }
 
-fn canonical_json(value: &serde_json::Value, out: &mut String) {
+/// `value` as JSON with every object's keys sorted, so equal values write equal text.
+pub fn canonical_json(value: &serde_json::Value, out: &mut String) {
     match value {
         serde_json::Value::Object(map) => {
             let mut entries: Vec<_> = map.iter().collect();
