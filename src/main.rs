@@ -1,4 +1,5 @@
-//! The `subhub` command: `subhub [serve] [--config FILE] [--listen ADDR]` and `subhub check`.
+//! The `subhub` command: `subhub [serve] [--config FILE] [--listen ADDR]`, `subhub check`, and
+//! `subhub token` for trying a config's `[auth]` by hand.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,6 +24,19 @@ enum Command {
     Serve(ServeArgs),
     /// Validate a config file and exit.
     Check(ConfigArg),
+    /// Sign a token with the config's HS256 secret, for trying `[auth]` and `[authz]` by hand.
+    Token(TokenArgs),
+}
+
+#[derive(Args, Clone)]
+struct TokenArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// How long the token is valid.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    ttl: std::time::Duration,
+    /// The claims, a JSON object: '{"sub": "ada", "role": "admin"}'.
+    claims: String,
 }
 
 #[derive(Args, Clone)]
@@ -53,6 +67,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Some(Command::Check(args)) => check(&args),
+        Some(Command::Token(args)) => token(&args),
         Some(Command::Serve(args)) => serve(args),
         None => serve(cli.serve),
     };
@@ -88,6 +103,26 @@ fn check(args: &ConfigArg) -> anyhow::Result<()> {
         Some(authz) => println!("authz: {} rules; what no rule allows is refused", authz.rules.len()),
         None => println!("authz: none; every topic is open to every client"),
     }
+    Ok(())
+}
+
+fn token(args: &TokenArgs) -> anyhow::Result<()> {
+    let config = load(&args.config)?;
+    let auth = config.auth.context("the config has no [auth] table")?;
+    let secret = auth
+        .hs256_secret
+        .or(auth.secret_from_env)
+        .context("subhub token signs with an HS256 secret: set hs256_secret or hs256_secret_env in [auth]")?;
+    let claims: serde_json::Value = serde_json::from_str(&args.claims).context("the claims are not JSON")?;
+    let serde_json::Value::Object(mut claims) = claims else { anyhow::bail!("the claims must be a JSON object") };
+    claims.insert("exp".into(), (subhub::auth::now() + args.ttl.as_secs()).into());
+    if let Some(issuer) = auth.issuer {
+        claims.entry("iss").or_insert(issuer.into());
+    }
+    if let Some(audience) = auth.audience {
+        claims.entry("aud").or_insert(audience.into());
+    }
+    println!("{}", subhub::auth::sign_hs256(secret.as_bytes(), &serde_json::Value::Object(claims)));
     Ok(())
 }
 

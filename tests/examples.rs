@@ -15,8 +15,16 @@ fn env() -> Vec<(String, String)> {
 fn every_example_config_loads() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let mut checked = 0;
-    for entry in std::fs::read_dir(&dir).expect("examples/") {
-        let path = entry.expect("entry").path();
+    let mut paths: Vec<_> =
+        std::fs::read_dir(&dir).expect("examples/").map(|entry| entry.expect("entry").path()).collect();
+    // An example of its own folder (examples/purchases/) has its config there.
+    let folders: Vec<_> = paths.iter().filter(|path| path.is_dir()).cloned().collect();
+    for folder in folders {
+        paths.extend(std::fs::read_dir(folder).expect("example folder").map(|entry| entry.expect("entry").path()));
+    }
+    // Paths in configs are relative to where the hub starts: the repository's root.
+    std::env::set_current_dir(env!("CARGO_MANIFEST_DIR")).expect("cd");
+    for path in paths {
         if path.extension().is_some_and(|e| e == "toml") {
             if let Err(error) = Config::load(Some(&path), env()) {
                 panic!("{error}");

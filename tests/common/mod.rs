@@ -56,6 +56,11 @@ impl TestHub {
         std::fs::write(&path, text).expect("write config");
         let config = Config::load(Some(&path), Vec::new()).expect("config");
         let _ = std::fs::remove_file(&path);
+        Self::with_loaded(config).await
+    }
+
+    /// A hub of a config already loaded.
+    pub async fn with_loaded(config: Config) -> Self {
         let server = Server::bind(config).await.expect("bind");
         let addr = server.local_addr();
         let hub = server.hub().clone();
