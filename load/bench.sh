@@ -3,7 +3,9 @@
 # pinned to core 0 with the generator on core 1, one server at a time. JSON and SVG results go
 # to load/results/. `brokers` runs subhub on Redis pub/sub, Redis streams, RabbitMQ and a mock
 # Kafka cluster, with plain broker subscribers beside its clients, to measure what the hub adds.
-# Usage: load/bench.sh [subhub|node|raw|brokers ...] (default: all four).
+# `typed` runs one hub with load/typed.graphql: the built-in `events` API and a typed field
+# with a two-level selection and a filter, on the same nested events, alternately.
+# Usage: load/bench.sh [subhub|node|raw|brokers|typed ...] (default: all five).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
@@ -11,7 +13,7 @@ results=load/results
 mkdir -p "$results"
 cargo build --release -p subhub -p subhub-load
 (cd load/peers/node-graphql-ws && npm ci --no-audit --no-fund >/dev/null)
-servers=("${@:-subhub node raw brokers}")
+servers=("${@:-subhub node raw brokers typed}")
 read -r -a servers <<<"${servers[*]}"
 
 answering() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -20,6 +22,9 @@ start() { # name port -> prints the server's pid
   local name=$1 port=$2
   case "$name" in
     brokers) taskset -c 0 "$target/release/subhub" --config "$results/brokers.toml" --listen "127.0.0.1:$port" \
+      >"$results/$name.log" 2>&1 & ;;
+    typed) printf 'schema = "load/typed.graphql"\n' >"$results/typed.toml"
+      taskset -c 0 "$target/release/subhub" --config "$results/typed.toml" --listen "127.0.0.1:$port" \
       >"$results/$name.log" 2>&1 & ;;
     subhub) taskset -c 0 "$target/release/subhub" --listen "127.0.0.1:$port" >"$results/$name.log" 2>&1 & ;;
     node) taskset -c 0 node load/peers/node-graphql-ws/server.mjs "$port" >"$results/$name.log" 2>&1 & ;;
@@ -80,11 +85,26 @@ EOF
   wait "$pid" "$kafka_pid" 2>/dev/null || true
 }
 
+# Built-in and typed on one hub, alternately, three times each: the ratio of their CPU per
+# delivery is what BENCHMARKS.md reports.
+typed() {
+  local port=$1 pid round
+  pid=$(start typed "$port")
+  for round in 1 2 3; do
+    run subhub "$port" "$pid" "builtin-$round" --scenario broadcast -n 10000 --rate 20 --duration 20s \
+      --nested-payload --query 'subscription($topic: String!) { events(topic: $topic) { payload } }'
+    run subhub "$port" "$pid" "typed-$round" --scenario broadcast -n 10000 --rate 20 --duration 20s \
+      --nested-payload --query 'subscription($topic: String!) { ticks(topic: $topic) { probe seq t detail { pad } } }'
+  done
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
 port=4400
 for server in "${servers[@]}"; do
   port=$((port + 1))
-  if [ "$server" = brokers ]; then
-    brokers "$port"
+  if [ "$server" = brokers ] || [ "$server" = typed ]; then
+    "$server" "$port"
     continue
   fi
   pid=$(start "$server" "$port")

@@ -381,3 +381,53 @@ fn check_describes_a_good_schema() {
     assert!(stdout.contains("authz: none; every topic is open"), "{stdout}");
     let _ = std::fs::remove_file(&config);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unions_and_interfaces_resolve_by_typename_and_json_passes_through() {
+    let hub = TestHub::with_config("schema = \"tests/fixtures/typed/feed.graphql\"\n").await;
+    let mut client = Client::ready(&hub, TRANSPORT_WS).await;
+    let entries = "subscription { entries { __typename ... on Post { title } ... on Comment { body } } }";
+    client.subscribe("e", entries, json!({})).await;
+    client.subscribe("n", "subscription { nodes { id ... on Post { title } } }", json!({})).await;
+    client.subscribe("r", "subscription { raw { data kind } }", json!({})).await;
+    hub.wait_metric("subhub_subscriptions", 3.0).await;
+    hub.publish("feed", r#"{"__typename": "Post", "id": "1", "title": "Hello"}"#).await;
+    hub.publish("feed", r#"{"__typename": "Comment", "id": "2", "body": "Hi"}"#).await;
+    hub.publish("feed", r#"{"__typename": "Poll", "id": "3"}"#).await;
+    hub.publish("raw", r#"{"data": {"z": 1, "a": [2, {"y": null, "b": 1.50}]}, "kind": "k"}"#).await;
+
+    let mut by_id: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for _ in 0..7 {
+        let text = client.recv_text().await;
+        let id = serde_json::from_str::<Value>(&text).expect("json")["id"].as_str().unwrap_or_default().to_owned();
+        by_id.entry(id).or_default().push(text);
+    }
+    assert_eq!(
+        by_id["e"][..2],
+        [
+            r#"{"id":"e","type":"next","payload":{"data":{"entries":{"__typename":"Post","title":"Hello"}}}}"#,
+            r#"{"id":"e","type":"next","payload":{"data":{"entries":{"__typename":"Comment","body":"Hi"}}}}"#,
+        ]
+    );
+    assert_eq!(
+        by_id["n"][..2],
+        [
+            r#"{"id":"n","type":"next","payload":{"data":{"nodes":{"id":"1","title":"Hello"}}}}"#,
+            r#"{"id":"n","type":"next","payload":{"data":{"nodes":{"id":"2"}}}}"#,
+        ]
+    );
+    // A type the union does not have: an error in that event, as for any misfit.
+    for id in ["e", "n"] {
+        let misfit: Value = serde_json::from_str(&by_id[id][2]).expect("json");
+        assert_eq!(misfit["payload"]["data"], Value::Null, "{misfit}");
+        assert!(misfit["payload"]["errors"][0]["message"].is_string(), "{misfit}");
+    }
+    // The JSON field's bytes as published: key order, spacing inside numbers kept.
+    assert_eq!(
+        by_id["r"],
+        [
+            r#"{"id":"r","type":"next","payload":{"data":{"raw":{"data":{"z": 1, "a": [2, {"y": null, "b": 1.50}]},"kind":"k"}}}}"#
+        ]
+    );
+    assert_eq!(hub.metric("subhub_event_errors_total").await, 2.0);
+}

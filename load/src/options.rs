@@ -95,6 +95,10 @@ pub struct RunOptions {
     /// Approximate size of each event's payload in bytes.
     #[arg(long, default_value_t = 100)]
     pub payload_bytes: usize,
+    /// Nest the padding one level down (`"detail": {"pad": …}`), for typed selections of two
+    /// levels.
+    #[arg(long)]
+    pub nested_payload: bool,
     /// The subscription document; `$topic` is set per connection.
     #[arg(long, default_value = "subscription($topic: String!) { events(topic: $topic) { payload } }")]
     pub query: String,

@@ -584,7 +584,11 @@ async fn measure(
         let seq = published_per_topic[topic];
         published_per_topic[topic] += 1;
         let intended = unix_nanos(start_wall + offset);
-        let body = format!(r#"{{"seq":{seq},"t":{intended},"pad":"{pad}"}}"#);
+        let body = if options.nested_payload {
+            format!(r#"{{"seq":{seq},"t":{intended},"detail":{{"pad":"{pad}"}}}}"#)
+        } else {
+            format!(r#"{{"seq":{seq},"t":{intended},"pad":"{pad}"}}"#)
+        };
         // Each topic always goes through the same lane, which publishes in order: a server
         // receives a topic's events in sequence, so reordering it reports is its own.
         let _ = lanes[topic % lanes.len()].send((options.topic_name(topic), body));
