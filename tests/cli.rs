@@ -97,3 +97,34 @@ async fn sigterm_completes_subscriptions_closes_1001_and_exits_zero() {
     let exit = tokio::task::spawn_blocking(move || child.wait()).await.expect("join").expect("wait");
     assert!(exit.success(), "{exit:?}");
 }
+
+/// `subhub token` signs with the config's secret a token the hub then accepts, and says why
+/// when it cannot.
+#[test]
+fn token_signs_with_the_configs_secret() {
+    const SECRET: &str = "a-secret-of-enough-bytes";
+    let path = config_file("token", "[auth]\nhs256_secret_env = \"SUBHUB_JWT_SECRET\"\naudience = \"subhub\"\n");
+    let output = subhub()
+        .env("SUBHUB_JWT_SECRET", SECRET)
+        .args(["token", "--ttl", "5m", "--config"])
+        .arg(&path)
+        .arg(r#"{"sub": "ada", "role": "admin"}"#)
+        .output()
+        .expect("run subhub token");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let token = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.set_audience(&["subhub"]);
+    let key = jsonwebtoken::DecodingKey::from_secret(SECRET.as_bytes()).expect("key");
+    let claims = jsonwebtoken::decode::<serde_json::Value>(&token, &key, &validation).expect("a valid token").claims;
+    assert_eq!((&claims["sub"], &claims["role"], &claims["aud"]), (&json!("ada"), &json!("admin"), &json!("subhub")));
+    let lifetime = claims["exp"].as_u64().unwrap_or(0).saturating_sub(subhub::auth::now());
+    assert!((290..=300).contains(&lifetime), "{lifetime}");
+
+    let (ok, stderr) =
+        run(subhub().env("SUBHUB_JWT_SECRET", SECRET).arg("token").arg("--config").arg(&path).arg("[1]"));
+    assert!(!ok && stderr.contains("must be a JSON object"), "{stderr}");
+    let open = config_file("token-open", "listen = \"127.0.0.1:0\"\n");
+    let (ok, stderr) = run(subhub().arg("token").arg("--config").arg(&open).arg("{}"));
+    assert!(!ok && stderr.contains("no [auth]"), "{stderr}");
+}

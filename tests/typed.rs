@@ -431,3 +431,28 @@ async fn unions_and_interfaces_resolve_by_typename_and_json_passes_through() {
     );
     assert_eq!(hub.metric("subhub_event_errors_total").await, 2.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_field_of_several_topics_reads_them_all_through_one_execution() {
+    let hub = TestHub::with_config("schema = \"tests/fixtures/typed/feed.graphql\"\n").await;
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let mut client = Client::ready(&hub, TRANSPORT_WS).await;
+        client.subscribe("r", "subscription { rawOf(id: \"a\") { kind } }", json!({})).await;
+        clients.push(client);
+    }
+    hub.wait_metric("subhub_subscriptions", 3.0).await;
+    assert_eq!(hub.metric("subhub_sources_open").await, 2.0);
+    assert_eq!(hub.metric("subhub_executions").await, 1.0);
+    hub.publish("raw-a", r#"{"kind": "mine"}"#).await;
+    hub.publish("raw-b", r#"{"kind": "another id's"}"#).await;
+    hub.publish("raw", r#"{"kind": "everyone's"}"#).await;
+    for client in &mut clients {
+        for kind in ["mine", "everyone's"] {
+            assert_eq!(client.recv_json().await["payload"]["data"]["rawOf"]["kind"], kind);
+        }
+        assert_eq!(client.until_pong().await, Vec::<Value>::new());
+    }
+    drop(clients);
+    hub.wait_metric("subhub_sources_open", 0.0).await;
+}
