@@ -10,7 +10,6 @@
 //! at most once at a time.
 //!
 //! ## Layout
-//! - [`backoff`]: jittered exponential backoff for every reconnecting session.
 //! - [`broker`]: the [`Broker`] trait, [`Publish`] and [`PublishAck`], [`BrokerError`].
 //! - [`event`]: [`Event`], one message read from a broker, its body decoded once.
 //! - [`sink`]: [`EventSink`], where a broker delivers a source's events, and [`BrokerStats`].
@@ -22,7 +21,6 @@
 //! - [`kafka`]: Kafka, one consumer per hub instance, topics assigned as they are needed.
 
 pub mod amqp;
-pub mod backoff;
 pub mod broker;
 pub mod config;
 pub mod event;

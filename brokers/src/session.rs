@@ -121,14 +121,14 @@ pub async fn wait_offline(
 pub struct Link {
     name: std::sync::Arc<str>,
     stats: std::sync::Arc<crate::sink::BrokerStats>,
-    backoff: crate::backoff::Backoff,
+    backoff: subhub_protocol::backoff::Backoff,
     what: &'static str,
 }
 
 impl Link {
     /// `what` names the broker in logs ("Redis", "RabbitMQ").
     pub fn new(name: std::sync::Arc<str>, stats: std::sync::Arc<crate::sink::BrokerStats>, what: &'static str) -> Self {
-        Link { name, stats, backoff: crate::backoff::Backoff::default(), what }
+        Link { name, stats, backoff: subhub_protocol::backoff::Backoff::default(), what }
     }
 
     pub fn name(&self) -> &std::sync::Arc<str> {

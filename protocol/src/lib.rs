@@ -6,12 +6,14 @@
 //! upstream client and the load generator all share these types.
 //!
 //! ## Layout
+//! - [`backoff`]: the jittered reconnect backoff of broker sessions and upstream connections.
 //! - [`client`]: the client side, for upstream servers: client messages built, server messages read.
 //! - [`close`]: close codes and reasons, cut to the 123 bytes a close frame can carry.
 //! - [`message`]: client messages of both protocols, parsed and validated.
 //! - [`server`]: server messages, and the `next` frame built around shared payload bytes.
 //! - [`session`]: the per-connection state machine (init, ack, active ids, shutdown).
 
+pub mod backoff;
 pub mod client;
 pub mod close;
 pub mod message;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Map, Value};
-use subhub_brokers::backoff::Backoff;
+use subhub_protocol::backoff::Backoff;
 use subhub_protocol::client::{self, ServerMessage};
 use subhub_protocol::{OperationPayload, Protocol};
 use tokio::net::TcpStream;

@@ -28,7 +28,7 @@ pub async fn introspect(
         stats: std::sync::Arc::new(UpstreamStats::default()),
     };
     let deadline = Instant::now() + startup_timeout;
-    let mut backoff = subhub_brokers::backoff::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+    let mut backoff = subhub_protocol::backoff::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     loop {
         match introspect_once(&target).await {
             Ok(model) => return Ok(model),

@@ -1,4 +1,5 @@
-//! Jittered exponential backoff between reconnect attempts, shared by every broker session.
+//! Jittered exponential backoff between reconnect attempts, shared by every broker session and
+//! every upstream connection.
 //! The delay doubles from `min` to `max`; each wait is drawn from its upper half so that hubs
 //! restarted together do not reconnect in lockstep. It resets only after a healthy session.
 
