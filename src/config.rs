@@ -78,7 +78,7 @@ pub struct Limits {
     /// Plain HTTP connections (requests, and connections not yet upgraded) open at once besides
     /// the sessions; while this many are open the hub accepts no more.
     pub max_http_connections: usize,
-    /// Sources open at once across every broker; a subscription that needs one more gets an
+    /// Sources open at once across every broker and upstream; a subscription that needs one more gets an
     /// `error`.
     pub max_sources: usize,
     /// Shared executions alive at once; a subscription that needs one more gets an `error`.

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use subhub_brokers::{BrokerError, Brokers};
-use subhub_subscriptions::{Executions, Metrics, OutboxConfig, Refusal, SlowConsumerPolicy, SourceLimits, Sources};
+use subhub_subscriptions::{
+    Executions, Forwarded, Metrics, OutboxConfig, Refusal, SlowConsumerPolicy, SourceLimits, Sources,
+};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -27,6 +29,8 @@ pub struct Hub {
     pub executions: Arc<Executions>,
     pub publisher: Arc<Publisher>,
     pub upstreams: Arc<Upstreams>,
+    /// The registry's sources of upstream operations.
+    pub forwarded: Arc<Forwarded>,
     /// `None` when `[auth]` is not configured: everyone is anonymous.
     pub auth: Option<Auth>,
     /// `[authz]`, as every API checks it.
@@ -76,6 +80,8 @@ impl Hub {
         let executions = Executions::new(metrics.clone(), limits.max_executions);
         let publisher = Arc::new(Publisher::new(brokers.clone(), limits.max_message_bytes));
         let upstreams = Arc::new(Upstreams::start(&config.upstreams).await?);
+        let pools = upstreams.entries().iter().map(|entry| entry.pool.clone());
+        let forwarded = Arc::new(Forwarded::new(pools, sources.capacity().clone(), metrics.clone()));
         let broker_names: Vec<&str> = config.brokers.keys().map(String::as_str).collect();
         let authz = config.authz.as_ref().map(|authz| Authz::from_config(authz, &broker_names)).transpose();
         let access = Arc::new(Access::new(authz.map_err(StartError::Auth)?, metrics.clone()));
@@ -103,6 +109,7 @@ impl Hub {
         let documents = Documents::new(limits.document_cache, limits.document_cache_bytes, cost_limits);
         Ok(Arc::new(Hub {
             upstreams,
+            forwarded,
             auth,
             access,
             schema,

@@ -212,21 +212,29 @@ async fn with_sdl_the_hub_starts_and_clients_hear_what_is_wrong() {
     hub.wait_metric("subhub_subscriptions", 1.0).await;
 }
 
+/// The upstream's `linger` is its sources' linger in the registry: an operation left and taken
+/// up again within it reuses the upstream subscription; after it, the subscription and then the
+/// connection close.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lingering_connection_is_reused_then_closed() {
+async fn a_lingering_upstream_subscription_is_reused_then_closed() {
     let upstream = TestHub::start().await;
     let hub = TestHub::with_config(&hub_config(&upstream, "linger = \"400ms\"\n")).await;
     let mut client = Client::ready(&hub, TRANSPORT_WS).await;
     client.subscribe("1", UP_QUERY, json!({"topic": "a"})).await;
     upstream.wait_metric("subhub_subscriptions", 1.0).await;
     client.complete("1").await;
-    upstream.wait_metric("subhub_subscriptions", 0.0).await;
-    // Within the linger the connection is still there, and a new subscription reuses it.
-    client.subscribe("2", UP_QUERY, json!({"topic": "b"})).await;
-    upstream.wait_metric("subhub_subscriptions", 1.0).await;
-    assert_eq!(upstream.metric("subhub_connections").await, 1.0);
+    hub.wait_metric("subhub_subscriptions", 0.0).await;
+    // Within the linger the upstream subscription is still there, and the same operation
+    // reads from it at once.
+    client.subscribe("2", UP_QUERY, json!({"topic": "a"})).await;
+    hub.wait_metric("subhub_subscriptions", 1.0).await;
+    assert_eq!(upstream.metric("subhub_subscriptions").await, 1.0);
+    upstream.publish("a", "1").await;
+    assert_eq!(events(&client.recv_json().await)["payload"], 1);
     client.complete("2").await;
+    upstream.wait_metric("subhub_subscriptions", 0.0).await;
     upstream.wait_metric("subhub_connections", 0.0).await;
+    hub.wait_metric("subhub_sources_open", 0.0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -265,3 +273,42 @@ async fn a_silent_upstream_is_reconnected_after_the_keepalive() {
     // The client is still subscribed, waiting for the upstream.
     assert!(client.until_pong().await.is_empty());
 }
+
+/// Two executions forward the same operation while the upstream is down; the first one's
+/// client leaves while both wait. The second must get the upstream's events once it is up, not
+/// an error (the first waiter took the pending confirmation with it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_that_leaves_during_an_outage_does_not_fail_the_others() {
+    let addr = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr")
+    };
+    // Clients of two auth scopes: two executions of one document, one forwarded operation.
+    let hub = TestHub::with_config(&format!(
+        "[upstreams.up]\nurl = \"ws://{addr}/graphql\"\nsdl = \"tests/fixtures/builtin.graphql\"\n\
+         [auth]\nhs256_secret = \"{SECRET}\"\nrequired = false\n"
+    ))
+    .await;
+    let query = "subscription { up_events(topic: \"t\") { payload } }";
+    let token =
+        subhub::auth::sign_hs256(SECRET.as_bytes(), &json!({"sub": "leaving", "exp": subhub::auth::now() + 600}));
+    let mut leaving = Client::connect(&hub, TRANSPORT_WS).await;
+    leaving.send(json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {token}")}})).await;
+    assert_eq!(leaving.recv_json().await["type"], "connection_ack");
+    leaving.subscribe("1", query, json!({})).await;
+    let mut staying = Client::ready(&hub, TRANSPORT_WS).await;
+    staying.subscribe("1", query, json!({})).await;
+    hub.wait_metric("subhub_executions", 2.0).await;
+    drop(leaving);
+    hub.wait_metric("subhub_executions", 1.0).await;
+
+    let upstream = TestHub::with_config(&format!("listen = \"{addr}\"\n")).await;
+    hub.wait_metric("subhub_subscriptions", 1.0).await;
+    upstream.wait_metric("subhub_subscriptions", 1.0).await;
+    upstream.publish("t", "1").await;
+    let message = staying.recv_json().await;
+    assert_eq!(message["type"], "next", "{message}");
+    assert_eq!(events(&message)["payload"], 1);
+}
+
+const SECRET: &str = "upstream-test-secret-0123456789";

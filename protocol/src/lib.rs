@@ -7,6 +7,7 @@
 //!
 //! ## Layout
 //! - [`backoff`]: the jittered reconnect backoff of broker sessions and upstream connections.
+//! - [`canonical`]: JSON with sorted keys, for the keys that decide sharing.
 //! - [`client`]: the client side, for upstream servers: client messages built, server messages read.
 //! - [`close`]: close codes and reasons, cut to the 123 bytes a close frame can carry.
 //! - [`message`]: client messages of both protocols, parsed and validated.
@@ -14,6 +15,7 @@
 //! - [`session`]: the per-connection state machine (init, ack, active ids, shutdown).
 
 pub mod backoff;
+pub mod canonical;
 pub mod client;
 pub mod close;
 pub mod message;

@@ -117,7 +117,7 @@ impl Identity {
             claims.remove(timing);
         }
         let mut scope = String::from("claims:");
-        crate::operation::canonical_json(&Value::Object(claims), &mut scope);
+        subhub_protocol::canonical::write(&Value::Object(claims), &mut scope);
         scope
     }
 }

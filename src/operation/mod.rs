@@ -13,8 +13,6 @@ mod upstream;
 pub use shared::{shared_results, Subscribed, SubscribedSlot};
 pub use upstream::upstream_results;
 
-use std::fmt::Write as _;
-
 use async_graphql::dynamic::Schema;
 use async_graphql::{Request, Response, ServerError, Value, Variables};
 use subhub_protocol::OperationPayload;
@@ -40,45 +38,13 @@ pub fn request(payload: &OperationPayload, prepared: &Prepared) -> Request {
 pub fn key(payload: &OperationPayload, prepared: &Prepared, scope: &str) -> OperationKey {
     let mut variables = String::new();
     if let Some(vars) = &payload.variables {
-        canonical_json(&serde_json::Value::Object(vars.clone()), &mut variables);
+        subhub_protocol::canonical::write(&serde_json::Value::Object(vars.clone()), &mut variables);
     }
     OperationKey {
         document: prepared.document.text.clone(),
         operation_name: payload.operation_name.clone(),
         variables,
         scope: scope.to_owned(),
-    }
-}
-
-/// `value` as JSON with every object's keys sorted, so equal values write equal text.
-pub fn canonical_json(value: &serde_json::Value, out: &mut String) {
-    match value {
-        serde_json::Value::Object(map) => {
-            let mut entries: Vec<_> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
-            out.push('{');
-            for (i, (k, v)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                let _ = write!(out, "{}:", serde_json::Value::String(k.clone()));
-                canonical_json(v, out);
-            }
-            out.push('}');
-        }
-        serde_json::Value::Array(items) => {
-            out.push('[');
-            for (i, v) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                canonical_json(v, out);
-            }
-            out.push(']');
-        }
-        other => {
-            let _ = write!(out, "{other}");
-        }
     }
 }
 

@@ -7,7 +7,7 @@ use async_graphql::dynamic::Schema;
 use async_graphql::Request;
 use futures_util::StreamExt;
 use subhub_protocol::OperationPayload;
-use subhub_subscriptions::{ExecutionItem, ExecutionStream, Metrics};
+use subhub_subscriptions::{ExecutionItem, ExecutionStream, Forwarded, ForwardedKey};
 use subhub_upstream_ws::rewrite::forward;
 use subhub_upstream_ws::Item;
 
@@ -24,7 +24,7 @@ pub fn upstream_results(
     entry: Arc<UpstreamEntry>,
     init_payload: Option<serde_json::Map<String, serde_json::Value>>,
     payload: OperationPayload,
-    metrics: Arc<Metrics>,
+    sources: Arc<Forwarded>,
 ) -> ExecutionStream {
     let validation = schema.execute_stream(request);
     let starting = entry.clone();
@@ -40,19 +40,19 @@ pub fn upstream_results(
             return Err(ExecutionItem::Error(errors.into()));
         }
         let forwarded = forward(&entry.namespace, &entry.root_fields, &payload).map_err(error)?;
-        let lease = entry.pool.subscribe(init_payload, &forwarded.operation).await.map_err(|e| error(e.to_string()))?;
+        let key = ForwardedKey::new(&entry.name, init_payload, forwarded.operation.clone());
+        let lease = sources.acquire(key).await.map_err(error)?;
         Ok((lease, forwarded))
     };
     let live = futures_util::stream::once(start).flat_map(move |started| match started {
         Err(item) => futures_util::stream::iter(vec![item]).boxed(),
         Ok((lease, forwarded)) => {
             let entry = entry.clone();
-            let metrics = metrics.clone();
             let results = futures_util::stream::unfold(Some((lease, forwarded)), move |state| {
-                let (entry, metrics) = (entry.clone(), metrics.clone());
+                let entry = entry.clone();
                 async move {
                     let (mut lease, forwarded) = state?;
-                    let item = lease.recv(&metrics.dropped_lagged).await?;
+                    let item = lease.recv().await?;
                     match &*item {
                         Item::Next(result) => {
                             let mut result = result.clone();

@@ -271,15 +271,15 @@ impl Connection {
                         // Forwarded credentials are part of the key: clients whose credentials
                         // differ never share an execution, nor an upstream connection.
                         let init_payload = entry.init_payload(self.init_payload.as_ref());
-                        let credentials = init_payload
-                            .as_ref()
-                            .map_or_else(String::new, |p| serde_json::Value::Object(p.clone()).to_string());
+                        let credentials = init_payload.as_ref().map_or_else(String::new, |p| {
+                            subhub_protocol::canonical::text(&serde_json::Value::Object(p.clone()))
+                        });
                         let key =
                             operation::key(payload, &prepared, &format!("{}\n{credentials}", self.identity.scope()));
-                        let metrics = self.hub.metrics.clone();
+                        let sources = self.hub.forwarded.clone();
                         self.hub.executions.attach(key, self.outbox.clone(), slot, || {
                             let payload = payload.clone();
-                            operation::upstream_results(&schema, request(), entry, init_payload, payload, metrics)
+                            operation::upstream_results(&schema, request(), entry, init_payload, payload, sources)
                         })
                     }
                 };

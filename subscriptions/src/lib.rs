@@ -9,20 +9,27 @@
 //! last subscriber leaves, politely or by dropping its socket.
 //!
 //! ## Layout
-//! - [`sources`]: one source per (broker, topic), refcounted by [`SourceLease`]s, with `linger`.
+//! - [`registry`]: one source per key, whatever its [`Origin`] (broker topics, upstream
+//!   operations): refcounted by [`Lease`]s, opened once on a task of its own, `linger`.
+//! - [`sources`]: broker topics as sources: their checks and limits.
+//! - [`forwarded`]: upstream operations as sources.
 //! - [`executions`]: one shared execution per [`OperationKey`], its subscribers' [`Attachment`]s.
 //! - [`outbox`]: the bounded per-connection queue and its slow-consumer policy.
 //! - [`metrics`]: the hub's counters and gauges, rendered as Prometheus text.
 
 pub mod executions;
+pub mod forwarded;
 pub mod metrics;
 pub mod outbox;
+pub mod registry;
 pub mod sources;
 
 pub use executions::{Attachment, ExecutionItem, ExecutionStream, Executions, OperationKey, TooManyExecutions};
+pub use forwarded::{Forwarded, ForwardedKey, ForwardedLease};
 pub use metrics::{Metrics, Refusal, UpstreamSample};
 pub use outbox::{Outbound, Outbox, OutboxConfig, SharedPayload, Slot, SlowConsumerPolicy, WriteOutcome, WriteThrough};
-pub use sources::{SourceError, SourceLease, SourceLimits, Sources};
+pub use registry::{AcquireError, Capacity, Lease, Origin, Registry};
+pub use sources::{SourceError, SourceLease, SourceLimits, Sources, TopicKey, Topics};
 
 /// Locks a std mutex, going on with the data if a panicking thread poisoned it: every critical
 /// section in this crate leaves its data consistent before anything can panic.

@@ -1,16 +1,16 @@
-//! One source per (broker, topic): opened by the first lease, shared by every later one, closed
-//! when the last lease is dropped (after `linger`, if configured).
+//! Broker topics as sources of the registry: one source per (broker, topic), once the topic is
+//! checked (canonical form, wildcards) and the hub's limits allow it.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use subhub_brokers::{Broker, BrokerError, BrokerStats, Brokers, Event, EventSink, SourceGuard};
-use tokio::sync::{broadcast, OnceCell};
+use futures_util::future::BoxFuture;
+use subhub_brokers::{BrokerError, Brokers, Event, EventSink, SourceGuard};
+use tokio::sync::broadcast;
 
-use crate::lock;
 use crate::metrics::{Metrics, Refusal};
+use crate::registry::{AcquireError, Capacity, Lease, Origin, Registry};
 
 /// Why a source could not be opened. The text is safe to show clients.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -41,7 +41,7 @@ pub struct SourceLimits {
     pub max_message_bytes: usize,
     /// Broker wildcards a subscribed topic may hold.
     pub max_topic_wildcards: usize,
-    /// Sources open at once, across every broker.
+    /// Sources open at once, across every broker and upstream.
     pub max_sources: usize,
 }
 
@@ -57,58 +57,83 @@ impl Default for SourceLimits {
     }
 }
 
+/// One broker topic: the key of its source.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
-struct SourceKey {
-    broker: Arc<str>,
-    topic: Arc<str>,
+pub struct TopicKey {
+    pub broker: Arc<str>,
+    pub topic: Arc<str>,
 }
 
-/// The open sources, and how to open more.
-pub struct Sources {
+/// Broker topics, as a registry opens them.
+pub struct Topics {
     brokers: Arc<Brokers>,
-    open: Mutex<HashMap<SourceKey, Arc<SourceEntry>>>,
+    linger: Duration,
+    max_message_bytes: usize,
+}
+
+impl Origin for Topics {
+    type Key = TopicKey;
+    type Item = Arc<Event>;
+    type Guard = SourceGuard;
+    type Error = BrokerError;
+
+    fn open(
+        &self,
+        key: &TopicKey,
+        items: broadcast::Sender<Arc<Event>>,
+    ) -> BoxFuture<'static, Result<SourceGuard, BrokerError>> {
+        let broker = self.brokers.get(Some(&key.broker)).cloned();
+        let (topic, max_message_bytes) = (key.topic.clone(), self.max_message_bytes);
+        Box::pin(async move {
+            let broker = broker?;
+            let sink = EventSink::new(items, broker.stats().clone(), max_message_bytes);
+            broker.subscribe(&topic, sink).await
+        })
+    }
+
+    fn linger(&self, _key: &TopicKey) -> Duration {
+        self.linger
+    }
+
+    fn count_open(&self, key: &TopicKey, delta: i64) {
+        if let Ok(broker) = self.brokers.get(Some(&key.broker)) {
+            broker.stats().sources_open.fetch_add(delta, Relaxed);
+        }
+    }
+}
+
+/// The sources of broker topics: the registry of [`Topics`], and the checks a topic passes
+/// before it is opened.
+pub struct Sources {
+    registry: Arc<Registry<Topics>>,
+    capacity: Arc<Capacity>,
     limits: SourceLimits,
     metrics: Arc<Metrics>,
 }
 
-struct SourceEntry {
-    key: SourceKey,
-    broker: Arc<dyn Broker>,
-    sender: broadcast::Sender<Arc<Event>>,
-    /// Set once the broker subscription is live (or failed); concurrent first leases wait on it.
-    opened: OnceCell<Result<(), BrokerError>>,
-    state: Mutex<EntryState>,
-}
-
-#[derive(Default)]
-struct EntryState {
-    leases: usize,
-    guard: Option<SourceGuard>,
-    /// Counted in `subhub_sources_open`.
-    counted: bool,
-    /// Removed from the map; a broker subscription that arrives now is dropped at once.
-    closed: bool,
-}
-
-impl SourceEntry {
-    fn stats(&self) -> &Arc<BrokerStats> {
-        self.broker.stats()
-    }
-}
+/// A share of one broker topic's source.
+pub type SourceLease = Lease<Topics>;
 
 impl Sources {
     pub fn new(brokers: Arc<Brokers>, limits: SourceLimits, metrics: Arc<Metrics>) -> Arc<Self> {
-        let limits = SourceLimits { buffer: limits.buffer.max(1), ..limits };
-        Arc::new(Sources { brokers, open: Mutex::default(), limits, metrics })
+        let capacity = Capacity::new(limits.max_sources);
+        let topics = Topics { brokers, linger: limits.linger, max_message_bytes: limits.max_message_bytes };
+        let registry = Registry::new(Arc::new(topics), limits.buffer, capacity.clone(), metrics.clone());
+        Arc::new(Sources { registry, capacity, limits, metrics })
     }
 
     pub fn brokers(&self) -> &Arc<Brokers> {
-        &self.brokers
+        &self.registry.origin().brokers
+    }
+
+    /// `limits.max_sources`, shared with every other registry of the hub (upstream operations).
+    pub fn capacity(&self) -> &Arc<Capacity> {
+        &self.capacity
     }
 
     /// Number of sources open or opening.
     pub fn len(&self) -> usize {
-        lock(&self.open).len()
+        self.registry.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -128,7 +153,7 @@ impl Sources {
     }
 
     async fn try_acquire(self: &Arc<Self>, broker: Option<&str>, topic: &str) -> Result<SourceLease, SourceError> {
-        let broker = self.brokers.get(broker)?.clone();
+        let broker = self.brokers().get(broker)?.clone();
         let topic = broker.canonical_topic(topic)?;
         let wildcards = broker.wildcards(&topic);
         if wildcards > self.limits.max_topic_wildcards {
@@ -138,146 +163,20 @@ impl Sources {
                 max: self.limits.max_topic_wildcards,
             });
         }
-        let key = SourceKey { broker: broker.name().into(), topic: topic.into() };
-        let (entry, receiver) = {
-            let mut open = lock(&self.open);
-            let entry = match open.get(&key) {
-                Some(entry) => entry.clone(),
-                None if open.len() >= self.limits.max_sources => {
-                    return Err(SourceError::TooManySources(self.limits.max_sources));
-                }
-                None => {
-                    let entry = Arc::new(SourceEntry {
-                        key: key.clone(),
-                        broker,
-                        sender: broadcast::channel(self.limits.buffer).0,
-                        opened: OnceCell::new(),
-                        state: Mutex::default(),
-                    });
-                    open.insert(key, entry.clone());
-                    entry
-                }
-            };
-            lock(&entry.state).leases += 1;
-            let receiver = entry.sender.subscribe();
-            (entry, receiver)
-        };
-        // The lease exists before the first await, so a cancelled acquire still gives it back.
-        let lease = SourceLease { sources: self.clone(), entry: entry.clone(), receiver };
-        entry.opened.get_or_init(|| self.open_on_broker(&entry)).await.clone()?;
-        Ok(lease)
+        let key = TopicKey { broker: broker.name().into(), topic: topic.into() };
+        self.registry.acquire(key).await.map_err(|error| match error {
+            AcquireError::Open(error) => SourceError::Broker(error),
+            AcquireError::Full(max) => SourceError::TooManySources(max),
+        })
     }
-
-    async fn open_on_broker(self: &Arc<Self>, entry: &Arc<SourceEntry>) -> Result<(), BrokerError> {
-        let sink = EventSink::new(entry.sender.clone(), entry.stats().clone(), self.limits.max_message_bytes);
-        match entry.broker.subscribe(&entry.key.topic, sink).await {
-            Ok(guard) => {
-                let mut state = lock(&entry.state);
-                if state.closed {
-                    drop(state);
-                    drop(guard);
-                } else {
-                    state.guard = Some(guard);
-                    state.counted = true;
-                    entry.stats().sources_open.fetch_add(1, Relaxed);
-                }
-                Ok(())
-            }
-            Err(error) => {
-                tracing::warn!(broker = %entry.key.broker, topic = %entry.key.topic, %error, "cannot open source");
-                self.close(entry);
-                Err(error)
-            }
-        }
-    }
-
-    fn release(self: &Arc<Self>, entry: &Arc<SourceEntry>) {
-        let last = {
-            let mut state = lock(&entry.state);
-            state.leases -= 1;
-            state.leases == 0
-        };
-        if !last {
-            return;
-        }
-        if self.limits.linger.is_zero() {
-            self.close_if_unused(entry);
-        } else if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let (sources, entry, linger) = (self.clone(), entry.clone(), self.limits.linger);
-            runtime.spawn(async move {
-                tokio::time::sleep(linger).await;
-                sources.close_if_unused(&entry);
-            });
-        } else {
-            self.close_if_unused(entry);
-        }
-    }
-
-    fn close_if_unused(&self, entry: &Arc<SourceEntry>) {
-        let guard = {
-            let mut open = lock(&self.open);
-            if lock(&entry.state).leases > 0 {
-                return;
-            }
-            Self::detach(&mut open, entry)
-        };
-        drop(guard);
-    }
-
-    fn close(&self, entry: &Arc<SourceEntry>) {
-        let guard = Self::detach(&mut lock(&self.open), entry);
-        drop(guard);
-    }
-
-    /// Removes the entry from the map (the caller holds its lock, so no acquire can find the
-    /// entry in between) and hands back its broker subscription, to be dropped outside the lock.
-    fn detach(open: &mut HashMap<SourceKey, Arc<SourceEntry>>, entry: &Arc<SourceEntry>) -> Option<SourceGuard> {
-        if open.get(&entry.key).is_some_and(|current| Arc::ptr_eq(current, entry)) {
-            open.remove(&entry.key);
-        }
-        let mut state = lock(&entry.state);
-        state.closed = true;
-        if std::mem::take(&mut state.counted) {
-            entry.stats().sources_open.fetch_sub(1, Relaxed);
-        }
-        state.guard.take()
-    }
-}
-
-/// A share of one source. Events arrive through [`SourceLease::recv`]; dropping the lease gives
-/// the share back, and the last one closes the source.
-pub struct SourceLease {
-    sources: Arc<Sources>,
-    entry: Arc<SourceEntry>,
-    receiver: broadcast::Receiver<Arc<Event>>,
 }
 
 impl SourceLease {
-    /// The next event, or `None` when the source has ended. Events missed because this reader
-    /// fell more than the source capacity behind are counted as `lagged` and skipped.
-    pub async fn recv(&mut self) -> Option<Arc<Event>> {
-        loop {
-            match self.receiver.recv().await {
-                Ok(event) => return Some(event),
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    self.sources.metrics.dropped_lagged.fetch_add(missed, Relaxed);
-                }
-                Err(broadcast::error::RecvError::Closed) => return None,
-            }
-        }
-    }
-
     pub fn broker(&self) -> &str {
-        &self.entry.key.broker
+        &self.key().broker
     }
 
     pub fn topic(&self) -> &str {
-        &self.entry.key.topic
-    }
-}
-
-impl Drop for SourceLease {
-    fn drop(&mut self) {
-        self.sources.release(&self.entry);
+        &self.key().topic
     }
 }
