@@ -300,7 +300,7 @@ impl Connection {
                         ExecutionItem::Error(errors) => outbox.push(Outbound::Error { slot: task_slot, errors }),
                     }
                 });
-                Running::Single { slot, task }
+                Running::Single { slot, outbox: self.outbox.clone(), task }
             }
         };
         self.operations.insert(id, running);

@@ -3,14 +3,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use subhub_subscriptions::{Attachment, Slot};
+use subhub_subscriptions::{Attachment, Outbox, Slot};
 use tokio::task::JoinHandle;
 
 /// A running operation. Dropping it stops it: a subscription leaves its shared execution, a
 /// query or mutation is aborted.
 pub enum Running {
     Subscription(Attachment),
-    Single { slot: Arc<Slot>, task: JoinHandle<()> },
+    Single { slot: Arc<Slot>, outbox: Arc<Outbox>, task: JoinHandle<()> },
 }
 
 impl Running {
@@ -24,8 +24,8 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        if let Running::Single { slot, task } = self {
-            slot.deactivate();
+        if let Running::Single { slot, outbox, task } = self {
+            outbox.deactivate(slot);
             task.abort();
         }
     }

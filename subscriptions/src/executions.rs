@@ -19,6 +19,9 @@ const MAX_RESULTS_PER_WRITE: usize = 64;
 /// Results an execution holds that not every subscriber has been sent yet, at most: beyond
 /// that, results wait in the stream that produces them.
 const MAX_UNSENT_RESULTS: usize = 1024;
+/// What the subscribers of an execution that panicked are sent; nothing of the panic reaches
+/// clients.
+const INTERNAL_ERROR: &str = r#"[{"message":"internal error"}]"#;
 /// Subscribers an execution writes to before it lets other tasks run.
 const SUBSCRIBERS_PER_TURN: usize = 128;
 
@@ -115,14 +118,20 @@ impl Executions {
         slot: Arc<Slot>,
         start: impl FnOnce() -> ExecutionStream,
     ) -> Result<Attachment, TooManyExecutions> {
-        let subscriber = Subscriber { outbox, slot: slot.clone(), next: AtomicU64::new(0) };
+        let subscriber = Subscriber { outbox: outbox.clone(), slot: slot.clone(), next: AtomicU64::new(0) };
         let mut alive = lock(&self.alive);
         if let Some(execution) = alive.get(&key) {
             let mut state = lock(&execution.state);
             if !state.ended {
                 let id = state.add(subscriber, &self.metrics);
                 drop(state);
-                return Ok(Attachment { executions: self.clone(), execution: execution.clone(), subscriber: id, slot });
+                return Ok(Attachment {
+                    executions: self.clone(),
+                    execution: execution.clone(),
+                    subscriber: id,
+                    slot,
+                    outbox,
+                });
             }
         }
         if alive.len() >= self.max {
@@ -136,8 +145,24 @@ impl Executions {
         alive.insert(key, execution.clone());
         self.metrics.executions.fetch_add(1, Relaxed);
         drop(alive);
-        tokio::spawn(self.clone().run(execution.clone(), start()));
-        Ok(Attachment { executions: self.clone(), execution, subscriber: id, slot })
+        tokio::spawn(self.clone().guard(execution.clone(), start()));
+        Ok(Attachment { executions: self.clone(), execution, subscriber: id, slot, outbox })
+    }
+
+    /// Runs the execution; if it panics, the entry goes (later subscribers start a new one)
+    /// and its subscribers get an `error`, instead of waiting on a dead execution for good.
+    async fn guard(self: Arc<Self>, execution: Arc<Execution>, results: ExecutionStream) {
+        let run = std::panic::AssertUnwindSafe(self.clone().run(execution.clone(), results));
+        if let Err(panic) = run.catch_unwind().await {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(document = %execution.key.document, panic = %what, "an execution panicked; its subscribers get an error");
+            let errors: SharedPayload = INTERNAL_ERROR.into();
+            self.end(&execution, |slot| Outbound::Error { slot, errors: errors.clone() });
+        }
     }
 
     async fn run(self: Arc<Self>, execution: Arc<Execution>, mut results: ExecutionStream) {
@@ -322,6 +347,7 @@ pub struct Attachment {
     execution: Arc<Execution>,
     subscriber: u64,
     slot: Arc<Slot>,
+    outbox: Arc<Outbox>,
 }
 
 impl Attachment {
@@ -332,7 +358,9 @@ impl Attachment {
 
 impl Drop for Attachment {
     fn drop(&mut self) {
-        self.slot.deactivate();
+        // Through the outbox: once this returns, no `next` of the slot is being written, so
+        // the `complete` the connection sends next is its last frame.
+        self.outbox.deactivate(&self.slot);
         self.executions.detach(&self.execution, self.subscriber);
     }
 }
@@ -395,6 +423,47 @@ mod tests {
         assert_eq!(metrics.subscriptions.load(Relaxed), 0);
         // The cancelled task drops its stream, and with it the sender's receiver.
         tokio::time::timeout(Duration::from_secs(5), tx.closed()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_panicking_execution_is_forgotten_and_its_subscribers_get_an_error() {
+        let metrics = Arc::new(Metrics::default());
+        let executions = Executions::new(metrics.clone(), 16);
+        let (tx, stream) = channel_stream();
+        let exploding = stream
+            .map(|item| match item {
+                ExecutionItem::Next(payload) if &*payload == "boom" => panic!("a resolver bug"),
+                other => other,
+            })
+            .boxed();
+        let mut start = Some(exploding);
+        let a = outbox(&metrics);
+        let slot = Slot::new(Protocol::TransportWs, "1");
+        let _first = executions.attach(key("q"), a.clone(), slot, || start.take().unwrap()).unwrap();
+        tx.send(ExecutionItem::Live).unwrap();
+        tx.send(ExecutionItem::Next("boom".into())).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), a.ready()).await.expect("the subscriber hears of it");
+        let mut out = Vec::new();
+        a.drain_into(&mut out, 10);
+        assert!(matches!(&out[..], [Outbound::Error { errors, .. }] if &**errors == INTERNAL_ERROR), "{out:?}");
+        assert_eq!(
+            (executions.len(), metrics.executions.load(Relaxed), metrics.subscriptions.load(Relaxed)),
+            (0, 0, 0)
+        );
+
+        // The next subscriber of the same key starts a new execution.
+        let (tx, stream) = channel_stream();
+        let mut start = Some(stream);
+        let b = outbox(&metrics);
+        let _second = executions
+            .attach(key("q"), b.clone(), Slot::new(Protocol::TransportWs, "2"), || start.take().unwrap())
+            .unwrap();
+        tx.send(ExecutionItem::Live).unwrap();
+        tx.send(ExecutionItem::Next("{}".into())).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), b.ready()).await.expect("a live execution");
+        let mut out = Vec::new();
+        b.drain_into(&mut out, 10);
+        assert!(matches!(&out[..], [Outbound::Next { .. }]), "{out:?}");
     }
 
     #[tokio::test]

@@ -69,6 +69,8 @@ impl Slot {
         self.active.load(Relaxed)
     }
 
+    /// Skips the slot's later messages. A connection ending a subscription goes through
+    /// [`Outbox::deactivate`] instead, which also waits out a write in progress.
     pub fn deactivate(&self) {
         self.active.store(false, Relaxed);
     }
@@ -286,6 +288,14 @@ impl Outbox {
         self.len() == 0
     }
 
+    /// Ends a subscription on this connection: its messages are skipped from now on, and a
+    /// `next` being written through for it (under this lock) is finished before this returns,
+    /// so whatever the connection sends for the id afterwards (`complete`) comes last.
+    pub fn deactivate(&self, slot: &Slot) {
+        let _writing = lock(&self.state);
+        slot.deactivate();
+    }
+
     /// Refuses every later message and frees the queued ones: the connection is gone.
     pub fn close(&self) {
         let mut state = lock(&self.state);
@@ -429,5 +439,60 @@ mod tests {
         outbox.push(next(&slot, 7));
         assert_eq!(*lock(&socket.taken), ["1", "5"]);
         assert_eq!(metrics.deliveries.load(Relaxed), 2);
+    }
+
+    /// A socket that records frames, and holds a write-through in the middle of its write until
+    /// released.
+    struct HeldSocket {
+        frames: Mutex<Vec<String>>,
+        entered: std::sync::mpsc::Sender<()>,
+        release: Mutex<std::sync::mpsc::Receiver<()>>,
+    }
+
+    impl WriteThrough for HeldSocket {
+        fn write_nexts(&self, _prefix: &FramePrefix, payloads: &[SharedPayload]) -> WriteOutcome {
+            let _ = self.entered.send(());
+            let _ = lock(&self.release).recv();
+            lock(&self.frames).extend(payloads.iter().map(|p| format!("next {p}")));
+            WriteOutcome::Written
+        }
+    }
+
+    /// A subscription ended (legacy `stop`, shutdown) while an execution writes a `next` for
+    /// it straight into the socket: the `complete` the connection then sends comes after it.
+    #[test]
+    fn no_frame_of_a_subscription_follows_what_its_end_sends() {
+        let (outbox, _metrics) = outbox(8, SlowConsumerPolicy::DropOldest, Duration::from_secs(1));
+        let (entered, entering) = std::sync::mpsc::channel();
+        let (released, release) = std::sync::mpsc::channel();
+        let socket = Arc::new(HeldSocket { frames: Mutex::default(), entered, release: Mutex::new(release) });
+        outbox.write_through(socket.clone());
+        let slot = Slot::new(Protocol::TransportWs, "1");
+
+        let execution = std::thread::spawn({
+            let (outbox, slot) = (outbox.clone(), slot.clone());
+            move || outbox.push_nexts(&slot, &["{}".into()])
+        });
+        entering.recv().expect("the write began");
+        let connection = std::thread::spawn({
+            let (outbox, slot, socket) = (outbox.clone(), slot.clone(), socket.clone());
+            move || {
+                outbox.deactivate(&slot);
+                lock(&socket.frames).push("complete".to_owned());
+            }
+        });
+        // Give an unordered `complete` the chance to overtake the write (it cannot once ordered).
+        let overtaken = (0..20).any(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            lock(&socket.frames).iter().any(|frame| frame == "complete")
+        });
+        released.send(()).expect("release the write");
+        execution.join().expect("execution");
+        connection.join().expect("connection");
+        assert!(!overtaken, "`complete` was written while a `next` was being written");
+        assert_eq!(*lock(&socket.frames), ["next {}", "complete"]);
+        // And nothing of the slot is written after.
+        outbox.push_nexts(&slot, &["{}".into()]);
+        assert_eq!(lock(&socket.frames).len(), 2);
     }
 }
