@@ -112,6 +112,13 @@ pub struct Limits {
     pub max_message_bytes: usize,
     /// Messages queued for one connection at most.
     pub connection_queue: usize,
+    /// Bytes one connection may hold at most: of the results in its queue, and of frames its
+    /// socket has not taken yet, each. Over it, the oldest queued `next` is dropped.
+    pub connection_buffer_bytes: usize,
+    /// A connection whose socket takes no byte for this long while bytes wait for it is
+    /// dropped (a client that stopped reading, or advertises a zero window).
+    #[serde(with = "humantime_serde")]
+    pub write_timeout: Duration,
     /// What happens when a connection's queue overflows.
     pub slow_consumer: SlowConsumer,
     /// How long a connection may stay behind (its queue overflowing) before it is closed with 1013.
@@ -161,6 +168,8 @@ impl Default for Limits {
             max_subscriptions_per_connection: 100,
             max_message_bytes: 1024 * 1024,
             connection_queue: 1024,
+            connection_buffer_bytes: 4 * 1024 * 1024,
+            write_timeout: Duration::from_secs(30),
             slow_consumer: SlowConsumer::DropOldest,
             slow_consumer_timeout: Duration::from_secs(10),
             source_buffer: 1024,
@@ -333,6 +342,12 @@ impl Config {
                 return Err(format!("{key} must be at least 1"));
             }
         }
+        if limits.connection_buffer_bytes < MIN_CONNECTION_BUFFER_BYTES {
+            return Err(format!("limits.connection_buffer_bytes must be at least {MIN_CONNECTION_BUFFER_BYTES}"));
+        }
+        if limits.write_timeout.is_zero() {
+            return Err("limits.write_timeout must be longer than 0s".to_owned());
+        }
         // The places of sessions and HTTP connections are semaphore permits.
         for (key, value) in [
             ("limits.max_connections", limits.max_connections),
@@ -392,6 +407,9 @@ fn refine_offset(text: &str, offset: usize, message: &str) -> usize {
     }
     offset
 }
+
+/// Below this, ordinary results could not be queued at all.
+const MIN_CONNECTION_BUFFER_BYTES: usize = 64 * 1024;
 
 /// The keys at the top of the config file: a variable whose first part names one of them is
 /// meant for the hub, and one that then names no key is worth a warning (a typo), not silence.

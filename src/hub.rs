@@ -133,6 +133,7 @@ impl Hub {
         let limits = &self.config.limits;
         OutboxConfig {
             capacity: limits.connection_queue,
+            max_bytes: limits.connection_buffer_bytes,
             policy: match limits.slow_consumer {
                 SlowConsumer::DropOldest => SlowConsumerPolicy::DropOldest,
                 SlowConsumer::Close => SlowConsumerPolicy::Close,

@@ -55,7 +55,7 @@ pub async fn serve(mut socket: WebSocket, writer: Arc<SocketWriter>, protocol: O
     hub.metrics.connection_opened(protocol);
     let outbox = Outbox::new(hub.outbox_config(), hub.metrics.clone());
     let liveness = hub.keepalive.enroll(writer.clone());
-    outbox.write_through(writer);
+    outbox.write_through(writer.clone());
     let mut connection = Connection {
         socket,
         session: Session::new(protocol),
@@ -63,6 +63,7 @@ pub async fn serve(mut socket: WebSocket, writer: Arc<SocketWriter>, protocol: O
         outbox,
         batch: Vec::with_capacity(0),
         liveness,
+        writer,
         identity: Identity::default(),
         subscribes: RateLimit::per_second(hub.config.limits.subscribe_rate),
         messages: RateLimit::per_second(hub.config.limits.message_rate),
@@ -82,6 +83,8 @@ struct Connection {
     batch: Vec<Outbound>,
     /// Its part in the hub's keepalive.
     liveness: Arc<Liveness>,
+    /// The socket's shared write side, watched for stalls.
+    writer: Arc<SocketWriter>,
     /// Who the client authenticated as in `connection_init`.
     identity: Identity,
     /// `limits.subscribe_rate`.
@@ -372,9 +375,11 @@ impl Connection {
         }
         let outbox = self.outbox.clone();
         let shutdown = self.hub.shutdown.clone();
+        let writer = self.writer.clone();
         tokio::select! {
             result = self.socket.flush() => result.map_err(|_| Exit::Gone),
             () = outbox.too_slow() => Err(self.too_slow()),
+            () = writer.stalled(self.hub.config.limits.write_timeout) => Err(self.stalled()),
             () = shutdown.cancelled() => Err(Exit::Gone),
         }
     }
@@ -395,6 +400,12 @@ impl Connection {
         } else {
             Exit::Gone
         }
+    }
+
+    /// The client took no byte for `write_timeout`: no close frame could reach it either.
+    fn stalled(&self) -> Exit {
+        self.hub.metrics.stalled_closes.fetch_add(1, Relaxed);
+        Exit::Gone
     }
 
     fn too_slow(&self) -> Exit {

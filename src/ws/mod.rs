@@ -52,11 +52,13 @@ pub fn upgrade(upgrade: Upgrade, hub: Arc<Hub>) -> Response {
     let response = upgrade.accept();
     let Upgrade { protocol, on_upgrade, .. } = upgrade;
     let max_message = limits.max_message_bytes;
-    let max_pending = WRITE_BUFFER_BYTES + 2 * max_message + 1024;
+    // tungstenite hands whole frames to the socket, which holds at most
+    // `connection_buffer_bytes` of them (and one frame, however large).
+    let max_pending = limits.connection_buffer_bytes;
     let config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
-        .max_write_buffer_size(max_pending)
+        .max_write_buffer_size(WRITE_BUFFER_BYTES + 2 * max_message + 1024)
         .max_message_size(Some(max_message))
         .max_frame_size(Some(max_message));
     let sessions = hub.sessions.clone();

@@ -12,6 +12,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use subhub_protocol::FramePrefix;
 use subhub_subscriptions::{SharedPayload, WriteOutcome, WriteThrough};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
@@ -27,13 +29,36 @@ pub struct SocketWriter {
     stream: OwnedWriteHalf,
     /// Accepted bytes the kernel has not taken yet: always whole frames, in order.
     pending: Mutex<Vec<u8>>,
-    /// The session's own writes wait (rather than pile up here) once this much is pending.
+    /// The session's own writes wait (rather than pile up here) once this much is pending, and
+    /// a write-through larger than this is queued instead (`limits.connection_buffer_bytes`).
     max_pending: usize,
+    /// When the socket last took a byte, or when bytes began to wait for it.
+    progress: Mutex<Instant>,
 }
 
 impl SocketWriter {
     fn pending(&self) -> MutexGuard<'_, Vec<u8>> {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn progressed(&self) {
+        *self.progress.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+    }
+
+    fn last_progress(&self) -> Instant {
+        *self.progress.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Resolves once bytes have waited for the socket `timeout` long without it taking one: a
+    /// client that stopped reading, or advertises a zero window, which TCP never times out.
+    pub async fn stalled(&self, timeout: Duration) {
+        loop {
+            let since = self.last_progress();
+            tokio::time::sleep_until(since + timeout).await;
+            if self.last_progress() == since && !self.pending().is_empty() {
+                return;
+            }
+        }
     }
 
     /// Writes what is pending until it is empty or the socket is full (the task is then woken
@@ -44,6 +69,7 @@ impl SocketWriter {
                 Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
                 Ok(n) => {
                     pending.drain(..n);
+                    self.progressed();
                 }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                     ready!(self.stream.as_ref().poll_write_ready(cx))?;
@@ -85,7 +111,8 @@ impl SocketWriter {
     /// the rest of frames the kernel took in part waits in `pending` for the session's flush.
     fn write_whole_frames(&self, frames: &[u8]) -> WriteOutcome {
         let mut pending = self.pending();
-        if !pending.is_empty() {
+        // What the kernel does not take waits in `pending`: never more than its bound.
+        if !pending.is_empty() || frames.len() > self.max_pending {
             return WriteOutcome::Refused;
         }
         match self.stream.try_write(frames) {
@@ -93,6 +120,7 @@ impl SocketWriter {
             Ok(0) => WriteOutcome::Refused,
             Ok(n) => {
                 pending.extend_from_slice(&frames[n..]);
+                self.progressed();
                 WriteOutcome::Started
             }
             // A broken socket is the session's to find: queued, the message meets the error there.
@@ -120,7 +148,12 @@ impl SessionSocket {
     /// Shares `stream`; the session's own writes wait once `max_pending` bytes are pending.
     pub fn new(stream: TcpStream, max_pending: usize) -> Self {
         let (read, write) = stream.into_split();
-        let writer = Arc::new(SocketWriter { stream: write, pending: Mutex::default(), max_pending });
+        let writer = Arc::new(SocketWriter {
+            stream: write,
+            pending: Mutex::default(),
+            max_pending,
+            progress: Mutex::new(Instant::now()),
+        });
         SessionSocket { read, writer }
     }
 
@@ -172,6 +205,8 @@ impl AsyncWrite for SessionSocket {
             ready!(writer.drain(&mut pending, cx))?;
         }
         if pending.is_empty() {
+            // Bytes start waiting now: a stall is measured from here.
+            writer.progressed();
             match writer.stream.try_write(buf) {
                 Ok(n) => pending.extend_from_slice(&buf[n..]),
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => pending.extend_from_slice(buf),

@@ -385,8 +385,12 @@ mod tests {
     }
 
     fn outbox(metrics: &Arc<Metrics>) -> Arc<Outbox> {
-        let config =
-            OutboxConfig { capacity: 16, policy: SlowConsumerPolicy::DropOldest, close_after: Duration::from_secs(1) };
+        let config = OutboxConfig {
+            capacity: 16,
+            max_bytes: 1 << 20,
+            policy: SlowConsumerPolicy::DropOldest,
+            close_after: Duration::from_secs(1),
+        };
         Outbox::new(config, metrics.clone())
     }
 
@@ -475,6 +479,7 @@ mod tests {
         // More subscribers than one turn, so results arrive while a sweep is under way.
         let config = OutboxConfig {
             capacity: 1000,
+            max_bytes: 1 << 20,
             policy: SlowConsumerPolicy::DropOldest,
             close_after: Duration::from_secs(60),
         };

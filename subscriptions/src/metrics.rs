@@ -19,6 +19,8 @@ pub struct Metrics {
     pub dropped_lagged: AtomicU64,
     /// Connections closed with 1013 for staying behind.
     pub slow_consumer_closes: AtomicU64,
+    /// Connections dropped after `write_timeout` without the socket taking a byte.
+    pub stalled_closes: AtomicU64,
     /// Messages waiting in connection queues right now.
     pub queued: AtomicI64,
     /// Events that passed an execution's filters, and those they dropped (once per event per
@@ -185,6 +187,11 @@ impl Metrics {
             out,
             "# HELP subhub_slow_consumer_closes_total Connections closed with 1013 for staying behind.\n# TYPE subhub_slow_consumer_closes_total counter\nsubhub_slow_consumer_closes_total {}",
             self.slow_consumer_closes.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP subhub_stalled_closes_total Connections dropped after write_timeout without taking a byte.\n# TYPE subhub_stalled_closes_total counter\nsubhub_stalled_closes_total {}",
+            self.stalled_closes.load(Relaxed)
         );
         let _ = writeln!(
             out,

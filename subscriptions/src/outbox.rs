@@ -47,6 +47,8 @@ pub enum SlowConsumerPolicy {
 pub struct OutboxConfig {
     /// Queued messages at most.
     pub capacity: usize,
+    /// Bytes of queued results at most (a result larger than this alone is still queued).
+    pub max_bytes: usize,
     pub policy: SlowConsumerPolicy,
     pub close_after: Duration,
 }
@@ -123,11 +125,22 @@ impl Outbound {
     fn is_droppable(&self) -> bool {
         matches!(self, Outbound::Next { .. })
     }
+
+    /// The bytes it holds (shared with other connections, but held as long as it waits here).
+    fn bytes(&self) -> usize {
+        match self {
+            Outbound::Next { payload, .. } => payload.len(),
+            Outbound::Error { errors, .. } => errors.len(),
+            Outbound::Complete { .. } => 0,
+        }
+    }
 }
 
 #[derive(Default)]
 struct State {
     queue: VecDeque<Outbound>,
+    /// Bytes of the queued messages.
+    queued_bytes: usize,
     /// When the queue first overflowed since the writer last emptied it.
     behind_since: Option<Instant>,
     slow: bool,
@@ -220,22 +233,33 @@ impl Outbox {
         self.ready.notify_one();
     }
 
-    /// Queues a message, dropping the oldest `next` when the queue is full.
+    /// Queues a message, dropping the oldest `next`s while the queue is full in messages or in
+    /// bytes.
     fn enqueue(&self, state: &mut State, message: Outbound) {
-        if state.queue.len() >= self.config.capacity && message.is_droppable() {
-            if let Some(oldest) = state.queue.iter().position(Outbound::is_droppable) {
-                state.queue.remove(oldest);
-                self.metrics.queued.fetch_sub(1, Relaxed);
-                self.metrics.dropped_slow_consumer.fetch_add(1, Relaxed);
-            }
-            let now = Instant::now();
-            let since = *state.behind_since.get_or_insert(now);
-            let too_long = now.duration_since(since) >= self.config.close_after;
-            if !state.slow && (self.config.policy == SlowConsumerPolicy::Close || too_long) {
-                state.slow = true;
-                self.slow.cancel();
+        if message.is_droppable() {
+            let full = |state: &State| {
+                state.queue.len() >= self.config.capacity
+                    || (!state.queue.is_empty() && state.queued_bytes + message.bytes() > self.config.max_bytes)
+            };
+            if full(state) {
+                while full(state) {
+                    let Some(oldest) = state.queue.iter().position(Outbound::is_droppable) else { break };
+                    if let Some(dropped) = state.queue.remove(oldest) {
+                        state.queued_bytes -= dropped.bytes();
+                    }
+                    self.metrics.queued.fetch_sub(1, Relaxed);
+                    self.metrics.dropped_slow_consumer.fetch_add(1, Relaxed);
+                }
+                let now = Instant::now();
+                let since = *state.behind_since.get_or_insert(now);
+                let too_long = now.duration_since(since) >= self.config.close_after;
+                if !state.slow && (self.config.policy == SlowConsumerPolicy::Close || too_long) {
+                    state.slow = true;
+                    self.slow.cancel();
+                }
             }
         }
+        state.queued_bytes += message.bytes();
         state.queue.push_back(message);
         self.metrics.queued.fetch_add(1, Relaxed);
     }
@@ -246,6 +270,8 @@ impl Outbox {
         let mut state = lock(&self.state);
         state.writing = true;
         let n = state.queue.len().min(max);
+        let drained: usize = state.queue.iter().take(n).map(Outbound::bytes).sum();
+        state.queued_bytes -= drained;
         out.extend(state.queue.drain(..n));
         if state.queue.is_empty() {
             state.behind_since = None;
@@ -303,8 +329,14 @@ impl Outbox {
         state.through = None;
         let n = state.queue.len();
         state.queue.clear();
+        state.queued_bytes = 0;
         drop(state);
         self.metrics.queued.fetch_sub(n as i64, Relaxed);
+    }
+
+    /// Bytes of the queued messages.
+    pub fn queued_bytes(&self) -> usize {
+        lock(&self.state).queued_bytes
     }
 }
 
@@ -321,7 +353,8 @@ mod tests {
 
     fn outbox(capacity: usize, policy: SlowConsumerPolicy, close_after: Duration) -> (Arc<Outbox>, Arc<Metrics>) {
         let metrics = Arc::new(Metrics::default());
-        (Outbox::new(OutboxConfig { capacity, policy, close_after }, metrics.clone()), metrics)
+        let config = OutboxConfig { capacity, max_bytes: 1 << 20, policy, close_after };
+        (Outbox::new(config, metrics.clone()), metrics)
     }
 
     fn next(slot: &Arc<Slot>, n: u32) -> Outbound {
@@ -439,6 +472,41 @@ mod tests {
         outbox.push(next(&slot, 7));
         assert_eq!(*lock(&socket.taken), ["1", "5"]);
         assert_eq!(metrics.deliveries.load(Relaxed), 2);
+    }
+
+    #[test]
+    fn the_queue_is_bounded_in_bytes_too() {
+        let metrics = Arc::new(Metrics::default());
+        let config = OutboxConfig {
+            capacity: 1000,
+            max_bytes: 10_000,
+            policy: SlowConsumerPolicy::DropOldest,
+            close_after: Duration::from_secs(60),
+        };
+        let outbox = Outbox::new(config, metrics.clone());
+        let slot = Slot::new(Protocol::TransportWs, "1");
+        for n in 0..50 {
+            let payload: SharedPayload = format!("{n:04}{}", "x".repeat(996)).into();
+            outbox.push_nexts(&slot, &[payload]);
+        }
+        outbox.push(Outbound::Complete { slot: slot.clone() });
+        assert!(outbox.queued_bytes() <= 10_000, "{} bytes queued", outbox.queued_bytes());
+        assert_eq!(metrics.dropped_slow_consumer.load(Relaxed), 40);
+        let mut out = Vec::new();
+        outbox.drain_into(&mut out, usize::MAX);
+        let kept: Vec<String> = out
+            .iter()
+            .filter_map(|message| match message {
+                Outbound::Next { payload, .. } => Some(payload[..4].to_owned()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(kept, (40..50).map(|n| format!("{n:04}")).collect::<Vec<_>>(), "the newest are kept, in order");
+        assert!(matches!(out.last(), Some(Outbound::Complete { .. })), "terminal messages are never dropped");
+        assert_eq!(outbox.queued_bytes(), 0);
+        // One result larger than the budget still goes out, alone.
+        outbox.push_nexts(&slot, &["y".repeat(20_000).into()]);
+        assert_eq!(outbox.len(), 1);
     }
 
     /// A socket that records frames, and holds a write-through in the middle of its write until
