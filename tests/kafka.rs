@@ -240,3 +240,33 @@ async fn a_slow_subscribe_does_not_hold_up_other_topics() {
     assert_eq!(events(&steady.recv_json().await)["payload"]["n"], 1);
     assert!(slow.until_pong().await.is_empty(), "the slow lookup ended before the other topic's event arrived");
 }
+
+/// A source closed and opened again at once, many times: the old source's unassignment may
+/// reach the consumer after the new one's request. The topic must stay assigned exactly once,
+/// every reopened subscription must get its events, and none may fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_and_reopening_a_topic_at_once_keeps_it_assigned_and_delivering() {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic("flip", 1, 1).expect("topic");
+    let hub = TestHub::with_config(&config(&cluster.bootstrap_servers(), "")).await;
+    let producer = producer(&cluster.bootstrap_servers());
+    let mut client = Client::ready(&hub, TRANSPORT_WS).await;
+    for round in 0..12 {
+        let id = format!("r{round}");
+        client.subscribe(&id, QUERY, json!({"topic": "flip"})).await;
+        // The complete and the next subscribe go out back to back: close, then reopen at once.
+        client.complete(&id).await;
+        let id = format!("again{round}");
+        client.subscribe(&id, QUERY, json!({"topic": "flip"})).await;
+        hub.wait_metric("subhub_subscriptions", 1.0).await;
+        produce(&producer, "flip", 0, json!({"round": round}).to_string().as_bytes()).await;
+        let message = client.recv_json().await;
+        assert_eq!(message["type"], "next", "round {round}: {message}");
+        assert_eq!(message["id"], id);
+        assert_eq!(events(&message)["payload"]["round"], round);
+        assert_eq!(hub.metric("subhub_broker_subscriptions{broker=\"events\"}").await, 1.0, "round {round}");
+        client.complete(&id).await;
+        hub.wait_metric("subhub_subscriptions", 0.0).await;
+    }
+    hub.wait_metric("subhub_broker_subscriptions{broker=\"events\"}", 0.0).await;
+}
