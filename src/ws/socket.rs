@@ -230,3 +230,106 @@ impl AsyncWrite for SessionSocket {
         self.poll_flush(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use subhub_protocol::Protocol;
+    use tokio::io::AsyncWriteExt;
+
+    /// A session socket on a real loopback connection whose client reads nothing until told,
+    /// through a small receive buffer.
+    async fn pair(max_pending: usize) -> (SessionSocket, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let client = tokio::net::TcpSocket::new_v4().expect("socket");
+        client.set_recv_buffer_size(4096).expect("rcvbuf");
+        let client = client.connect(listener.local_addr().expect("addr")).await.expect("connect");
+        let (server, _) = listener.accept().await.expect("accept");
+        socket2::SockRef::from(&server).set_send_buffer_size(4096).expect("sndbuf");
+        (SessionSocket::new(server, max_pending), client)
+    }
+
+    fn payload(bytes: usize) -> SharedPayload {
+        "x".repeat(bytes).into()
+    }
+
+    /// Writes through until the kernel stops taking whole frames; returns the outcomes.
+    fn fill(writer: &SocketWriter, prefix: &FramePrefix) -> Vec<WriteOutcome> {
+        let mut outcomes = Vec::new();
+        for _ in 0..10_000 {
+            let outcome = writer.write_nexts(prefix, &[payload(1000)]);
+            outcomes.push(outcome);
+            if outcome != WriteOutcome::Written {
+                break;
+            }
+        }
+        outcomes
+    }
+
+    #[tokio::test]
+    async fn a_partial_write_holds_the_rest_and_refuses_more_until_flushed() {
+        let (mut socket, mut client) = pair(64 * 1024).await;
+        let writer = socket.writer();
+        let prefix = FramePrefix::new(Protocol::TransportWs, "1");
+        let outcomes = fill(&writer, &prefix);
+        let last = *outcomes.last().expect("outcomes");
+        if last == WriteOutcome::Started {
+            assert!(!writer.pending().is_empty(), "the rest of the frame waits");
+            assert_eq!(writer.write_nexts(&prefix, &[payload(10)]), WriteOutcome::Refused, "frames never interleave");
+            assert!(!writer.write_control(&[0x89, 0x00]), "a ping waits behind the pending bytes");
+        }
+        // The client reads; the session's flush sends what waited, and whole frames go through again.
+        let reading = tokio::spawn(async move {
+            let mut sink = vec![0u8; 64 * 1024];
+            let mut total = 0usize;
+            loop {
+                match tokio::time::timeout(Duration::from_millis(500), client.read(&mut sink)).await {
+                    Ok(Ok(n)) if n > 0 => total += n,
+                    _ => return total,
+                }
+            }
+        });
+        socket.flush().await.expect("flush");
+        assert!(writer.pending().is_empty());
+        // Once the client has read enough for the kernel to take a frame again.
+        let mut written = false;
+        for _ in 0..500 {
+            if writer.write_nexts(&prefix, &[payload(10)]) == WriteOutcome::Written {
+                written = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(written, "whole frames go through again");
+        let frames = outcomes.len() - usize::from(last == WriteOutcome::Refused);
+        let total = reading.await.expect("join");
+        assert!(total >= frames * 1000 + 10, "read {total} bytes of {frames} frames and one more");
+    }
+
+    #[tokio::test]
+    async fn no_write_through_parks_more_than_the_bound() {
+        let (socket, _client) = pair(16 * 1024).await;
+        let writer = socket.writer();
+        let prefix = FramePrefix::new(Protocol::TransportWs, "1");
+        // 64 results of 1 KB: more than the bound in one write, so they are queued instead.
+        let results: Vec<SharedPayload> = (0..64).map(|_| payload(1000)).collect();
+        assert_eq!(writer.write_nexts(&prefix, &results), WriteOutcome::Refused);
+        assert!(writer.pending().is_empty());
+        // Within the bound, whatever the kernel leaves waits, at most the bound.
+        fill(&writer, &prefix);
+        assert!(writer.pending().len() <= 16 * 1024, "{} bytes pending", writer.pending().len());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bytes_the_client_never_takes_are_a_stall_after_the_timeout() {
+        let (mut socket, _client) = pair(1 << 20).await;
+        let writer = socket.writer();
+        // The session's own writes: accepted into `pending` when the kernel is full.
+        let frame = vec![0x81u8; 512 * 1024];
+        socket.write_all(&frame).await.expect("accepted");
+        assert!(!writer.pending().is_empty(), "the kernel took half a megabyte into a 4 KB window");
+        let started = Instant::now();
+        writer.stalled(Duration::from_secs(30)).await;
+        assert!(started.elapsed() >= Duration::from_secs(30));
+    }
+}
