@@ -11,6 +11,8 @@
 //! - [`plain`]: plain broker subscribers, to measure what the server adds over its broker.
 //! - [`churn`]: connect-subscribe-leave cycles, on a thread of their own.
 //! - [`attack`]: a hostile client, scripted, to run beside a measured scenario.
+//! - [`soak`]: a long run of churn, stalled and steady clients under faults, and what is left
+//!   open at its end.
 //! - [`publish`]: publishing over HTTP, a WebSocket mutation, or straight into a broker.
 //! - [`accounting`]: per-subscriber loss, duplicates and reordering.
 //! - [`latency`]: HDR histograms, overall and per second.
@@ -29,3 +31,4 @@ pub mod raw_server;
 pub mod report;
 pub mod run;
 pub mod server;
+pub mod soak;

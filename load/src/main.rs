@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use subhub_load::attack::AttackOptions;
 use subhub_load::options::RunOptions;
+use subhub_load::soak::SoakOptions;
 use subhub_load::{raw_server, report, run};
 
 #[derive(Parser)]
@@ -30,6 +31,9 @@ enum Command {
     },
     /// Attack a hub as a hostile client would, until the time is up; print what it answered.
     Attack(Box<AttackOptions>),
+    /// Soak a hub: churn, stalled and steady clients for a long run (faults come from
+    /// load/soak.sh); then check nothing is left open and memory came back.
+    Soak(Box<SoakOptions>),
     /// Run librdkafka's mock Kafka cluster (the real protocol on a loopback port) with the given
     /// topics, print its bootstrap servers, and serve until killed: Kafka runs without a Kafka.
     KafkaMock {
@@ -52,6 +56,7 @@ fn main() -> ExitCode {
             .and_then(|runtime| runtime.block_on(raw_server::serve(listen, topic_variable))),
         Command::KafkaMock { topics, partitions } => kafka_mock(&topics, partitions),
         Command::Attack(options) => run_attack(*options),
+        Command::Soak(options) => run_soak(*options),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -79,6 +84,13 @@ fn run_attack(options: AttackOptions) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let tally = runtime.block_on(subhub_load::attack::attack(options))?;
     println!("{}", tally.summary(kind));
+    Ok(())
+}
+
+fn run_soak(options: SoakOptions) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let summary = runtime.block_on(tokio::task::LocalSet::new().run_until(subhub_load::soak::soak(options)))?;
+    println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(())
 }
 

@@ -193,6 +193,10 @@ impl Target {
     pub(crate) fn is_loopback(&self) -> bool {
         self.loopback
     }
+
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
 }
 
 pub(crate) fn target(url: &str) -> anyhow::Result<Target> {
