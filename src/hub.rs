@@ -79,7 +79,7 @@ impl Hub {
         let sources = Sources::new(brokers.clone(), source_limits, metrics.clone());
         let executions = Executions::new(metrics.clone(), limits.max_executions);
         let publisher = Arc::new(Publisher::new(brokers.clone(), limits.max_message_bytes));
-        let upstreams = Arc::new(Upstreams::start(&config.upstreams).await?);
+        let upstreams = Arc::new(Upstreams::start(&config.upstreams, limits.max_message_bytes).await?);
         let pools = upstreams.entries().iter().map(|entry| entry.pool.clone());
         let forwarded = Arc::new(Forwarded::new(pools, sources.capacity().clone(), metrics.clone()));
         let broker_names: Vec<&str> = config.brokers.keys().map(String::as_str).collect();

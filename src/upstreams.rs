@@ -44,7 +44,11 @@ pub struct Upstreams {
 impl Upstreams {
     /// Reads each upstream's schema: from `sdl` if configured, else by introspection, waiting
     /// up to `startup_timeout` for an unreachable upstream.
-    pub async fn start(configs: &BTreeMap<String, UpstreamConfig>) -> Result<Self, UpstreamError> {
+    /// `max_message_bytes`: the largest result an upstream may send (`limits.max_message_bytes`).
+    pub async fn start(
+        configs: &BTreeMap<String, UpstreamConfig>,
+        max_message_bytes: usize,
+    ) -> Result<Self, UpstreamError> {
         let mut upstreams = Upstreams::default();
         for (name, config) in configs {
             let model = match &config.sdl {
@@ -76,7 +80,7 @@ impl Upstreams {
             for field in root_fields.keys() {
                 upstreams.by_field.insert(field.clone(), index);
             }
-            let pool = Upstream::new(name, &config.url, config.keepalive, config.linger);
+            let pool = Upstream::new(name, &config.url, config.keepalive, config.linger, max_message_bytes);
             tracing::info!(upstream = %name, url = %config.url, fields = root_fields.len(), "upstream schema loaded");
             upstreams.entries.push(Arc::new(UpstreamEntry {
                 name: name.clone(),

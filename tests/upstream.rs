@@ -312,3 +312,33 @@ async fn a_waiter_that_leaves_during_an_outage_does_not_fail_the_others() {
 }
 
 const SECRET: &str = "upstream-test-secret-0123456789";
+
+/// An upstream result over `max_message_bytes` is not read into the hub: the connection is
+/// dropped and made again, and the subscription goes on with the next results.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_result_over_the_limit_is_refused_and_the_subscription_goes_on() {
+    let upstream = TestHub::with_config("[limits]\nmax_message_bytes = 4194304\n").await;
+    let hub = TestHub::with_config(&hub_config(&upstream, "")).await;
+    let mut client = Client::ready(&hub, TRANSPORT_WS).await;
+    client.subscribe("1", "subscription { up_events(topic: \"big\") { payload } }", json!({})).await;
+    upstream.wait_metric("subhub_subscriptions", 1.0).await;
+    let big = json!({"pad": "x".repeat(2 << 20)}).to_string();
+    upstream.publish("big", big).await;
+    // Small events until one arrives: the hub reconnects and subscribes again meanwhile.
+    let mut n = 0;
+    let message = loop {
+        upstream.publish("big", json!({"n": n}).to_string()).await;
+        n += 1;
+        let received = tokio::time::timeout(std::time::Duration::from_millis(200), client.recv_json()).await;
+        if let Ok(message) = received {
+            break message;
+        }
+        assert!(n < 100, "the subscription never came back");
+    };
+    assert_eq!(message["type"], "next", "{message}");
+    assert!(
+        events(&message)["payload"]["n"].is_number(),
+        "the oversized result arrived: {}",
+        &message.to_string()[..200]
+    );
+}

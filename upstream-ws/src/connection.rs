@@ -49,6 +49,9 @@ pub struct Target {
     pub init_payload: Option<Map<String, Value>>,
     pub keepalive: Duration,
     pub stats: Arc<UpstreamStats>,
+    /// Largest message the upstream may send: a larger one ends the connection (reconnected),
+    /// rather than sit in the hub's buffers.
+    pub max_message_bytes: usize,
 }
 
 pub enum Request {
@@ -93,7 +96,11 @@ pub async fn connect(target: &Target) -> Result<(Socket, Protocol), UpstreamErro
     request
         .headers_mut()
         .insert("Sec-WebSocket-Protocol", offered.parse().map_err(|_| unreachable("bad header".into()))?);
-    let connected = tokio::time::timeout(HANDSHAKE_TIMEOUT, tokio_tungstenite::connect_async(request)).await;
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(target.max_message_bytes))
+        .max_frame_size(Some(target.max_message_bytes));
+    let connecting = tokio_tungstenite::connect_async_with_config(request, Some(config), false);
+    let connected = tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting).await;
     let (mut socket, response) = match connected {
         Err(_) => return Err(unreachable("no answer within 10s".into())),
         Ok(Err(WsError::Io(error))) => return Err(unreachable(error.to_string())),

@@ -26,6 +26,8 @@ pub async fn introspect(
         init_payload,
         keepalive: Duration::from_secs(30),
         stats: std::sync::Arc::new(UpstreamStats::default()),
+        // A schema can be large; this is tungstenite's own default.
+        max_message_bytes: 64 << 20,
     };
     let deadline = Instant::now() + startup_timeout;
     let mut backoff = subhub_protocol::backoff::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));

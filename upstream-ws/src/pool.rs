@@ -33,6 +33,7 @@ pub struct Upstream {
     url: String,
     keepalive: Duration,
     linger: Duration,
+    max_message_bytes: usize,
     stats: Arc<UpstreamStats>,
     state: Mutex<State>,
 }
@@ -43,13 +44,14 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Upstream {
     /// `linger`: how long the hub's registry keeps this upstream's subscriptions after their
-    /// last subscriber.
-    pub fn new(name: &str, url: &str, keepalive: Duration, linger: Duration) -> Arc<Self> {
+    /// last subscriber; `max_message_bytes`: the largest result the upstream may send.
+    pub fn new(name: &str, url: &str, keepalive: Duration, linger: Duration, max_message_bytes: usize) -> Arc<Self> {
         Arc::new(Upstream {
             name: name.into(),
             url: url.to_owned(),
             keepalive,
             linger,
+            max_message_bytes,
             stats: Arc::new(UpstreamStats::default()),
             state: Mutex::default(),
         })
@@ -83,6 +85,7 @@ impl Upstream {
             init_payload,
             keepalive: self.keepalive,
             stats: self.stats.clone(),
+            max_message_bytes: self.max_message_bytes,
         }
     }
 
