@@ -151,6 +151,7 @@ impl Forwarded {
                 self.metrics.refuse(Refusal::Limit);
                 format!("the hub has {max} sources open, its limit (limits.max_sources); try again later")
             }
+            AcquireError::Gone => "the hub is shutting down".to_owned(),
         })
     }
 }

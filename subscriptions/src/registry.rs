@@ -85,6 +85,8 @@ pub enum AcquireError<E> {
     Open(E),
     /// `limits.max_sources` are open.
     Full(usize),
+    /// The opening never finished: the runtime is shutting down.
+    Gone,
 }
 
 /// The open sources of one origin.
@@ -164,7 +166,7 @@ impl<O: Origin> Registry<O> {
             Some(Ok(())) => Ok(lease),
             Some(Err(error)) => Err(AcquireError::Open(error)),
             // The opening task is gone without a word: only a runtime shutting down does that.
-            None => Err(AcquireError::Full(0)),
+            None => Err(AcquireError::Gone),
         }
     }
 

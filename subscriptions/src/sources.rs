@@ -164,9 +164,11 @@ impl Sources {
             });
         }
         let key = TopicKey { broker: broker.name().into(), topic: topic.into() };
+        let broker_name = key.broker.to_string();
         self.registry.acquire(key).await.map_err(|error| match error {
             AcquireError::Open(error) => SourceError::Broker(error),
             AcquireError::Full(max) => SourceError::TooManySources(max),
+            AcquireError::Gone => SourceError::Broker(BrokerError::Unavailable(broker_name)),
         })
     }
 }

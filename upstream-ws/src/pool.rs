@@ -153,3 +153,123 @@ impl Drop for Subscription {
         self.upstream.stop(&self.credentials, self.id);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The pool against a small real graphql-transport-ws server on loopback, which counts the
+    //! connections it holds and the subscriptions it is sent.
+
+    use super::*;
+    use std::sync::atomic::{AtomicI64, Ordering::SeqCst};
+
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::handshake::server::{Request as HttpRequest, Response as HttpResponse};
+    use tokio_tungstenite::tungstenite::Message;
+
+    #[derive(Default)]
+    struct Seen {
+        connections: AtomicI64,
+        subscriptions: AtomicI64,
+    }
+
+    /// Acks every `connection_init`, counts `subscribe` and `complete`, never sends results.
+    async fn server() -> (String, Arc<Seen>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("ws://{}/graphql", listener.local_addr().expect("addr"));
+        let seen = Arc::new(Seen::default());
+        let counts = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let seen = counts.clone();
+                tokio::spawn(async move {
+                    let pick = |_: &HttpRequest, mut response: HttpResponse| {
+                        response
+                            .headers_mut()
+                            .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
+                        Ok(response)
+                    };
+                    let Ok(mut socket) = tokio_tungstenite::accept_hdr_async(stream, pick).await else { return };
+                    seen.connections.fetch_add(1, SeqCst);
+                    while let Some(Ok(message)) = socket.next().await {
+                        let Message::Text(text) = message else { continue };
+                        let message: Value = serde_json::from_str(&text).unwrap_or_default();
+                        match message["type"].as_str() {
+                            Some("connection_init") => {
+                                let _ = socket.send(Message::Text(r#"{"type":"connection_ack"}"#.into())).await;
+                            }
+                            Some("subscribe") => {
+                                seen.subscriptions.fetch_add(1, SeqCst);
+                            }
+                            Some("complete") => {
+                                seen.subscriptions.fetch_sub(1, SeqCst);
+                            }
+                            Some("ping") => {
+                                let _ = socket.send(Message::Text(r#"{"type":"pong"}"#.into())).await;
+                            }
+                            _ => {}
+                        }
+                    }
+                    seen.connections.fetch_sub(1, SeqCst);
+                });
+            }
+        });
+        (url, seen)
+    }
+
+    async fn until(condition: impl Fn() -> bool) {
+        for _ in 0..500 {
+            if condition() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("condition never held");
+    }
+
+    fn operation(n: u32) -> OperationPayload {
+        OperationPayload {
+            query: format!("subscription {{ ticks{n} }}"),
+            operation_name: None,
+            variables: None,
+            extensions: None,
+        }
+    }
+
+    fn credentials(token: &str) -> (String, Option<Map<String, Value>>) {
+        let payload = serde_json::json!({"authorization": token});
+        (payload.to_string(), payload.as_object().cloned())
+    }
+
+    #[tokio::test]
+    async fn one_connection_per_credentials_closed_with_its_last_subscription() {
+        let (url, seen) = server().await;
+        let upstream = Upstream::new("up", &url, Duration::from_secs(30), Duration::ZERO, 1 << 20);
+        let results = || broadcast::channel(4).0;
+        let (ada, ada_init) = credentials("ada");
+        let (bob, bob_init) = credentials("bob");
+        let a1 = upstream.start(ada.clone(), ada_init.clone(), &operation(1), results()).await.expect("a1");
+        let a2 = upstream.start(ada, ada_init, &operation(2), results()).await.expect("a2");
+        let b1 = upstream.start(bob, bob_init, &operation(1), results()).await.expect("b1");
+        until(|| seen.connections.load(SeqCst) == 2 && seen.subscriptions.load(SeqCst) == 3).await;
+        assert_eq!(upstream.connections(), 2);
+        drop(a1);
+        until(|| seen.subscriptions.load(SeqCst) == 2).await;
+        assert_eq!(upstream.connections(), 2, "ada still has a subscription");
+        drop((a2, b1));
+        until(|| seen.connections.load(SeqCst) == 0 && seen.subscriptions.load(SeqCst) == 0).await;
+        assert_eq!(upstream.connections(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_start_cancelled_before_the_ack_leaves_nothing_behind() {
+        // Nothing answers on this address yet: the start waits on the connection's backoff.
+        let address = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+        let upstream =
+            Upstream::new("up", &format!("ws://{address}/graphql"), Duration::from_secs(30), Duration::ZERO, 1 << 20);
+        let (ada, ada_init) = credentials("ada");
+        let operation = operation(1);
+        let start = upstream.start(ada, ada_init, &operation, broadcast::channel(4).0);
+        assert!(tokio::time::timeout(Duration::from_millis(300), start).await.is_err(), "no upstream, no start");
+        assert_eq!(upstream.connections(), 0, "the cancelled start closed what it opened");
+    }
+}
