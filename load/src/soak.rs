@@ -228,9 +228,11 @@ async fn sample_loop(
             _ = tick.tick() => {}
         }
         let metric = |name| server::metric(&http, &base, name);
+        // Copied out: the run moves to its next phase while samples are being read.
+        let now = *phase.borrow();
         let sample = Sample {
             seconds: started.elapsed().as_secs_f64(),
-            phase: *phase.borrow(),
+            phase: now,
             rss_mib: server::sample(pid).map_or(f64::NAN, |s| s.rss_bytes as f64 / (1 << 20) as f64),
             fds: open_fds(pid),
             connections: metric("subhub_connections").await.unwrap_or(f64::NAN),
