@@ -611,14 +611,17 @@ fn write_results(prefix: &std::path::Path, samples: &[Sample], summary: &SoakSum
     Ok(())
 }
 
+/// One figure of a sample.
+type Reading = fn(&Sample) -> f64;
+
 /// Four line charts, one above the other: RSS, FDs, connections, sources (with executions).
 fn chart(samples: &[Sample]) -> String {
     let (width, height, margin) = (900.0, 160.0, 50.0);
-    let series: [(&str, &dyn Fn(&Sample) -> f64); 4] = [
-        ("RSS (MiB)", &|s| s.rss_mib),
-        ("open FDs", &|s| s.fds as f64),
-        ("connections", &|s| s.connections),
-        ("sources", &|s| s.sources),
+    let series: [(&str, Reading); 4] = [
+        ("RSS (MiB)", |s| s.rss_mib),
+        ("open FDs", |s| s.fds as f64),
+        ("connections", |s| s.connections),
+        ("sources", |s| s.sources),
     ];
     let end = samples.last().map_or(1.0, |s| s.seconds).max(1.0);
     let mut svg = format!(
@@ -628,7 +631,7 @@ fn chart(samples: &[Sample]) -> String {
     );
     for (row, (label, value)) in series.iter().enumerate() {
         let top = margin + row as f64 * (height + margin);
-        let max = samples.iter().map(|s| value(s)).filter(|v| v.is_finite()).fold(1.0f64, f64::max) * 1.1;
+        let max = samples.iter().map(value).filter(|v| v.is_finite()).fold(1.0f64, f64::max) * 1.1;
         let points: Vec<String> = samples
             .iter()
             .filter(|s| value(s).is_finite())
