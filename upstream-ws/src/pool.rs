@@ -182,10 +182,12 @@ mod tests {
             while let Ok((stream, _)) = listener.accept().await {
                 let seen = counts.clone();
                 tokio::spawn(async move {
+                    // The callback's type is tungstenite's: its error is an HTTP response.
+                    #[allow(clippy::result_large_err)]
                     let pick = |_: &HttpRequest, mut response: HttpResponse| {
-                        response
-                            .headers_mut()
-                            .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
+                        let protocol =
+                            tokio_tungstenite::tungstenite::http::HeaderValue::from_static("graphql-transport-ws");
+                        response.headers_mut().insert("Sec-WebSocket-Protocol", protocol);
                         Ok(response)
                     };
                     let Ok(mut socket) = tokio_tungstenite::accept_hdr_async(stream, pick).await else { return };
