@@ -5,9 +5,9 @@
 //! clients are gone, nothing is left open (on the hub and on the brokers), and the hub's memory
 //! and file descriptors come back to where they were after warm-up.
 //!
-//! The run: warm-up (churn for `--warmup`), every client gone, a baseline of RSS and FDs taken
-//! once the hub is idle; then the soak proper for `--duration`; then every client gone again
-//! and the same figures taken. Samples every few seconds go to a CSV and an SVG chart.
+//! The run: warm-up (the same mix of clients for `--warmup`), every client gone, a baseline of
+//! RSS and FDs taken once the hub is idle; then the soak proper for `--duration`; then every
+//! client gone again and the same figures taken. Samples every few seconds go to a CSV and an SVG chart.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -167,9 +167,10 @@ pub async fn soak(options: SoakOptions) -> anyhow::Result<SoakSummary> {
     ));
     let mut summary = SoakSummary::default();
 
-    // Warm-up: churn only, then everyone gone and the baseline taken once the hub is idle.
-    let tally = churn(&options, &brokers, &target, options.warmup).await;
-    summary.cycles += tally.cycles;
+    // Warm-up: the same mix as the soak (so every pool and buffer the run needs exists), then
+    // everyone gone and the baseline taken once the hub is idle.
+    let warm = run_clients(&options, &brokers, &target, &http, &base, options.warmup).await?;
+    summary.cycles += warm.cycles;
     settle(&http, &base).await;
     let baseline = idle_sample(options.server_pid)?;
     (summary.baseline_rss_mib, summary.baseline_fds) = baseline;
@@ -177,16 +178,12 @@ pub async fn soak(options: SoakOptions) -> anyhow::Result<SoakSummary> {
 
     // The soak proper: churn, stalled clients, steady clients and their publisher.
     *phase.borrow_mut() = "soak";
-    let stop = CancellationToken::new();
-    let steady = Steady::start(&options, &brokers, &target, &http, &base, stop.clone()).await?;
-    let stalled = tokio::task::spawn_local(stalled_clients(options.clone(), brokers.clone(), stop.clone()));
-    let tally = churn(&options, &brokers, &target, options.duration).await;
-    stop.cancel();
-    summary.cycles += tally.cycles;
-    summary.cycle_errors = tally.errors;
-    summary.first_error = tally.first_error;
-    summary.stalled_clients = stalled.await.unwrap_or(0);
-    summary.steady = steady.finish().await;
+    let run = run_clients(&options, &brokers, &target, &http, &base, options.duration).await?;
+    summary.cycles += run.cycles;
+    summary.cycle_errors = run.errors;
+    summary.first_error = run.first_error;
+    summary.stalled_clients = run.stalled;
+    summary.steady = run.steady;
 
     // Everyone gone: what is left.
     *phase.borrow_mut() = "end";
@@ -209,6 +206,38 @@ pub async fn soak(options: SoakOptions) -> anyhow::Result<SoakSummary> {
     let _ = sampler.await;
     write_results(&options.out, &samples.borrow(), &summary)?;
     Ok(summary)
+}
+
+/// What one phase of clients did.
+struct Phase {
+    cycles: u64,
+    errors: u64,
+    first_error: Option<String>,
+    stalled: u64,
+    steady: BTreeMap<String, SteadyTally>,
+}
+
+/// Churn, stalled clients, and steady clients with their publisher, for `duration`.
+async fn run_clients(
+    options: &SoakOptions,
+    brokers: &[Broker],
+    target: &Target,
+    http: &reqwest::Client,
+    base: &str,
+    duration: Duration,
+) -> anyhow::Result<Phase> {
+    let stop = CancellationToken::new();
+    let steady = Steady::start(options, brokers, target, http, base, stop.clone()).await?;
+    let stalled = tokio::task::spawn_local(stalled_clients(options.clone(), brokers.to_vec(), stop.clone()));
+    let tally = churn(options, brokers, target, duration).await;
+    stop.cancel();
+    Ok(Phase {
+        cycles: tally.cycles,
+        errors: tally.errors,
+        first_error: tally.first_error,
+        stalled: stalled.await.unwrap_or(0),
+        steady: steady.finish().await,
+    })
 }
 
 /// Samples the hub every few seconds until cancelled.
