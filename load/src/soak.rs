@@ -118,11 +118,18 @@ pub struct SoakSummary {
     pub baseline_rss_mib: f64,
     pub baseline_fds: usize,
     pub end_rss_mib: f64,
+    /// Open FDs as soon as the hub had no connection, source or execution left.
+    pub end_fds_at_idle: usize,
+    /// Open FDs once they stopped falling (at most 30 s later).
     pub end_fds: usize,
     pub end_sources: f64,
     pub end_executions: f64,
     pub end_upstream_connections: f64,
     pub end_broker_subscriptions: f64,
+    /// `subhub_dropped_total` over the run, every reason.
+    pub dropped: f64,
+    pub stalled_closes: f64,
+    pub slow_consumer_closes: f64,
     /// PUBSUB NUMSUB over every Redis pub/sub topic the run used.
     pub redis_numsub: i64,
     /// Bindings left on the hub's RabbitMQ exchange; `None` when not checked.
@@ -134,6 +141,8 @@ pub struct SteadyTally {
     pub published: u64,
     pub clients: usize,
     pub missing: u64,
+    /// The clients that missed any, and the first sequence number each missed.
+    pub first_missing: Vec<u64>,
     pub duplicated: u64,
     pub reordered: u64,
 }
@@ -188,7 +197,10 @@ pub async fn soak(options: SoakOptions) -> anyhow::Result<SoakSummary> {
     // Everyone gone: what is left.
     *phase.borrow_mut() = "end";
     settle(&http, &base).await;
-    (summary.end_rss_mib, summary.end_fds) = idle_sample(options.server_pid)?;
+    (summary.end_rss_mib, summary.end_fds_at_idle) = idle_sample(options.server_pid)?;
+    // Sockets of the last clients may still be closing (a lingering close reads what a client
+    // still sends for a few seconds): the end counts once they are.
+    summary.end_fds = fds_settled(options.server_pid, summary.baseline_fds).await;
     let metric = |name: &'static str| {
         let (http, base) = (http.clone(), base.clone());
         async move { server::metric(&http, &base, name).await.unwrap_or(f64::NAN) }
@@ -197,6 +209,10 @@ pub async fn soak(options: SoakOptions) -> anyhow::Result<SoakSummary> {
     summary.end_executions = metric("subhub_executions").await;
     summary.end_upstream_connections = metric("subhub_upstream_connections").await;
     summary.end_broker_subscriptions = metric("subhub_broker_subscriptions").await;
+    // Drops by policy, to tell them from losses when a steady client misses an event.
+    summary.dropped = metric("subhub_dropped_total").await;
+    summary.stalled_closes = metric("subhub_stalled_closes_total").await;
+    summary.slow_consumer_closes = metric("subhub_slow_consumer_closes_total").await;
     summary.redis_numsub = redis_numsub(&options, &brokers).await?;
     summary.amqp_bindings = match &options.amqp_exchange {
         Some(exchange) => Some(amqp_bindings(exchange)?),
@@ -282,6 +298,20 @@ fn open_fds(pid: u32) -> usize {
 fn idle_sample(pid: u32) -> anyhow::Result<(f64, usize)> {
     let sample = server::sample(pid).ok_or_else(|| anyhow!("the hub (pid {pid}) is gone"))?;
     Ok((sample.rss_bytes as f64 / (1 << 20) as f64, open_fds(pid)))
+}
+
+/// The hub's open FDs once they reach `baseline` or stop falling for 10 s (30 s at most).
+async fn fds_settled(pid: u32, baseline: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (mut last, mut since) = (open_fds(pid), Instant::now());
+    while last > baseline && Instant::now() < deadline && since.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = open_fds(pid);
+        if now < last {
+            (last, since) = (now, Instant::now());
+        }
+    }
+    last
 }
 
 /// Waits until the hub has no connection, source, execution or upstream connection left (at
@@ -512,7 +542,11 @@ impl Steady {
                     *count += 1;
                 }
             }
-            tally.missing += got.iter().filter(|&&c| c == 0).count() as u64;
+            let missed = got.iter().filter(|&&c| c == 0).count() as u64;
+            tally.missing += missed;
+            if let Some(first) = got.iter().position(|&c| c == 0) {
+                tally.first_missing.push(first as u64);
+            }
             tally.duplicated += got.iter().filter(|&&c| c > 1).map(|&c| u64::from(c - 1)).sum::<u64>();
         }
         tallies
