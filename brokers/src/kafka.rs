@@ -273,6 +273,9 @@ fn partitions(consumer: &KafkaConsumer, topic: &str, wait_for_creation: bool) ->
     }
 }
 
+/// How long a closed topic's partitions stay assigned, for a source that reopens at once.
+const RELEASE_AFTER: Duration = Duration::from_millis(500);
+
 struct Session {
     name: Arc<str>,
     stats: Arc<BrokerStats>,
@@ -285,12 +288,17 @@ enum TopicState {
     Resolving { sink: EventSink, live: oneshot::Sender<Result<(), BrokerError>>, generation: u64 },
     /// Its partitions are in the assignment.
     Assigned { sink: EventSink, partitions: Vec<i32> },
+    /// Its last source closed: its partitions leave the assignment after `RELEASE_AFTER`,
+    /// unless a new source takes them over first. Unassigning a partition and assigning it
+    /// again at once races inside librdkafka (the new assignment can end up not fetching).
+    Releasing { partitions: Vec<i32>, since: Instant },
 }
 
 impl TopicState {
-    fn sink(&self) -> &EventSink {
+    fn sink(&self) -> Option<&EventSink> {
         match self {
-            TopicState::Resolving { sink, .. } | TopicState::Assigned { sink, .. } => sink,
+            TopicState::Resolving { sink, .. } | TopicState::Assigned { sink, .. } => Some(sink),
+            TopicState::Releasing { .. } => None,
         }
     }
 }
@@ -312,17 +320,23 @@ impl Session {
         let (resolved_tx, mut resolved) = mpsc::unbounded_channel::<Resolved>();
         let lookups = Arc::new(Semaphore::new(CONCURRENT_LOOKUPS));
         let mut generation = 0u64;
+        let mut release = tokio::time::interval(RELEASE_AFTER / 2);
+        release.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 command = commands.recv() => match command {
                     None => return,
                     Some(Command::Subscribe { topic, sink, live }) => {
-                        if let Some(TopicState::Assigned { sink: current, .. }) = topics.get_mut(&topic) {
-                            // The topic is still assigned for a source that is closing: the new
-                            // one takes the assignment over, already live.
-                            *current = sink;
-                            let _ = live.send(Ok(()));
-                            continue;
+                        match topics.remove(&topic) {
+                            // Still assigned, for a source closing or closed: the new one takes
+                            // the assignment over, already live.
+                            Some(TopicState::Assigned { partitions, .. } | TopicState::Releasing { partitions, .. }) => {
+                                topics.insert(topic, TopicState::Assigned { sink, partitions });
+                                let _ = live.send(Ok(()));
+                                continue;
+                            }
+                            // A lookup still running for a closing source is ignored when it ends.
+                            Some(TopicState::Resolving { .. }) | None => {}
                         }
                         generation += 1;
                         topics.insert(topic.clone(), TopicState::Resolving { sink, live, generation });
@@ -330,11 +344,23 @@ impl Session {
                         tokio::spawn(resolve(lookup, topic, generation));
                     }
                     Some(Command::Unsubscribe { topic, sink }) => {
-                        if !topics.get(&topic).is_some_and(|state| state.sink().same_source(&sink)) {
+                        if !topics.get(&topic).and_then(TopicState::sink).is_some_and(|current| current.same_source(&sink)) {
                             continue;
                         }
                         // A lookup still running for it is ignored when it ends.
                         if let Some(TopicState::Assigned { partitions, .. }) = topics.remove(&topic) {
+                            topics.insert(topic, TopicState::Releasing { partitions, since: Instant::now() });
+                        }
+                    }
+                },
+                _ = release.tick() => {
+                    let due: Vec<String> = topics
+                        .iter()
+                        .filter(|(_, state)| matches!(state, TopicState::Releasing { since, .. } if since.elapsed() >= RELEASE_AFTER))
+                        .map(|(topic, _)| topic.clone())
+                        .collect();
+                    for topic in due {
+                        if let Some(TopicState::Releasing { partitions, .. }) = topics.remove(&topic) {
                             self.unassign(&consumer, &topic, &partitions);
                         }
                     }
