@@ -24,6 +24,8 @@ log() { printf '%s %s\n' "$(date +%s)" "$*" | tee -a "$results/soak-faults.log";
 pids=()
 cleanup() {
   kill "${pids[@]}" 2>/dev/null || true
+  # The upstream may have been restarted by the faults loop, whose pid this shell never saw.
+  pkill -f "subhub --listen 127.0.0.1:$upstream_port" 2>/dev/null || true
   answering 6379 || redis-server --bind 127.0.0.1 --port 6379 --save "" --appendonly no --daemonize yes >/dev/null
 }
 trap cleanup EXIT
