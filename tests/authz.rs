@@ -48,10 +48,7 @@ const REDIS_AND_RABBIT: &str = "[brokers.cache]\nkind = \"redis\"\nurl = \"redis
     [brokers.rabbit]\nkind = \"amqp\"\nurl = \"amqp://guest:guest@127.0.0.1:5672/%2f\"\nexchange = \"subhub.authz\"\n";
 
 fn token(claims: Value) -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs();
-    let mut claims = claims;
-    claims["exp"] = json!(now + 600);
-    sign_hs256(SECRET.as_bytes(), &claims)
+    signed_token(SECRET, claims)
 }
 
 async fn client(hub: &TestHub, token: Option<&str>) -> Client {

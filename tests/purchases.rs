@@ -14,15 +14,12 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use subhub::auth::{now, sign_hs256};
 use subhub::Config;
 
 const SECRET: &str = "change-me-to-32-random-bytes";
 
 fn token(claims: Value) -> String {
-    let mut claims = claims;
-    claims["exp"] = json!(now() + 600);
-    sign_hs256(SECRET.as_bytes(), &claims)
+    signed_token(SECRET, claims)
 }
 
 /// The example's own config, with Kafka at the mock cluster and the secret it tells readers to

@@ -4,11 +4,9 @@
 mod common;
 
 use std::process::Command;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::*;
 use serde_json::{json, Value};
-use subhub::auth::sign_hs256;
 
 const ORDERS: &str = "schema = \"tests/fixtures/typed/orders.graphql\"\n";
 const ORDER_UPDATED: &str = "subscription($id: ID!) { orderUpdated(id: $id) { id status total } }";
@@ -107,10 +105,7 @@ async fn typed_subscriptions_share_by_arguments_on_redis() {
 const SECRET: &str = "typed-test-secret-0123456789";
 
 fn token(claims: Value) -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs();
-    let mut claims = claims;
-    claims["exp"] = json!(now + 600);
-    sign_hs256(SECRET.as_bytes(), &claims)
+    signed_token(SECRET, claims)
 }
 
 async fn client_with_token(hub: &TestHub, token: &str) -> Client {

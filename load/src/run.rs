@@ -177,7 +177,7 @@ fn unix_nanos(time: SystemTime) -> u64 {
 }
 
 /// The number after `"key":` in `text`.
-fn number_after(text: &str, key: &str) -> Option<u64> {
+pub(crate) fn number_after(text: &str, key: &str) -> Option<u64> {
     let start = text.find(key)? + key.len();
     let digits = text[start..].trim_start().split(|c: char| !c.is_ascii_digit()).next()?;
     digits.parse().ok()

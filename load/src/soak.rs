@@ -26,7 +26,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::run::{handshake, open, target, Target};
+use crate::run::{handshake, number_after, open, target, Target};
 use crate::server;
 
 #[derive(Args, Clone, Debug)]
@@ -557,9 +557,7 @@ impl Steady {
 async fn read_sequence(mut socket: Socket, broker: String, stop: CancellationToken, _n: usize) -> (String, Vec<u64>) {
     let mut seen = Vec::new();
     let mut read = |text: &str| {
-        if let Some(seq) = text.split("\"seq\":").nth(1).and_then(|rest| {
-            rest.split(|c: char| !c.is_ascii_digit()).next().and_then(|digits| digits.parse::<u64>().ok())
-        }) {
+        if let Some(seq) = number_after(text, "\"seq\":") {
             seen.push(seq);
         }
     };

@@ -362,3 +362,10 @@ impl Client {
 }
 
 pub const EVENTS_QUERY: &str = "subscription($topic: String!) { events(topic: $topic) { topic id payload } }";
+
+/// A token with `claims`, valid for ten minutes, signed with the HS256 `secret`.
+pub fn signed_token(secret: &str, claims: Value) -> String {
+    let mut claims = claims;
+    claims["exp"] = json!(subhub::auth::now() + 600);
+    subhub::auth::sign_hs256(secret.as_bytes(), &claims)
+}
