@@ -128,9 +128,13 @@ pub struct Limits {
     pub source_buffer: usize,
     #[serde(with = "humantime_serde")]
     pub connection_init_timeout: Duration,
-    /// Interval of server pings (and graphql-ws `ka`); a client silent for two intervals is dropped.
+    /// Interval of server pings (and graphql-ws `ka`); a client silent for two intervals is
+    /// dropped. Also the interval of the keep-alive comment on SSE streams.
     #[serde(with = "humantime_serde")]
     pub keepalive: Duration,
+    /// Interval of the heartbeat part `{}` on multipart subscriptions.
+    #[serde(with = "humantime_serde")]
+    pub multipart_heartbeat: Duration,
     /// How long a source stays open after its last subscriber leaves.
     #[serde(with = "humantime_serde")]
     pub linger: Duration,
@@ -175,6 +179,7 @@ impl Default for Limits {
             source_buffer: 1024,
             connection_init_timeout: Duration::from_secs(3),
             keepalive: Duration::from_secs(12),
+            multipart_heartbeat: Duration::from_secs(5),
             linger: Duration::ZERO,
             shutdown_timeout: Duration::from_secs(10),
         }
@@ -365,8 +370,14 @@ impl Config {
             let brokers: Vec<&str> = self.brokers.keys().map(String::as_str).collect();
             crate::authz::Authz::from_config(authz, &brokers)?;
         }
-        if limits.keepalive.is_zero() || limits.connection_init_timeout.is_zero() {
-            return Err("limits.keepalive and limits.connection_init_timeout must be longer than 0s".to_owned());
+        if limits.keepalive.is_zero()
+            || limits.connection_init_timeout.is_zero()
+            || limits.multipart_heartbeat.is_zero()
+        {
+            return Err(
+                "limits.keepalive, limits.multipart_heartbeat and limits.connection_init_timeout must be longer than 0s"
+                    .to_owned(),
+            );
         }
         Ok(())
     }

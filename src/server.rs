@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -71,7 +70,7 @@ impl Server {
     pub async fn run(self, signal: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
         let Server { hub, listener, local_addr } = self;
         tracing::info!(%local_addr, "subhub serving: GraphQL at /graphql, GraphiQL at /graphiql");
-        let service = TowerToHyperService::new(crate::http::router(hub.clone()));
+        let router = crate::http::router(hub.clone());
         let connections = TaskTracker::new();
         // HTTP connections not (yet) sessions: while `max_http_connections` are open, the hub
         // accepts no more and new ones wait in the listen backlog. An upgraded connection gives
@@ -94,7 +93,7 @@ impl Server {
             }
             // Frames are small and already batched per socket: no Nagle delay.
             let _ = stream.set_nodelay(true);
-            connections.spawn(serve_connection(stream, permit, service.clone(), hub.shutdown.clone()));
+            connections.spawn(serve_connection(stream, permit, router.clone(), hub.shutdown.clone()));
         }
         tracing::info!("shutting down: completing subscriptions and closing connections");
         drop(listener);
@@ -137,15 +136,21 @@ async fn accept(
 
 /// Serves one HTTP/1.1 connection, which may become a WebSocket: the upgrade hands the TCP
 /// stream itself to the session (see `ws::socket`), and the connection's place among the HTTP
-/// connections is given back. On shutdown, a request in flight finishes and the connection
+/// connections is given back. A request that becomes a long stream (SSE, multipart) gives the
+/// place back too, through the [`HttpPlace`] each request carries. On shutdown, a request in flight finishes and the connection
 /// then closes. hyper closes a connection that sends no complete request head for 30 s, idle
 /// keep-alive connections included.
 async fn serve_connection(
     stream: TcpStream,
-    _permit: OwnedSemaphorePermit,
-    service: TowerToHyperService<axum::Router>,
+    permit: OwnedSemaphorePermit,
+    router: axum::Router,
     shutdown: CancellationToken,
 ) {
+    let place = HttpPlace(Arc::new(std::sync::Mutex::new(Some(permit))));
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+        request.extensions_mut().insert(place.clone());
+        tower_service::Service::call(&mut router.clone(), request)
+    });
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .serve_connection(TokioIo::new(stream), service)
@@ -162,6 +167,17 @@ async fn serve_connection(
     }
     connection.as_mut().graceful_shutdown();
     let _ = connection.await;
+}
+
+/// A connection's place among `limits.max_http_connections`, in every request's extensions.
+#[derive(Clone)]
+pub struct HttpPlace(Arc<std::sync::Mutex<Option<OwnedSemaphorePermit>>>);
+
+impl HttpPlace {
+    /// Gives the place back: the connection now carries a stream, which counts as a session.
+    pub fn release(&self) {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+    }
 }
 
 /// Answers a client address over `connect_rate_per_ip` with 429 and closes, parsing nothing it

@@ -53,6 +53,12 @@ pub struct AuthConfig {
     /// present must still be valid).
     #[serde(default = "yes")]
     pub required: bool,
+    /// A cookie that carries the token on SSE and multipart requests, for browser clients
+    /// that cannot set `Authorization` (`EventSource`). None by default.
+    pub token_cookie: Option<String>,
+    /// A query parameter that carries the token on SSE and multipart requests. None by default:
+    /// URLs end up in logs.
+    pub token_query: Option<String>,
     /// Clock skew allowed on `exp` and `nbf`.
     #[serde(default, with = "humantime_serde")]
     pub leeway: Duration,
@@ -258,6 +264,8 @@ mod tests {
             audience: None,
             require_exp: true,
             required: true,
+            token_cookie: None,
+            token_query: None,
             leeway: Duration::ZERO,
             secret_from_env: None,
         }

@@ -3,7 +3,8 @@
 //! A request that is not well-formed (body not JSON, bad parameters) gets 400. A document that
 //! does not parse or validate gets 400 and no `data` with `application/graphql-response+json`,
 //! and 200 with `errors` with `application/json` (also for `*/*` and a missing `Accept`), as
-//! the spec's rules for legacy clients ask. Mutations over GET get 405, subscriptions belong on the WebSocket.
+//! the spec's rules for legacy clients ask. Mutations over GET get 405. Subscriptions are
+//! served on the WebSocket, and here as streams when `Accept` asks for one (see `super::stream`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,15 +14,18 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use serde_json::Value;
 use subhub_protocol::OperationPayload;
 
+use super::stream::{self, Framing};
 use super::{error_response, identify};
 use crate::auth::Identity;
 use crate::authz::FORBIDDEN;
 use crate::documents::{Kind, Refused};
 use crate::hub::Hub;
 use crate::operation;
+use crate::server::HttpPlace;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json; charset=utf-8";
 const JSON: &str = "application/json; charset=utf-8";
@@ -97,15 +101,17 @@ pub async fn get(
     upgrade: Result<crate::ws::handshake::Upgrade, crate::ws::handshake::NotAnUpgrade>,
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
+    place: Option<Extension<HttpPlace>>,
 ) -> Response {
     if let Ok(ws) = upgrade {
         return crate::ws::upgrade(ws, hub);
     }
-    let identity = match identify(&hub, &headers) {
+    let stream = stream_framing(&headers);
+    let identity = match identify_caller(&hub, &headers, stream, &params) {
         Ok(identity) => identity,
         Err(refused) => return *refused,
     };
-    let Some(media) = MediaType::negotiate(&headers) else {
+    let Some(media) = MediaType::negotiate(&headers).or(stream.map(|_| MediaType::Json)) else {
         return not_acceptable();
     };
     let Some(query) = params.get("query") else {
@@ -125,16 +131,20 @@ pub async fn get(
             }
         }
     }
-    execute(&hub, media, payload, true, identity).await
+    let call = Call { stream, via_get: true, identity, place: place.map(|p| p.0) };
+    execute(&hub, media, payload, call).await
 }
 
 /// `POST /graphql` with a JSON body.
 pub async fn post(
     State(hub): State<Arc<Hub>>,
     headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+    place: Option<Extension<HttpPlace>>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
-    let identity = match identify(&hub, &headers) {
+    let stream = stream_framing(&headers);
+    let identity = match identify_caller(&hub, &headers, stream, &params) {
         Ok(identity) => identity,
         Err(refused) => return *refused,
     };
@@ -142,7 +152,7 @@ pub async fn post(
         Ok(body) => body,
         Err(response) => return *response,
     };
-    let Some(media) = MediaType::negotiate(&headers) else {
+    let Some(media) = MediaType::negotiate(&headers).or(stream.map(|_| MediaType::Json)) else {
         return not_acceptable();
     };
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -161,7 +171,10 @@ pub async fn post(
         Err(_) => return media.bad_request(&errors("the request body is not valid JSON")),
     };
     match payload_from(params) {
-        Ok(payload) => execute(&hub, media, payload, false, identity).await,
+        Ok(payload) => {
+            let call = Call { stream, via_get: false, identity, place: place.map(|p| p.0) };
+            execute(&hub, media, payload, call).await
+        }
         Err(message) => media.bad_request(&errors(&message)),
     }
 }
@@ -187,33 +200,45 @@ fn payload_from(mut params: serde_json::Map<String, Value>) -> Result<OperationP
     Ok(OperationPayload { query, operation_name, variables, extensions })
 }
 
-async fn execute(
-    hub: &Hub,
-    media: MediaType,
-    payload: OperationPayload,
+/// How an operation was asked for.
+struct Call {
+    /// The streaming transport `Accept` asks for.
+    stream: Option<Framing>,
     via_get: bool,
     identity: Identity,
-) -> Response {
-    let prepared = match hub.prepare(&payload) {
-        Ok(prepared) => prepared,
+    /// The connection's place among the HTTP connections, given back when it becomes a stream.
+    place: Option<HttpPlace>,
+}
+
+async fn execute(hub: &Arc<Hub>, media: MediaType, payload: OperationPayload, call: Call) -> Response {
+    let Call { stream, via_get, identity, place } = call;
+    let prepared = match (hub.prepare(&payload), stream) {
+        (Ok(prepared), _) => prepared,
+        // A stream reports every refusal inside it, as graphql-sse asks.
+        (Err(refused), Some(framing)) => return stream::ended(framing, refused.errors_json()),
         // Over a limit is a bad request whatever the media type; a document that does not
         // parse follows the media type's rules.
-        Err(Refused::Limit(errors)) => return media.bad_request(&errors),
-        Err(Refused::Invalid(errors)) => return media.request_error(&errors),
+        (Err(Refused::Limit(errors)), None) => return media.bad_request(&errors),
+        (Err(Refused::Invalid(errors)), None) => return media.request_error(&errors),
     };
-    match prepared.kind {
-        Kind::Subscription(_) => {
-            return media.request_error(&errors(
-                "subscriptions are served over WebSocket on this endpoint (graphql-transport-ws or graphql-ws)",
-            ));
-        }
-        Kind::Single(OperationType::Mutation) if via_get => {
+    match (&prepared.kind, stream) {
+        (Kind::Single(OperationType::Mutation), _) if via_get => {
             let mut response =
                 error_response(StatusCode::METHOD_NOT_ALLOWED, "mutations are not allowed over GET; use POST");
             response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
             return response;
         }
-        Kind::Single(_) => {}
+        // graphql-sse streams every operation; a multipart client (Apollo's HttpLink) asks for
+        // a stream of subscriptions and takes plain JSON for the rest.
+        (Kind::Subscription(_), Some(framing)) | (Kind::Single(_), Some(framing @ Framing::Sse)) => {
+            return stream::serve(hub, framing, &payload, &prepared, &identity, place.as_ref());
+        }
+        (Kind::Subscription(_), None) => {
+            return media.request_error(&errors(
+                "subscriptions are served over WebSocket, SSE (Accept: text/event-stream) or multipart (Accept: multipart/mixed) on this endpoint",
+            ));
+        }
+        (Kind::Single(_), _) => {}
     }
     let response = hub.schema.execute(operation::request(&payload, &prepared).data(identity)).await;
     if refused_by_authz(&response) {
@@ -237,6 +262,44 @@ fn refused_by_authz(response: &async_graphql::Response) -> bool {
     nothing
         && !response.errors.is_empty()
         && response.errors.iter().all(|error| error.extensions.as_ref().and_then(|e| e.get("code")) == Some(&code))
+}
+
+/// The streaming transport the `Accept` header asks for: SSE when it names
+/// `text/event-stream`, multipart when it names `multipart/mixed` (whatever its parameters:
+/// Apollo Client sends `boundary`, `subscriptionSpec` and `deferSpec`).
+fn stream_framing(headers: &HeaderMap) -> Option<Framing> {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok())?;
+    let mut multipart = false;
+    for item in accept.split(',') {
+        let mut parts = item.split(';');
+        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let refused =
+            parts.any(|p| p.trim().strip_prefix("q=").and_then(|q| q.trim().parse::<f32>().ok()) == Some(0.0));
+        match media.as_str() {
+            "text/event-stream" if !refused => return Some(Framing::Sse),
+            "multipart/mixed" if !refused => multipart = true,
+            _ => {}
+        }
+    }
+    multipart.then_some(Framing::Multipart)
+}
+
+/// Who the caller is: by `Authorization`, and on a stream also by the cookie or query parameter
+/// `[auth]` names (`EventSource` cannot set headers).
+fn identify_caller(
+    hub: &Hub,
+    headers: &HeaderMap,
+    stream: Option<Framing>,
+    params: &HashMap<String, String>,
+) -> Result<Identity, Box<Response>> {
+    match (stream, &hub.config.auth) {
+        (Some(_), Some(auth)) if !headers.contains_key(header::AUTHORIZATION) => {
+            let token = super::token_in_cookie(headers, auth.token_cookie.as_deref())
+                .or_else(|| auth.token_query.as_ref().and_then(|name| params.get(name)).cloned());
+            super::identify_token(hub, token.as_deref())
+        }
+        _ => identify(hub, headers),
+    }
 }
 
 fn not_acceptable() -> Response {

@@ -4,6 +4,7 @@ mod graphql;
 mod ops;
 pub mod origin;
 mod publish;
+pub mod stream;
 
 use std::sync::Arc;
 
@@ -39,14 +40,32 @@ pub fn identify(
     hub: &Hub,
     headers: &axum::http::HeaderMap,
 ) -> Result<crate::auth::Identity, Box<axum::response::Response>> {
+    let value = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    identify_token(hub, crate::auth::Auth::token_in_header(value))
+}
+
+/// Who a request presenting `token` runs as; a 401 when `[auth]` refuses it.
+pub fn identify_token(hub: &Hub, token: Option<&str>) -> Result<crate::auth::Identity, Box<axum::response::Response>> {
     use axum::http::{header, HeaderValue, StatusCode};
-    let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    hub.identify(crate::auth::Auth::token_in_header(value)).map_err(|error| {
+    hub.identify(token).map_err(|error| {
         hub.metrics.refuse(subhub_subscriptions::Refusal::Auth);
         let mut response = error_response(StatusCode::UNAUTHORIZED, &error.to_string());
         response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         Box::new(response)
     })
+}
+
+/// The value of the cookie `name` in the request's `Cookie` headers.
+pub fn token_in_cookie(headers: &axum::http::HeaderMap, name: Option<&str>) -> Option<String> {
+    let name = name?;
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|cookie| cookie.name() == name)
+        .map(|cookie| cookie.value().to_owned())
 }
 
 /// A request body, or the answer to give when it cannot be read: 413 naming the limit when it

@@ -3,13 +3,16 @@
 //!
 //! ## Layout
 //! - this file: requests, operation keys, queries and mutations, result serialization.
+//! - [`running`]: an operation started for one client, on any transport.
 //! - [`shared`]: a subscription on the hub's sources, executed once per event for every
 //!   subscriber of its key.
 //! - [`upstream`]: a subscription forwarded to an upstream server, its results passed through.
 
+mod running;
 mod shared;
 mod upstream;
 
+pub use running::{start, Caller, Running};
 pub use shared::{shared_results, Subscribed, SubscribedSlot};
 pub use upstream::upstream_results;
 

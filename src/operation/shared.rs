@@ -14,7 +14,7 @@ use futures_util::stream::{BoxStream, SelectAll};
 use futures_util::StreamExt;
 use subhub_brokers::Event;
 use subhub_protocol::OperationPayload;
-use subhub_subscriptions::{ExecutionItem, ExecutionStream, SourceLease};
+use subhub_subscriptions::{ExecutionItem, ExecutionStream, SharedPayload, SourceLease};
 use tokio::sync::oneshot;
 
 use super::{errors_json, failed_before_execution};
@@ -131,7 +131,8 @@ pub fn shared_results(
                 if output.errors > 0 {
                     hub.metrics.event_errors.fetch_add(1, Relaxed);
                 }
-                Some((ExecutionItem::Next(output.json.into()), Some(State::Running { events, plan, filters, hub })))
+                let payload = SharedPayload::new(output.json, event.id.as_deref());
+                Some((ExecutionItem::Next(payload), Some(State::Running { events, plan, filters, hub })))
             }
         }
     })

@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures_util::future::OptionFuture;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use subhub_protocol::{server, CloseFrame, OperationPayload, Protocol, Session, Step};
-use subhub_subscriptions::{ExecutionItem, Outbound, Outbox, Refusal, Slot};
+use subhub_subscriptions::{Outbound, Outbox, Refusal, Slot, Transport};
 use tokio::time::{sleep, timeout};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame as WsCloseFrame;
@@ -16,12 +16,11 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::WebSocketStream;
 
 use super::keepalive::Liveness;
-use super::operations::{Operations, Running};
+use super::operations::Operations;
 use super::socket::{SessionSocket, SocketWriter};
 use crate::auth::{Auth, Identity};
-use crate::documents::Kind;
 use crate::hub::Hub;
-use crate::operation;
+use crate::operation::{self, Caller};
 use crate::rate::RateLimit;
 
 /// Queued messages written per batch at most, so one busy socket cannot starve its reads.
@@ -52,7 +51,7 @@ pub async fn serve(mut socket: WebSocket, writer: Arc<SocketWriter>, protocol: O
         close(&mut socket, CloseFrame::subprotocol_not_acceptable(), Input::Frames).await;
         return;
     };
-    hub.metrics.connection_opened(protocol);
+    hub.metrics.connection_opened(Transport::Ws(protocol));
     let outbox = Outbox::new(hub.outbox_config(), hub.metrics.clone());
     let liveness = hub.keepalive.enroll(writer.clone());
     outbox.write_through(writer.clone());
@@ -72,7 +71,7 @@ pub async fn serve(mut socket: WebSocket, writer: Arc<SocketWriter>, protocol: O
     };
     let exit = connection.run().await;
     connection.finish(exit).await;
-    hub.metrics.connection_closed(protocol);
+    hub.metrics.connection_closed(Transport::Ws(protocol));
 }
 
 struct Connection {
@@ -256,55 +255,10 @@ impl Connection {
             Err(refused) => return self.refuse(id, refused.errors_json()).await,
         };
         let slot = Slot::new(self.session.protocol(), id);
-        let schema = self.hub.schema.clone();
-        // Built only when a new execution starts: joining one costs no request.
-        let request = || operation::request(payload, &prepared).data(self.identity.clone());
-        let running = match &prepared.kind {
-            Kind::Subscription(root) => {
-                let upstream = root.as_deref().and_then(|field| self.hub.upstreams.route(field)).cloned();
-                let attachment = match upstream {
-                    None => {
-                        let key = operation::key(payload, &prepared, &self.identity.scope());
-                        self.hub.executions.attach(key, self.outbox.clone(), slot, || {
-                            let (document, identity) = (prepared.document.clone(), self.identity.clone());
-                            operation::shared_results(&self.hub, request(), document, payload.clone(), identity)
-                        })
-                    }
-                    Some(entry) => {
-                        // Forwarded credentials are part of the key: clients whose credentials
-                        // differ never share an execution, nor an upstream connection.
-                        let init_payload = entry.init_payload(self.init_payload.as_ref());
-                        let credentials = init_payload.as_ref().map_or_else(String::new, |p| {
-                            subhub_protocol::canonical::text(&serde_json::Value::Object(p.clone()))
-                        });
-                        let key =
-                            operation::key(payload, &prepared, &format!("{}\n{credentials}", self.identity.scope()));
-                        let sources = self.hub.forwarded.clone();
-                        self.hub.executions.attach(key, self.outbox.clone(), slot, || {
-                            let payload = payload.clone();
-                            operation::upstream_results(&schema, request(), entry, init_payload, payload, sources)
-                        })
-                    }
-                };
-                match attachment {
-                    Ok(attachment) => Running::Subscription(attachment),
-                    Err(full) => return self.refuse(id, &server::error_list(&full.to_string())).await,
-                }
-            }
-            Kind::Single(_) => {
-                let (outbox, task_slot, request) = (self.outbox.clone(), slot.clone(), request());
-                let task = tokio::spawn(async move {
-                    match operation::single_result(&schema, request).await {
-                        ExecutionItem::Next(payload) => {
-                            outbox.push(Outbound::Next { slot: task_slot.clone(), payload });
-                            outbox.push(Outbound::Complete { slot: task_slot });
-                        }
-                        ExecutionItem::Live => {}
-                        ExecutionItem::Error(errors) => outbox.push(Outbound::Error { slot: task_slot, errors }),
-                    }
-                });
-                Running::Single { slot, outbox: self.outbox.clone(), task }
-            }
+        let caller = Caller { identity: &self.identity, init_payload: self.init_payload.as_ref() };
+        let running = match operation::start(&self.hub, payload, &prepared, caller, &self.outbox, slot) {
+            Ok(running) => running,
+            Err(full) => return self.refuse(id, &server::error_list(&full.to_string())).await,
         };
         self.operations.insert(id, running);
         Ok(())

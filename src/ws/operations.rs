@@ -3,33 +3,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use subhub_subscriptions::{Attachment, Outbox, Slot};
-use tokio::task::JoinHandle;
+use subhub_subscriptions::Slot;
 
-/// A running operation. Dropping it stops it: a subscription leaves its shared execution, a
-/// query or mutation is aborted.
-pub enum Running {
-    Subscription(Attachment),
-    Single { slot: Arc<Slot>, outbox: Arc<Outbox>, task: JoinHandle<()> },
-}
-
-impl Running {
-    fn slot(&self) -> &Arc<Slot> {
-        match self {
-            Running::Subscription(attachment) => attachment.slot(),
-            Running::Single { slot, .. } => slot,
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Running::Single { slot, outbox, task } = self {
-            outbox.deactivate(slot);
-            task.abort();
-        }
-    }
-}
+pub use crate::operation::Running;
 
 #[derive(Default)]
 pub struct Operations(HashMap<Box<str>, Running>);

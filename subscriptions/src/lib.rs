@@ -14,6 +14,7 @@
 //! - [`sources`]: broker topics as sources: their checks and limits.
 //! - [`forwarded`]: upstream operations as sources.
 //! - [`executions`]: one shared execution per [`OperationKey`], its subscribers' [`Attachment`]s.
+//! - [`payload`]: the shared bytes of one result, with its event's cursor.
 //! - [`outbox`]: the bounded per-connection queue and its slow-consumer policy.
 //! - [`metrics`]: the hub's counters and gauges, rendered as Prometheus text.
 
@@ -21,12 +22,13 @@ pub mod executions;
 pub mod forwarded;
 pub mod metrics;
 pub mod outbox;
+pub mod payload;
 pub mod registry;
 pub mod sources;
 
 pub use executions::{Attachment, ExecutionItem, ExecutionStream, Executions, OperationKey, TooManyExecutions};
 pub use forwarded::{Forwarded, ForwardedKey, ForwardedLease};
-pub use metrics::{Metrics, Refusal, UpstreamSample};
+pub use metrics::{Metrics, Refusal, Transport, UpstreamSample};
 pub use outbox::{Outbound, Outbox, OutboxConfig, SharedPayload, Slot, SlowConsumerPolicy, WriteOutcome, WriteThrough};
 pub use registry::{AcquireError, Capacity, Lease, Origin, Registry};
 pub use sources::{SourceError, SourceLease, SourceLimits, Sources, TopicKey, Topics};

@@ -9,7 +9,7 @@ use subhub_protocol::Protocol;
 
 #[derive(Debug, Default)]
 pub struct Metrics {
-    connections: [AtomicI64; 2],
+    connections: [AtomicI64; Transport::ALL.len()],
     pub subscriptions: AtomicI64,
     pub executions: AtomicI64,
     pub deliveries: AtomicU64,
@@ -71,20 +71,50 @@ pub struct UpstreamSample {
     pub sources_open: i64,
 }
 
-fn transport_index(protocol: Protocol) -> usize {
-    match protocol {
-        Protocol::TransportWs => 0,
-        Protocol::LegacyWs => 1,
+/// How a client is connected (`subhub_connections{transport}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Ws(Protocol),
+    /// GraphQL over SSE (graphql-sse, distinct connections).
+    Sse,
+    /// Multipart HTTP subscriptions (`subscriptionSpec=1.0`).
+    Multipart,
+}
+
+impl Transport {
+    pub const ALL: [Transport; 4] =
+        [Transport::Ws(Protocol::TransportWs), Transport::Ws(Protocol::LegacyWs), Transport::Sse, Transport::Multipart];
+
+    pub const fn label(self) -> &'static str {
+        match self {
+            Transport::Ws(protocol) => protocol.name(),
+            Transport::Sse => "sse",
+            Transport::Multipart => "multipart",
+        }
+    }
+
+    const fn index(self) -> usize {
+        match self {
+            Transport::Ws(Protocol::TransportWs) => 0,
+            Transport::Ws(Protocol::LegacyWs) => 1,
+            Transport::Sse => 2,
+            Transport::Multipart => 3,
+        }
     }
 }
 
 impl Metrics {
-    pub fn connection_opened(&self, protocol: Protocol) {
-        self.connections[transport_index(protocol)].fetch_add(1, Relaxed);
+    pub fn connection_opened(&self, transport: Transport) {
+        self.connections[transport.index()].fetch_add(1, Relaxed);
     }
 
-    pub fn connection_closed(&self, protocol: Protocol) {
-        self.connections[transport_index(protocol)].fetch_sub(1, Relaxed);
+    pub fn connection_closed(&self, transport: Transport) {
+        self.connections[transport.index()].fetch_sub(1, Relaxed);
+    }
+
+    /// Open connections over one transport.
+    pub fn connections_over(&self, transport: Transport) -> i64 {
+        self.connections[transport.index()].load(Relaxed)
     }
 
     pub fn connections(&self) -> i64 {
@@ -104,9 +134,9 @@ impl Metrics {
     pub fn render(&self, brokers: &Brokers, upstreams: &[UpstreamSample]) -> String {
         let mut out = String::with_capacity(2048);
         let _ = writeln!(out, "# HELP subhub_connections Open client connections.\n# TYPE subhub_connections gauge");
-        for protocol in [Protocol::TransportWs, Protocol::LegacyWs] {
-            let value = self.connections[transport_index(protocol)].load(Relaxed);
-            let _ = writeln!(out, "subhub_connections{{transport=\"{}\"}} {value}", protocol.name());
+        for transport in Transport::ALL {
+            let value = self.connections_over(transport);
+            let _ = writeln!(out, "subhub_connections{{transport=\"{}\"}} {value}", transport.label());
         }
         let gauge = |out: &mut String, name: &str, help: &str, value: i64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");

@@ -29,9 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::lock;
 use crate::metrics::Metrics;
-
-/// A serialized GraphQL result shared by every subscriber of one execution.
-pub type SharedPayload = Arc<str>;
+pub use crate::payload::SharedPayload;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SlowConsumerPolicy {
@@ -521,7 +519,7 @@ mod tests {
         fn write_nexts(&self, _prefix: &FramePrefix, payloads: &[SharedPayload]) -> WriteOutcome {
             let _ = self.entered.send(());
             let _ = lock(&self.release).recv();
-            lock(&self.frames).extend(payloads.iter().map(|p| format!("next {p}")));
+            lock(&self.frames).extend(payloads.iter().map(|p| format!("next {}", p.json())));
             WriteOutcome::Written
         }
     }

@@ -1,0 +1,104 @@
+//! Starting a client's operation, whatever its transport: a subscription joins the shared
+//! execution of its key, a query or mutation runs on its own. Results arrive in the client's
+//! outbox under its slot.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use subhub_protocol::OperationPayload;
+use subhub_subscriptions::{Attachment, ExecutionItem, Outbound, Outbox, Slot, TooManyExecutions};
+use tokio::task::JoinHandle;
+
+use crate::auth::Identity;
+use crate::documents::{Kind, Prepared};
+use crate::hub::Hub;
+
+/// A running operation. Dropping it stops it: a subscription leaves its shared execution, a
+/// query or mutation is aborted.
+pub enum Running {
+    Subscription(Attachment),
+    Single { slot: Arc<Slot>, outbox: Arc<Outbox>, task: JoinHandle<()> },
+}
+
+impl Running {
+    pub fn slot(&self) -> &Arc<Slot> {
+        match self {
+            Running::Subscription(attachment) => attachment.slot(),
+            Running::Single { slot, .. } => slot,
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Running::Single { slot, outbox, task } = self {
+            outbox.deactivate(slot);
+            task.abort();
+        }
+    }
+}
+
+/// Who runs an operation: the client's identity, and the `connection_init` payload whose
+/// `forward_init` keys go upstream (WebSocket clients only).
+pub struct Caller<'a> {
+    pub identity: &'a Identity,
+    pub init_payload: Option<&'a Map<String, Value>>,
+}
+
+/// Starts a prepared operation for `slot` on `outbox`; refused when it needs one more shared
+/// execution than `limits.max_executions`.
+pub fn start(
+    hub: &Arc<Hub>,
+    payload: &OperationPayload,
+    prepared: &Prepared,
+    caller: Caller<'_>,
+    outbox: &Arc<Outbox>,
+    slot: Arc<Slot>,
+) -> Result<Running, TooManyExecutions> {
+    let schema = hub.schema.clone();
+    // Built only when a new execution starts: joining one costs no request.
+    let request = || super::request(payload, prepared).data(caller.identity.clone());
+    match &prepared.kind {
+        Kind::Subscription(root) => {
+            let upstream = root.as_deref().and_then(|field| hub.upstreams.route(field)).cloned();
+            let attachment = match upstream {
+                None => {
+                    let key = super::key(payload, prepared, &caller.identity.scope());
+                    hub.executions.attach(key, outbox.clone(), slot, || {
+                        let (document, identity) = (prepared.document.clone(), caller.identity.clone());
+                        super::shared_results(hub, request(), document, payload.clone(), identity)
+                    })
+                }
+                Some(entry) => {
+                    // Forwarded credentials are part of the key: clients whose credentials
+                    // differ never share an execution, nor an upstream connection.
+                    let init_payload = entry.init_payload(caller.init_payload);
+                    let credentials = init_payload
+                        .as_ref()
+                        .map_or_else(String::new, |p| subhub_protocol::canonical::text(&Value::Object(p.clone())));
+                    let key = super::key(payload, prepared, &format!("{}\n{credentials}", caller.identity.scope()));
+                    let sources = hub.forwarded.clone();
+                    hub.executions.attach(key, outbox.clone(), slot, || {
+                        let payload = payload.clone();
+                        super::upstream_results(&schema, request(), entry, init_payload, payload, sources)
+                    })
+                }
+            };
+            attachment.map(Running::Subscription)
+        }
+        Kind::Single(_) => {
+            let (task_outbox, task_slot, request) = (outbox.clone(), slot.clone(), request());
+            let task = tokio::spawn(async move {
+                match super::single_result(&schema, request).await {
+                    ExecutionItem::Next(payload) => {
+                        task_outbox.push(Outbound::Next { slot: task_slot.clone(), payload });
+                        task_outbox.push(Outbound::Complete { slot: task_slot });
+                    }
+                    ExecutionItem::Live => {}
+                    ExecutionItem::Error(errors) => task_outbox.push(Outbound::Error { slot: task_slot, errors }),
+                }
+            });
+            Ok(Running::Single { slot, outbox: outbox.clone(), task })
+        }
+    }
+}
