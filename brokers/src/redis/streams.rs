@@ -185,6 +185,11 @@ fn deliver(name: &Arc<str>, topics: &Topics, positions: &mut Positions, reply: S
         let Some(events) = topics.active.get(&stream.key) else { continue };
         let topic: Arc<str> = stream.key.as_str().into();
         for entry in stream.ids {
+            // A read issued before the key was subscribed again carries entries from before its
+            // new start: they are not the new source's, and its position must not go back.
+            if !positions.get(&stream.key).is_none_or(|position| is_after(&entry.id, position)) {
+                continue;
+            }
             positions.insert(stream.key.clone(), entry.id.clone());
             let mut body = Bytes::new();
             let mut key = None;
@@ -216,8 +221,31 @@ fn deliver(name: &Arc<str>, topics: &Topics, positions: &mut Positions, reply: S
     }
 }
 
+/// Whether stream id `id` comes after `position` (ids are `<milliseconds>-<sequence>`).
+fn is_after(id: &str, position: &str) -> bool {
+    let parse = |id: &str| {
+        let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+        (ms.parse::<u64>().unwrap_or(0), seq.parse::<u64>().unwrap_or(0))
+    };
+    parse(id) > parse(position)
+}
+
 /// A stream id is `<milliseconds>-<sequence>`.
 fn entry_time(id: &str) -> SystemTime {
     let millis = id.split('-').next().and_then(|ms| ms.parse::<u64>().ok()).unwrap_or(0);
     SystemTime::UNIX_EPOCH + Duration::from_millis(millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_after;
+
+    #[test]
+    fn stream_ids_compare_by_time_then_sequence() {
+        assert!(is_after("1700000000001-0", "1700000000000-5"));
+        assert!(is_after("1700000000000-10", "1700000000000-9"), "numerically, not as text");
+        assert!(!is_after("1700000000000-9", "1700000000000-9"));
+        assert!(!is_after("999-0", "1000-0"));
+        assert!(is_after("1-0", "0-0"), "every entry comes after a stream that did not exist");
+    }
 }
