@@ -226,3 +226,41 @@ async fn a_hundred_sse_and_a_hundred_websocket_clients_share_one_source_and_one_
     assert_eq!(hub.metric("subhub_executions").await, 1.0);
     assert_eq!(hub.metric("subhub_sources_open").await, 1.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_responses_are_compressed_and_streams_never_are() {
+    let hub = TestHub::start().await;
+    let introspection = json!({"query": "{ __schema { types { name fields { name } } } }"});
+    let response = hub
+        .http()
+        .post(hub.url("/graphql"))
+        .header("accept-encoding", "gzip")
+        .json(&introspection)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers().get("content-encoding").map(|v| v.to_str().unwrap()), Some("gzip"));
+    let body = response.bytes().await.unwrap();
+    assert_eq!(&body[..2], &[0x1f, 0x8b], "a gzip stream");
+
+    let sse = hub
+        .http()
+        .get(hub.url("/graphql"))
+        .query(&[("query", EVENTS_QUERY), ("variables", r#"{"topic":"z"}"#)])
+        .header("accept", "text/event-stream")
+        .header("accept-encoding", "gzip, br");
+    let mut sse = SseStream::open(sse).await;
+    assert_eq!(sse.response.headers().get("content-encoding"), None);
+    assert_eq!(sse.next().await, Some(Sse::Comment), "readable as it is written");
+
+    let multipart = hub
+        .http()
+        .post(hub.url("/graphql"))
+        .header("accept", APOLLO_ACCEPT)
+        .header("accept-encoding", "gzip, br")
+        .json(&json!({"query": EVENTS_QUERY, "variables": {"topic": "z"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(multipart.headers().get("content-encoding"), None);
+}

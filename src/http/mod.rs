@@ -27,12 +27,23 @@ pub fn router(hub: Arc<Hub>) -> Router {
         // over the limit is told so by the handler: 413 with a JSON reason).
         .layer(axum::extract::DefaultBodyLimit::max(hub.config.limits.max_message_bytes.saturating_add(1)))
         .layer(axum::middleware::from_fn_with_state(hub.clone(), origin::check))
+        .layer(compression())
         .with_state(hub);
     // Outermost, so preflight requests are answered before anything else sees them.
     match cors {
         Some(cors) => router.layer(cors),
         None => router,
     }
+}
+
+/// Responses are compressed as `Accept-Encoding` asks (gzip, brotli), except streams: an SSE
+/// event or a multipart part must reach the client when it is written, not when a compressor's
+/// block fills. tower-http's default predicate already leaves out `text/event-stream`, small
+/// bodies and images.
+fn compression() -> tower_http::compression::CompressionLayer<impl tower_http::compression::Predicate> {
+    use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
+    tower_http::compression::CompressionLayer::new()
+        .compress_when(DefaultPredicate::new().and(NotForContentType::const_new("multipart/mixed")))
 }
 
 /// Who an HTTP request runs as, by its `Authorization` header; a 401 when `[auth]` refuses it.
