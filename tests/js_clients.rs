@@ -25,7 +25,7 @@ fn node_ready() -> bool {
             eprintln!("SKIPPED: node is not installed; the JavaScript client tests need node >= 20 and npm");
             return false;
         }
-        if !js_dir().join("node_modules").join("graphql-ws").exists() {
+        if !installed() {
             let status = Command::new("npm")
                 .args(["ci", "--no-audit", "--no-fund"])
                 .current_dir(js_dir())
@@ -35,6 +35,14 @@ fn node_ready() -> bool {
         }
         true
     })
+}
+
+/// Whether every package `package.json` names is in `node_modules`.
+fn installed() -> bool {
+    let manifest = std::fs::read_to_string(js_dir().join("package.json")).expect("tests/js/package.json");
+    let manifest: serde_json::Value = serde_json::from_str(&manifest).expect("package.json is JSON");
+    let dependencies = manifest["dependencies"].as_object().expect("dependencies");
+    dependencies.keys().all(|name| js_dir().join("node_modules").join(name).join("package.json").exists())
 }
 
 async fn run_node(script: &str, hub: &TestHub) -> String {
@@ -108,4 +116,25 @@ async fn the_graphql_ws_client_subscribes_to_a_typed_field_and_introspection_sho
     let hub = TestHub::with_config("schema = \"tests/fixtures/typed/orders.graphql\"\n").await;
     let out = run_node("typed-schema.mjs", &hub).await;
     assert!(out.contains("typed schema ok"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_graphql_sse_client_receives_a_hundred_events_in_order_and_ids_are_cursors() {
+    if !node_ready() {
+        return;
+    }
+    let hub = TestHub::start().await;
+    let out = run_node("sse-client.mjs", &hub).await;
+    assert!(out.contains("100 events in order"), "{out}");
+    assert!(out.contains("are the cursors"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apollo_clients_http_link_subscribes_over_multipart() {
+    if !node_ready() {
+        return;
+    }
+    let hub = TestHub::start().await;
+    let out = run_node("apollo-multipart.mjs", &hub).await;
+    assert!(out.contains("20 events in order"), "{out}");
 }
