@@ -182,6 +182,12 @@ impl Access {
         authz.check(action, broker, topic, claims).inspect_err(|_| self.metrics.refuse(Refusal::Forbidden))
     }
 
+    /// Whether [`Access::check`] would allow it, without counting a refusal (for showing, not
+    /// for serving).
+    pub fn allows(&self, action: Action, broker: &dyn Broker, topic: &str, claims: &Map<String, Value>) -> bool {
+        self.authz.as_ref().is_none_or(|authz| authz.check(action, broker, topic, claims).is_ok())
+    }
+
     /// [`Access::check`] for a GraphQL resolver: a refusal is an error with
     /// `extensions.code = "FORBIDDEN"`.
     pub fn resolve(

@@ -16,6 +16,7 @@ use crate::authz::{Access, Authz};
 use crate::config::{Config, SlowConsumer};
 use crate::documents::{CostLimits, Documents, Prepared, Refused};
 use crate::execute::ExecModel;
+use crate::pages::status::Status;
 use crate::publish::Publisher;
 use crate::schema;
 use crate::upstreams::Upstreams;
@@ -49,6 +50,8 @@ pub struct Hub {
     pub session_permits: Arc<Semaphore>,
     /// Pings every WebSocket session each `limits.keepalive`.
     pub keepalive: Arc<Keepalive>,
+    /// The dashboard's samples, taken once a second.
+    pub status: Arc<Status>,
 }
 
 /// Why the hub could not start.
@@ -107,7 +110,7 @@ impl Hub {
             max_aliases: limits.max_aliases,
         };
         let documents = Documents::new(limits.document_cache, limits.document_cache_bytes, cost_limits);
-        Ok(Arc::new(Hub {
+        let hub = Arc::new(Hub {
             upstreams,
             forwarded,
             auth,
@@ -125,7 +128,10 @@ impl Hub {
             sessions: TaskTracker::new(),
             session_permits,
             keepalive,
-        }))
+            status: Status::new(),
+        });
+        tokio::spawn(crate::pages::status::sample(Arc::downgrade(&hub), hub.status.clone()));
+        Ok(hub)
     }
 
     /// The queue limits every connection gets.

@@ -1,7 +1,7 @@
 //! # subhub
 //!
 //! A real-time GraphQL subscription hub: clients subscribe over WebSocket (graphql-transport-ws
-//! or the legacy graphql-ws) and the hub bridges each subscription to a shared source on a
+//! or the legacy graphql-ws), GraphQL over SSE or multipart HTTP, and the hub bridges each subscription to a shared source on a
 //! broker. Every source is opened once and closed after its last subscriber; every event is
 //! executed once per distinct operation and fanned out as shared bytes.
 //!
@@ -21,7 +21,9 @@
 //! - [`publish`]: publishing through the hub.
 //! - `rate`: the token bucket of `limits.subscribe_rate`.
 //! - [`upstreams`]: upstream GraphQL servers: schemas loaded at start, routing, credentials.
-//! - `http`: GraphQL over HTTP, `POST /publish/{topic}`, health, readiness, metrics, GraphiQL.
+//! - `http`: GraphQL over HTTP, SSE and multipart streams, `POST /publish/{topic}`, health,
+//!   readiness, metrics.
+//! - `pages`: the live dashboard and GraphiQL, their assets in the binary.
 //! - `ws`: the WebSocket endpoint and each connection's session loop.
 //!
 //! The protocol types live in `subhub-protocol`, the broker boundary in `subhub-brokers`, and the
@@ -35,6 +37,7 @@ pub mod execute;
 pub(crate) mod http;
 pub mod hub;
 pub mod operation;
+mod pages;
 pub mod publish;
 mod rate;
 pub mod schema;

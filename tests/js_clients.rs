@@ -46,14 +46,17 @@ fn installed() -> bool {
 }
 
 async fn run_node(script: &str, hub: &TestHub) -> String {
+    run_node_with(script, hub, &[], &[]).await
+}
+
+async fn run_node_with(script: &str, hub: &TestHub, args: &[&str], env: &[(&str, &str)]) -> String {
     let dir = js_dir();
-    let url = hub.url("");
-    let name = script.to_owned();
-    let output =
-        tokio::task::spawn_blocking(move || Command::new("node").arg(&name).arg(url).current_dir(dir).output())
-            .await
-            .expect("join")
-            .expect("run node");
+    let mut command = Command::new("node");
+    command.arg(script).arg(hub.url("")).args(args).current_dir(dir);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = tokio::task::spawn_blocking(move || command.output()).await.expect("join").expect("run node");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr);
     println!("{stdout}");
@@ -137,4 +140,35 @@ async fn apollo_clients_http_link_subscribes_over_multipart() {
     let hub = TestHub::start().await;
     let out = run_node("apollo-multipart.mjs", &hub).await;
     assert!(out.contains("20 events in order"), "{out}");
+}
+
+/// Debian's Chromium, which `.ci/run` installs; outside CI a machine without it skips.
+fn chromium_ready() -> bool {
+    if Path::new("/usr/bin/chromium").exists() {
+        return true;
+    }
+    assert!(std::env::var_os("CI").is_none(), "/usr/bin/chromium is required in CI for the browser test");
+    eprintln!("SKIPPED: the browser test needs Debian's chromium (apt install chromium)");
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_browser_watches_the_dashboard_and_subscribes_in_graphiql() {
+    if !node_ready() || !chromium_ready() {
+        return;
+    }
+    let hub = TestHub::start().await;
+    let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
+    std::fs::create_dir_all(&screenshots).expect("screenshot directory");
+    let dir = screenshots.to_str().expect("UTF-8 path");
+    let out = run_node_with("browser.mjs", &hub, &[dir], &[("SUBHUB_JS_TIMEOUT_MS", "90000")]).await;
+    assert!(out.contains("counters follow two WebSocket clients"), "{out}");
+    assert!(out.contains("the live tail shows a published event"), "{out}");
+    assert!(out.contains("GraphiQL: a subscription shows a published event"), "{out}");
+    assert!(out.contains("no request left 127.0.0.1"), "{out}");
+    for shot in ["dashboard.png", "graphiql.png"] {
+        let size = std::fs::metadata(screenshots.join(shot)).map(|m| m.len()).unwrap_or(0);
+        assert!(size > 10_000, "{shot} was not saved ({size} bytes)");
+    }
+    println!("screenshots in {dir}");
 }

@@ -284,21 +284,17 @@ fn stream_framing(headers: &HeaderMap) -> Option<Framing> {
     multipart.then_some(Framing::Multipart)
 }
 
-/// Who the caller is: by `Authorization`, and on a stream also by the cookie or query parameter
-/// `[auth]` names (`EventSource` cannot set headers).
+/// Who the caller is: by `Authorization`, and on a stream also by the cookie or query
+/// parameter `[auth]` names.
 fn identify_caller(
     hub: &Hub,
     headers: &HeaderMap,
     stream: Option<Framing>,
     params: &HashMap<String, String>,
 ) -> Result<Identity, Box<Response>> {
-    match (stream, &hub.config.auth) {
-        (Some(_), Some(auth)) if !headers.contains_key(header::AUTHORIZATION) => {
-            let token = super::token_in_cookie(headers, auth.token_cookie.as_deref())
-                .or_else(|| auth.token_query.as_ref().and_then(|name| params.get(name)).cloned());
-            super::identify_token(hub, token.as_deref())
-        }
-        _ => identify(hub, headers),
+    match stream {
+        Some(_) => super::identify_stream(hub, headers, params),
+        None => identify(hub, headers),
     }
 }
 

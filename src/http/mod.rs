@@ -21,8 +21,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
-        .route("/graphiql", get(ops::graphiql))
-        .route("/", get(ops::index))
+        .merge(crate::pages::routes())
         // A request body is read up to `max_message_bytes` (and its one byte more, so a body
         // over the limit is told so by the handler: 413 with a JSON reason).
         .layer(axum::extract::DefaultBodyLimit::max(hub.config.limits.max_message_bytes.saturating_add(1)))
@@ -53,6 +52,23 @@ pub fn identify(
 ) -> Result<crate::auth::Identity, Box<axum::response::Response>> {
     let value = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     identify_token(hub, crate::auth::Auth::token_in_header(value))
+}
+
+/// Who the caller of a stream is (SSE, multipart, the dashboard's status): by `Authorization`,
+/// else by the cookie or query parameter `[auth]` names, since `EventSource` cannot set headers.
+pub fn identify_stream(
+    hub: &Hub,
+    headers: &axum::http::HeaderMap,
+    params: &std::collections::HashMap<String, String>,
+) -> Result<crate::auth::Identity, Box<axum::response::Response>> {
+    match &hub.config.auth {
+        Some(auth) if !headers.contains_key(axum::http::header::AUTHORIZATION) => {
+            let token = token_in_cookie(headers, auth.token_cookie.as_deref())
+                .or_else(|| auth.token_query.as_ref().and_then(|name| params.get(name)).cloned());
+            identify_token(hub, token.as_deref())
+        }
+        _ => identify(hub, headers),
+    }
 }
 
 /// Who a request presenting `token` runs as; a 401 when `[auth]` refuses it.

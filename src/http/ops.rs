@@ -1,4 +1,4 @@
-//! Operations endpoints: health, readiness, metrics, GraphiQL and the index page.
+//! Operations endpoints: health, readiness, metrics.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use subhub_subscriptions::UpstreamSample;
@@ -69,19 +69,4 @@ pub async fn metrics(State(hub): State<Arc<Hub>>) -> Response {
         documents.misses.load(Relaxed),
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
-}
-
-/// GraphiQL, wired to the WebSocket endpoint for subscriptions.
-pub async fn graphiql() -> Html<String> {
-    Html(
-        async_graphql::http::GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql")
-            .title("subhub")
-            .finish(),
-    )
-}
-
-pub async fn index() -> Html<&'static str> {
-    Html(include_str!("index.html"))
 }

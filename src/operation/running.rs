@@ -94,7 +94,7 @@ pub fn start(
                         task_outbox.push(Outbound::Next { slot: task_slot.clone(), payload });
                         task_outbox.push(Outbound::Complete { slot: task_slot });
                     }
-                    ExecutionItem::Live => {}
+                    ExecutionItem::Live(_) => {}
                     ExecutionItem::Error(errors) => task_outbox.push(Outbound::Error { slot: task_slot, errors }),
                 }
             });

@@ -14,7 +14,7 @@ use futures_util::stream::{BoxStream, SelectAll};
 use futures_util::StreamExt;
 use subhub_brokers::Event;
 use subhub_protocol::OperationPayload;
-use subhub_subscriptions::{ExecutionItem, ExecutionStream, SharedPayload, SourceLease};
+use subhub_subscriptions::{ExecutionItem, ExecutionStream, SharedPayload, SourceLease, SourceRef};
 use tokio::sync::oneshot;
 
 use super::{errors_json, failed_before_execution};
@@ -111,8 +111,16 @@ pub fn shared_results(
                 );
                 match plan {
                     Ok(plan) => {
+                        let sources = leases
+                            .iter()
+                            .map(|lease| SourceRef {
+                                kind: "broker",
+                                origin: lease.broker().into(),
+                                topic: lease.topic().into(),
+                            })
+                            .collect();
                         let events = futures_util::stream::select_all(leases.into_iter().map(events));
-                        Some((ExecutionItem::Live, Some(State::Running { events, plan, filters, hub })))
+                        Some((ExecutionItem::Live(sources), Some(State::Running { events, plan, filters, hub })))
                     }
                     Err(error) => {
                         tracing::error!(%error, "a validated subscription could not be planned");

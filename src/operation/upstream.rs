@@ -7,7 +7,7 @@ use async_graphql::dynamic::Schema;
 use async_graphql::Request;
 use futures_util::StreamExt;
 use subhub_protocol::OperationPayload;
-use subhub_subscriptions::{ExecutionItem, ExecutionStream, Forwarded, ForwardedKey};
+use subhub_subscriptions::{ExecutionItem, ExecutionStream, Forwarded, ForwardedKey, SourceRef};
 use subhub_upstream_ws::rewrite::forward;
 use subhub_upstream_ws::Item;
 
@@ -47,6 +47,11 @@ pub fn upstream_results(
     let live = futures_util::stream::once(start).flat_map(move |started| match started {
         Err(item) => futures_util::stream::iter(vec![item]).boxed(),
         Ok((lease, forwarded)) => {
+            let source = SourceRef {
+                kind: "upstream",
+                origin: entry.name.as_str().into(),
+                topic: operation_label(&forwarded.operation).into(),
+            };
             let entry = entry.clone();
             let results = futures_util::stream::unfold(Some((lease, forwarded)), move |state| {
                 let entry = entry.clone();
@@ -64,8 +69,18 @@ pub fn upstream_results(
                     }
                 }
             });
-            futures_util::stream::once(async { ExecutionItem::Live }).chain(results).boxed()
+            futures_util::stream::once(async move { ExecutionItem::Live(Arc::from([source])) }).chain(results).boxed()
         }
     });
     live.boxed()
+}
+
+/// The forwarded operation as the dashboard names it: its text on one line, cut short.
+fn operation_label(operation: &OperationPayload) -> String {
+    const MOST: usize = 80;
+    let text = operation.query.split_whitespace().collect::<Vec<_>>().join(" ");
+    match text.char_indices().nth(MOST) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
 }

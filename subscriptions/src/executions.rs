@@ -35,12 +35,31 @@ pub struct OperationKey {
     pub scope: String,
 }
 
+/// A source an execution listens to, as the dashboard lists it: a broker's topic, or an
+/// operation forwarded to an upstream.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SourceRef {
+    /// `broker` or `upstream`.
+    pub kind: &'static str,
+    /// The broker's or the upstream's name.
+    pub origin: Arc<str>,
+    /// The topic, or the forwarded operation.
+    pub topic: Arc<str>,
+}
+
+/// One execution as the dashboard sees it: what it listens to and how many subscribers it has.
+#[derive(Clone, Debug)]
+pub struct ExecutionView {
+    pub sources: Arc<[SourceRef]>,
+    pub subscribers: usize,
+}
+
 /// One result of an execution.
 #[derive(Clone, Debug)]
 pub enum ExecutionItem {
     /// The execution's sources are live: every event published from now on reaches it. Its
     /// subscribers count in `subhub_subscriptions` from this moment.
-    Live,
+    Live(Arc<[SourceRef]>),
     /// A serialized execution result, sent as `next`.
     Next(SharedPayload),
     /// The operation failed before producing results: a serialized error list, sent as `error`.
@@ -82,6 +101,8 @@ struct ExecutionState {
     head: u64,
     /// Its subscribers are counted in `subhub_subscriptions`.
     live: bool,
+    /// What it listens to, once live.
+    sources: Option<Arc<[SourceRef]>>,
     ended: bool,
 }
 
@@ -106,6 +127,19 @@ impl Executions {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The live executions: their sources and subscriber counts.
+    pub fn views(&self) -> Vec<ExecutionView> {
+        let executions: Vec<Arc<Execution>> = lock(&self.alive).values().cloned().collect();
+        executions
+            .iter()
+            .filter_map(|execution| {
+                let state = lock(&execution.state);
+                let sources = state.sources.clone()?;
+                Some(ExecutionView { sources, subscribers: state.subscribers.len() })
+            })
+            .collect()
     }
 
     /// Subscribes `slot` on `outbox` to the execution of `key`, starting it with `start` if no
@@ -177,8 +211,9 @@ impl Executions {
                 },
             };
             match item {
-                Some(ExecutionItem::Live) => {
+                Some(ExecutionItem::Live(sources)) => {
                     let mut state = lock(&execution.state);
+                    state.sources = Some(sources);
                     if !state.live && !state.ended {
                         state.live = true;
                         self.metrics.subscriptions.fetch_add(state.subscribers.len() as i64, Relaxed);
@@ -410,7 +445,7 @@ mod tests {
         assert_eq!(metrics.executions.load(Relaxed), 1);
         assert_eq!(metrics.subscriptions.load(Relaxed), 0);
 
-        tx.send(ExecutionItem::Live).unwrap();
+        tx.send(ExecutionItem::Live(Arc::from([]))).unwrap();
         tx.send(ExecutionItem::Next("{}".into())).unwrap();
         b.ready().await;
         let mut out = Vec::new();
@@ -444,7 +479,7 @@ mod tests {
         let a = outbox(&metrics);
         let slot = Slot::new(Protocol::TransportWs, "1");
         let _first = executions.attach(key("q"), a.clone(), slot, || start.take().unwrap()).unwrap();
-        tx.send(ExecutionItem::Live).unwrap();
+        tx.send(ExecutionItem::Live(Arc::from([]))).unwrap();
         tx.send(ExecutionItem::Next("boom".into())).unwrap();
         tokio::time::timeout(Duration::from_secs(5), a.ready()).await.expect("the subscriber hears of it");
         let mut out = Vec::new();
@@ -462,7 +497,7 @@ mod tests {
         let _second = executions
             .attach(key("q"), b.clone(), Slot::new(Protocol::TransportWs, "2"), || start.take().unwrap())
             .unwrap();
-        tx.send(ExecutionItem::Live).unwrap();
+        tx.send(ExecutionItem::Live(Arc::from([]))).unwrap();
         tx.send(ExecutionItem::Next("{}".into())).unwrap();
         tokio::time::timeout(Duration::from_secs(5), b.ready()).await.expect("a live execution");
         let mut out = Vec::new();
@@ -493,7 +528,7 @@ mod tests {
                 executions.attach(key("q"), outbox.clone(), slot, || start.take().unwrap()).unwrap()
             })
             .collect();
-        tx.send(ExecutionItem::Live).unwrap();
+        tx.send(ExecutionItem::Live(Arc::from([]))).unwrap();
         let events = 200;
         let feeder = tokio::spawn(async move {
             for n in 0..events {

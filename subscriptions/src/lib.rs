@@ -26,7 +26,9 @@ pub mod payload;
 pub mod registry;
 pub mod sources;
 
-pub use executions::{Attachment, ExecutionItem, ExecutionStream, Executions, OperationKey, TooManyExecutions};
+pub use executions::{
+    Attachment, ExecutionItem, ExecutionStream, ExecutionView, Executions, OperationKey, SourceRef, TooManyExecutions,
+};
 pub use forwarded::{Forwarded, ForwardedKey, ForwardedLease};
 pub use metrics::{Metrics, Refusal, Transport, UpstreamSample};
 pub use outbox::{Outbound, Outbox, OutboxConfig, SharedPayload, Slot, SlowConsumerPolicy, WriteOutcome, WriteThrough};

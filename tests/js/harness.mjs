@@ -7,7 +7,8 @@ if (!hub) {
 export const wsUrl = hub.replace(/^http/, 'ws') + '/graphql';
 
 // Nothing here may hang the test run.
-setTimeout(() => fail('timed out after 20 s'), 20_000).unref();
+const limit = Number(process.env.SUBHUB_JS_TIMEOUT_MS || 20_000);
+setTimeout(() => fail(`timed out after ${limit / 1000} s`), limit).unref();
 
 export function fail(message) {
   console.error(`FAIL: ${message}`);

@@ -104,7 +104,7 @@ impl Framing {
 /// An SSE event. Result JSON may hold line breaks between its tokens (payloads pass through as
 /// published, never inside a string), so each line becomes a `data:` line of its own; the
 /// client joins them with `\n`, which is the same JSON.
-fn sse_event(out: &mut Vec<u8>, event: &str, id: Option<&str>, data: &str) {
+pub fn sse_event(out: &mut Vec<u8>, event: &str, id: Option<&str>, data: &str) {
     out.extend_from_slice(b"event: ");
     out.extend_from_slice(event.as_bytes());
     out.push(b'\n');

@@ -1,0 +1,138 @@
+//! The hub's pages: the live dashboard at `/` (DESIGN §13) and GraphiQL at `/graphiql`, with
+//! every script and style they use served from the binary, so they work with no internet
+//! access.
+//!
+//! The dashboard updates itself over `GET /status`, an SSE stream of one snapshot a second
+//! (after the last minutes of samples for its charts), and tails topics over the hub's own
+//! GraphQL-over-SSE endpoint, so `[authz]` decides what a viewer may tail.
+//!
+//! ## Layout
+//! - [`status`]: the sampler and the snapshots it hands viewers.
+//! - `assets/`: the pages, their script and style, and `vendor/`: GraphiQL 3.9.0, React
+//!   18.3.1 and graphql-ws 6.4.2, as published on npm (minified UMD builds), with their licences.
+//! - this file: the routes.
+
+pub mod status;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::http::stream::framing::{sse_event, SSE_CONTENT_TYPE};
+use crate::hub::Hub;
+
+/// One file of a page, served from the binary.
+struct Asset {
+    name: &'static str,
+    content_type: &'static str,
+    bytes: &'static [u8],
+}
+
+macro_rules! asset {
+    ($name:literal, $type:literal) => {
+        Asset { name: $name, content_type: $type, bytes: include_bytes!(concat!("assets/", $name)) }
+    };
+}
+
+const ASSETS: &[Asset] = &[
+    asset!("dashboard.js", "text/javascript; charset=utf-8"),
+    asset!("dashboard.css", "text/css; charset=utf-8"),
+    asset!("graphiql.js", "text/javascript; charset=utf-8"),
+    asset!("vendor/graphiql-3.9.0.min.js", "text/javascript; charset=utf-8"),
+    asset!("vendor/graphiql-3.9.0.min.css", "text/css; charset=utf-8"),
+    asset!("vendor/react-18.3.1.production.min.js", "text/javascript; charset=utf-8"),
+    asset!("vendor/react-dom-18.3.1.production.min.js", "text/javascript; charset=utf-8"),
+    asset!("vendor/graphql-ws-6.4.2.min.js", "text/javascript; charset=utf-8"),
+    asset!("vendor/licenses/graphiql.LICENSE", "text/plain; charset=utf-8"),
+    asset!("vendor/licenses/react.LICENSE", "text/plain; charset=utf-8"),
+    asset!("vendor/licenses/react-dom.LICENSE", "text/plain; charset=utf-8"),
+    asset!("vendor/licenses/graphql-ws.LICENSE.md", "text/plain; charset=utf-8"),
+];
+
+/// The pages' routes, merged into the hub's router.
+pub fn routes() -> Router<Arc<Hub>> {
+    Router::new()
+        .route("/", get(|| page(include_str!("assets/dashboard.html"))))
+        .route("/graphiql", get(|| page(include_str!("assets/graphiql.html"))))
+        .route("/assets/{*name}", get(asset))
+        .route("/status", get(status_stream))
+}
+
+async fn page(html: &'static str) -> Response {
+    let headers = [
+        (header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+    ];
+    (headers, html).into_response()
+}
+
+async fn asset(Path(name): Path<String>) -> Response {
+    let Some(asset) = ASSETS.iter().find(|asset| asset.name == name) else {
+        return (StatusCode::NOT_FOUND, "no such asset").into_response();
+    };
+    // Vendored files carry their version in their name: they never change under it.
+    let cache = if name.starts_with("vendor/") { "public, max-age=31536000, immutable" } else { "no-cache" };
+    let headers = [
+        (header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type)),
+        (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
+    ];
+    (headers, asset.bytes).into_response()
+}
+
+/// `GET /status`: `event: history` with the last minutes of samples, then `event: status`
+/// with a snapshot every second, until the viewer leaves or the hub shuts down. Sources are
+/// listed as far as the viewer may see them (see [`status::Snapshot::for_viewer`]).
+async fn status_stream(
+    State(hub): State<Arc<Hub>>,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let viewer = crate::http::identify_stream(&hub, &headers, &params).ok();
+    let mut first = Vec::new();
+    let history = serde_json::to_string(&hub.status.history()).unwrap_or_else(|_| "[]".into());
+    sse_event(&mut first, "history", None, &history);
+    let watch = hub.status.watch();
+    let state = (hub, viewer, watch, Some(Bytes::from(first)));
+    let events = futures_util::stream::unfold(state, |(hub, viewer, mut watch, first)| async move {
+        if let Some(first) = first {
+            return Some((Ok::<_, std::convert::Infallible>(first), (hub, viewer, watch, None)));
+        }
+        loop {
+            tokio::select! {
+                () = hub.shutdown.cancelled() => return None,
+                changed = watch.changed() => changed.ok()?,
+            }
+            let Some(snapshot) = watch.borrow_and_update().clone() else { continue };
+            let seen = snapshot.for_viewer(&hub, viewer.as_ref());
+            let Ok(json) = serde_json::to_string(&seen) else { continue };
+            let mut out = Vec::new();
+            sse_event(&mut out, "status", None, &json);
+            return Some((Ok(Bytes::from(out)), (hub, viewer, watch, None)));
+        }
+    });
+    let headers = [
+        (header::CONTENT_TYPE, HeaderValue::from_static(SSE_CONTENT_TYPE)),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+    ];
+    (headers, Body::from_stream(events)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_asset_a_page_names_is_served() {
+        for page in [include_str!("assets/dashboard.html"), include_str!("assets/graphiql.html")] {
+            for reference in page.split(['"', '\'']).filter_map(|part| part.strip_prefix("/assets/")) {
+                assert!(ASSETS.iter().any(|asset| asset.name == reference), "{reference} is not served");
+            }
+        }
+    }
+}
