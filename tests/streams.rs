@@ -264,3 +264,98 @@ async fn query_responses_are_compressed_and_streams_never_are() {
         .unwrap();
     assert_eq!(multipart.headers().get("content-encoding"), None);
 }
+
+/// Opens an SSE subscription on a raw socket whose receive buffer is tiny, and never reads.
+async fn stalled_sse(hub: &TestHub, topic: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(hub.addr).await.unwrap();
+    let variables = json!({"topic": topic}).to_string();
+    let query: String = url_escape(EVENTS_QUERY);
+    let request = format!(
+        "GET /graphql?query={query}&variables={} HTTP/1.1\r\nhost: x\r\naccept: text/event-stream\r\n\r\n",
+        url_escape(&variables)
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    stream
+}
+
+fn url_escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sse_client_that_stops_reading_is_dropped_and_never_holds_up_the_others() {
+    // Queues large enough that only `write_timeout` can end the stalled client, and the reader
+    // never drops an event however the test's threads are scheduled.
+    let hub = TestHub::with_config(
+        "[limits]\nwrite_timeout = \"1s\"\nslow_consumer_timeout = \"1h\"\nconnection_queue = 4096\nconnection_buffer_bytes = 67108864\n",
+    )
+    .await;
+    let stalled = stalled_sse(&hub, "firehose").await;
+    let mut reader = SseStream::get(&hub, EVENTS_QUERY, json!({"topic": "firehose"})).await;
+    hub.wait_metric("subhub_subscriptions", 2.0).await;
+    let publisher = {
+        let (url, http) = (hub.url("/publish/firehose"), hub.http().clone());
+        tokio::spawn(async move {
+            for n in 0..300 {
+                let body = json!({"n": n, "pad": "x".repeat(60_000)}).to_string();
+                let response = http.post(&url).body(body).send().await.unwrap();
+                assert!(response.status().is_success());
+            }
+        })
+    };
+    for n in 0..300 {
+        let (result, _) = reader.next_result().await;
+        assert_eq!(result["data"]["events"]["payload"]["n"], n);
+    }
+    publisher.await.unwrap();
+    hub.wait_metric("subhub_stalled_closes_total", 1.0).await;
+    hub.wait_metric("subhub_subscriptions", 1.0).await;
+    assert_eq!(hub.metrics().await["subhub_connections{transport=\"sse\"}"], 1.0);
+    drop(stalled);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_count_against_max_connections() {
+    let hub = TestHub::with_config("[limits]\nmax_connections = 2\n").await;
+    let _one = SseStream::get(&hub, EVENTS_QUERY, json!({"topic": "t"})).await;
+    let _two = MultipartStream::post(&hub, EVENTS_QUERY, json!({"topic": "t"})).await;
+    let third = hub
+        .http()
+        .get(hub.url("/graphql"))
+        .query(&[("query", EVENTS_QUERY), ("variables", r#"{"topic":"t"}"#)])
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(third.status(), 503);
+    let body: serde_json::Value = third.json().await.unwrap();
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("limits.max_connections"), "{body}");
+    let socket = Client::try_connect_url(&hub.ws_url(), Some(TRANSPORT_WS)).await;
+    assert!(socket.is_err(), "a WebSocket is refused too");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_streams_give_their_place_among_http_connections_back() {
+    // Two plain HTTP connections at once, at most: streams count as sessions instead, so five
+    // of them leave room for a query.
+    let hub = TestHub::with_config("[limits]\nmax_http_connections = 2\n").await;
+    let mut streams = Vec::new();
+    for n in 0..5 {
+        // A client of its own per stream: each holds its connection for good.
+        let client = reqwest::Client::new();
+        let request = client
+            .get(hub.url("/graphql"))
+            .query(&[("query", EVENTS_QUERY), ("variables", &json!({"topic": format!("t{n}")}).to_string())])
+            .header("accept", "text/event-stream");
+        streams.push(SseStream::open(request).await);
+    }
+    hub.wait_metric("subhub_subscriptions", 5.0).await;
+    let query = hub.http().get(hub.url("/graphql")).query(&[("query", "{ brokers { name } }")]).send();
+    let response = tokio::time::timeout(PATIENCE, query).await.expect("the query is served").unwrap();
+    assert_eq!(response.status(), 200);
+}

@@ -39,7 +39,8 @@ impl SseStream {
 
     /// Sends a prepared request and checks the stream opened.
     pub async fn open(request: reqwest::RequestBuilder) -> Self {
-        let response = request.send().await.expect("SSE request");
+        let response = tokio::time::timeout(PATIENCE, request.send()).await.expect("SSE answered in time");
+        let response = response.expect("SSE request");
         assert_eq!(response.status(), 200, "SSE answered {}", response.status());
         let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
         assert!(content_type.starts_with("text/event-stream"), "content type {content_type}");
