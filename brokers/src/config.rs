@@ -9,6 +9,8 @@ use crate::amqp::{AmqpBroker, AmqpConfig};
 use crate::broker::{Broker, BrokerError};
 use crate::kafka::{KafkaBroker, KafkaConfig};
 use crate::memory::{MemoryBroker, MemoryConfig};
+use crate::mqtt::{MqttBroker, MqttConfig};
+use crate::nats::{NatsBroker, NatsConfig};
 use crate::redis::{RedisBroker, RedisConfig};
 
 /// One `[brokers.NAME]` table; `kind` picks the broker.
@@ -23,6 +25,10 @@ pub enum BrokerConfig {
     Amqp(AmqpConfig),
     /// Kafka topics.
     Kafka(KafkaConfig),
+    /// NATS subjects, core or JetStream.
+    Nats(NatsConfig),
+    /// MQTT topics.
+    Mqtt(MqttConfig),
 }
 
 impl BrokerConfig {
@@ -32,6 +38,8 @@ impl BrokerConfig {
             BrokerConfig::Redis(_) => "redis",
             BrokerConfig::Amqp(_) => "amqp",
             BrokerConfig::Kafka(_) => "kafka",
+            BrokerConfig::Nats(_) => "nats",
+            BrokerConfig::Mqtt(_) => "mqtt",
         }
     }
 
@@ -42,6 +50,8 @@ impl BrokerConfig {
             BrokerConfig::Redis(config) => config.validate(name).map(drop),
             BrokerConfig::Amqp(config) => config.validate(name),
             BrokerConfig::Kafka(config) => config.validate(name),
+            BrokerConfig::Nats(config) => config.validate(name),
+            BrokerConfig::Mqtt(config) => config.validate(name),
         }
     }
 
@@ -52,6 +62,8 @@ impl BrokerConfig {
             BrokerConfig::Redis(config) => Ok(Arc::new(RedisBroker::start(name, config)?)),
             BrokerConfig::Amqp(config) => Ok(Arc::new(AmqpBroker::start(name, config)?)),
             BrokerConfig::Kafka(config) => Ok(Arc::new(KafkaBroker::start(name, config)?)),
+            BrokerConfig::Nats(config) => Ok(Arc::new(NatsBroker::start(name, config).await?)),
+            BrokerConfig::Mqtt(config) => Ok(Arc::new(MqttBroker::start(name, config)?)),
         }
     }
 }

@@ -19,6 +19,8 @@
 //! - [`redis`]: Redis pub/sub and streams.
 //! - [`amqp`]: RabbitMQ (AMQP 0-9-1) topic exchanges.
 //! - [`kafka`]: Kafka, one consumer per hub instance, topics assigned as they are needed.
+//! - [`nats`]: NATS subjects, core or read through JetStream ordered consumers.
+//! - [`mqtt`]: MQTT topics, one client per hub instance.
 
 pub mod amqp;
 pub mod broker;
@@ -26,6 +28,8 @@ pub mod config;
 pub mod event;
 pub mod kafka;
 pub mod memory;
+pub mod mqtt;
+pub mod nats;
 pub mod redis;
 pub mod session;
 pub mod sink;
