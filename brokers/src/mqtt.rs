@@ -128,6 +128,9 @@ impl MqttBroker {
     }
 }
 
+/// Who waits for a subscription to be live (nobody, for one restored after a reconnect).
+type Live = Option<oneshot::Sender<Result<(), BrokerError>>>;
+
 /// The session task's state.
 struct Session {
     client: AsyncClient,
@@ -135,9 +138,9 @@ struct Session {
     link: Link,
     topics: Topics,
     /// Filters whose SUBSCRIBE is queued, in order, with who waits for it to be live.
-    subscribing: VecDeque<(String, Option<oneshot::Sender<Result<(), BrokerError>>>)>,
+    subscribing: VecDeque<(String, Live)>,
     /// SUBSCRIBE packets sent, by packet id.
-    acks: HashMap<u16, (String, Option<oneshot::Sender<Result<(), BrokerError>>>)>,
+    acks: HashMap<u16, (String, Live)>,
     /// Publishes queued, in order.
     publishing: VecDeque<oneshot::Sender<Result<(), ()>>>,
     /// QoS 1 publishes sent, by packet id, until their PUBACK.
@@ -269,7 +272,7 @@ impl Session {
     }
 
     /// Queues a SUBSCRIBE; false when the event loop takes no more requests.
-    fn subscribe(&mut self, filter: String, live: Option<oneshot::Sender<Result<(), BrokerError>>>) -> bool {
+    fn subscribe(&mut self, filter: String, live: Live) -> bool {
         if self.client.try_subscribe(filter.clone(), self.qos).is_err() {
             if let Some(live) = live {
                 self.topics.waiting.push((filter, live));

@@ -71,7 +71,7 @@ impl NatsBroker {
         let reconnects = Arc::new(tokio::sync::watch::Sender::new(0u64));
         let events = (stats.clone(), name.clone(), reconnects.clone());
         let options = async_nats::ConnectOptions::new()
-            .name(&format!("subhub {name}"))
+            .name(format!("subhub {name}"))
             .retry_on_initial_connect()
             // Messages a source has not taken yet; the source's own buffer is behind it.
             .subscription_capacity(8192)
