@@ -85,7 +85,7 @@ async fn subscriber(hub: SocketAddr, broker: &str, topic: &str) -> Client {
 /// Through a hub: `POST /publish` for even numbers, the `publish` mutation for odd ones.
 async fn through_hub(http: &reqwest::Client, hub: SocketAddr, broker: &str, topic: &str, n: usize) {
     let body = json!({"n": n});
-    let response = if n % 2 == 0 {
+    let response = if n.is_multiple_of(2) {
         http.post(format!("http://{hub}/publish/{topic}?broker={broker}")).body(body.to_string()).send().await
     } else {
         let query =
