@@ -22,13 +22,13 @@ async fn fields_follow_the_selection_and_json_passes_through_as_published() {
     assert_eq!(
         texts[0],
         format!(
-            r#"{{"id":"1","type":"next","payload":{{"data":{{"events":{{"topic":"t","broker":"local","payload":{published}}}}}}}}}"#
+            r#"{{"id":"1","type":"next","payload":{{"data":{{"events":{{"topic":"t","broker":"local","payload":{published}}}}},"extensions":{{"cursor":"1"}}}}}}"#
         )
     );
     assert_eq!(
         texts[1],
         format!(
-            r#"{{"id":"2","type":"next","payload":{{"data":{{"events":{{"b":"local","a":"t","payload":{published},"id":"1","__typename":"Event"}}}}}}}}"#
+            r#"{{"id":"2","type":"next","payload":{{"data":{{"events":{{"b":"local","a":"t","payload":{published},"id":"1","__typename":"Event"}}}},"extensions":{{"cursor":"1"}}}}}}"#
         )
     );
 }

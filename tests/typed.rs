@@ -40,7 +40,7 @@ async fn a_typed_subscription_serves_typed_events() {
     let text = client.recv_text().await;
     assert_eq!(
         text,
-        r#"{"id":"1","type":"next","payload":{"data":{"orderUpdated":{"id":"7","status":"PAID","total":12.5,"items":[{"sku":"a","qty":2}],"topic":"orders.7"}}}}"#
+        r#"{"id":"1","type":"next","payload":{"data":{"orderUpdated":{"id":"7","status":"PAID","total":12.5,"items":[{"sku":"a","qty":2}],"topic":"orders.7"}},"extensions":{"cursor":"1"}}}"#
     );
 }
 
@@ -263,8 +263,8 @@ async fn payloads_that_do_not_fit_give_that_event_an_error_and_the_subscription_
     }
     let good = client.recv_json().await;
     assert_eq!(
-        good["payload"],
-        json!({"data": {"orderUpdated": {"id": "m", "status": "PAID", "total": 2.0, "items": []}}})
+        good["payload"]["data"],
+        json!({"orderUpdated": {"id": "m", "status": "PAID", "total": 2.0, "items": []}})
     );
     assert_eq!(hub.metric("subhub_event_errors_total").await, 4.0);
     assert_eq!(hub.metric("subhub_subscriptions").await, 1.0);
@@ -393,7 +393,7 @@ async fn unions_and_interfaces_resolve_by_typename_and_json_passes_through() {
 
     let mut by_id: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for _ in 0..7 {
-        let text = client.recv_text().await;
+        let text = without_cursor(&client.recv_text().await);
         let id = serde_json::from_str::<Value>(&text).expect("json")["id"].as_str().unwrap_or_default().to_owned();
         by_id.entry(id).or_default().push(text);
     }
@@ -450,4 +450,12 @@ async fn a_field_of_several_topics_reads_them_all_through_one_execution() {
     }
     drop(clients);
     hub.wait_metric("subhub_sources_open", 0.0).await;
+}
+
+/// The message without its `extensions.cursor` (the memory broker's sequence, which depends on
+/// the order of publishes across topics).
+fn without_cursor(text: &str) -> String {
+    let Some(start) = text.find(r#","extensions":{"cursor":""#) else { return text.to_owned() };
+    let end = start + text[start..].find("\"}").expect("the cursor's end") + 2;
+    format!("{}{}", &text[..start], &text[end..])
 }

@@ -19,6 +19,10 @@ pub struct Event {
     pub key: Option<String>,
     /// The broker's position of the message (Kafka `partition:offset`, a stream id, a sequence).
     pub id: Option<String>,
+    /// Where a client that saw this event resumes from (DESIGN §12): the id, except where one
+    /// id does not say it all (Kafka: every partition's offset). `None` where the broker keeps
+    /// no history.
+    pub cursor: Option<String>,
     pub timestamp: SystemTime,
     /// The payload as JSON text: a JSON body as it was published (the same bytes), else the
     /// body as a JSON string, else base64 in a JSON string.
@@ -32,7 +36,17 @@ impl Event {
     pub fn new(broker: Arc<str>, topic: Arc<str>, body: Bytes) -> Self {
         let mut headers = Map::new();
         let (payload, payload_is_json) = payload_json(body, &mut headers);
-        Event { broker, topic, key: None, id: None, timestamp: SystemTime::now(), payload, payload_is_json, headers }
+        Event {
+            broker,
+            topic,
+            key: None,
+            id: None,
+            cursor: None,
+            timestamp: SystemTime::now(),
+            payload,
+            payload_is_json,
+            headers,
+        }
     }
 
     /// The payload as JSON text (see [`Event`]).
@@ -52,6 +66,12 @@ impl Event {
 
     pub fn with_id(mut self, id: Option<String>) -> Self {
         self.id = id;
+        self
+    }
+
+    /// Marks the event resumable from `cursor`.
+    pub fn with_cursor(mut self, cursor: Option<String>) -> Self {
+        self.cursor = cursor;
         self
     }
 

@@ -76,7 +76,8 @@ impl Broker for MemoryBroker {
         if let Some(sink) = sink {
             let event = Event::new(self.name.clone(), message.topic.as_str().into(), message.body)
                 .with_key(message.key)
-                .with_id(Some(id.clone()));
+                .with_id(Some(id.clone()))
+                .with_cursor(Some(id.clone()));
             sink.send(event);
         }
         Ok(PublishAck { id: Some(id) })

@@ -177,7 +177,8 @@ impl NatsBroker {
                         let message = message.message;
                         if sink.admits(message.payload.len()) {
                             let event = Event::new(name.clone(), message.subject.as_str().into(), message.payload)
-                                .with_id(Some(sequence.to_string()));
+                                .with_id(Some(sequence.to_string()))
+                                .with_cursor(Some(sequence.to_string()));
                             sink.send(event);
                         }
                     }

@@ -139,7 +139,7 @@ pub fn shared_results(
                 if output.errors > 0 {
                     hub.metrics.event_errors.fetch_add(1, Relaxed);
                 }
-                let payload = SharedPayload::new(output.json, event.id.as_deref());
+                let payload = result(output.json, &event);
                 Some((ExecutionItem::Next(payload), Some(State::Running { events, plan, filters, hub })))
             }
         }
@@ -166,4 +166,18 @@ fn events(lease: SourceLease) -> BoxStream<'static, Arc<Event>> {
         Some((event, lease))
     })
     .boxed()
+}
+
+/// An event's result, shared: with `extensions.cursor` where the event can be resumed from
+/// (DESIGN §12), so a client that reconnects says where it stopped.
+fn result(mut json: String, event: &Event) -> SharedPayload {
+    if let Some(cursor) = &event.cursor {
+        if json.ends_with('}') {
+            json.pop();
+            json.push_str(r#","extensions":{"cursor":"#);
+            json.push_str(&serde_json::Value::String(cursor.clone()).to_string());
+            json.push_str("}}");
+        }
+    }
+    SharedPayload::of_event(json, event.cursor.as_deref(), event.id.as_deref())
 }

@@ -212,6 +212,7 @@ fn deliver(name: &Arc<str>, topics: &Topics, positions: &mut Positions, reply: S
             let mut event = Event::new(name.clone(), topic.clone(), body)
                 .with_key(key)
                 .with_timestamp(entry_time(&entry.id))
+                .with_cursor(Some(entry.id.clone()))
                 .with_id(Some(entry.id));
             for (field, value) in headers {
                 event = event.with_header(field, serde_json::Value::String(value));
