@@ -126,6 +126,9 @@ pub struct Limits {
     pub slow_consumer_timeout: Duration,
     /// Events a shared execution may fall behind its source before it loses the oldest.
     pub source_buffer: usize,
+    /// Events one resumed subscription may replay at most; a client further behind gets
+    /// `recovered = false` and reloads.
+    pub max_replay: usize,
     #[serde(with = "humantime_serde")]
     pub connection_init_timeout: Duration,
     /// Interval of server pings (and graphql-ws `ka`); a client silent for two intervals is
@@ -177,6 +180,7 @@ impl Default for Limits {
             slow_consumer: SlowConsumer::DropOldest,
             slow_consumer_timeout: Duration::from_secs(10),
             source_buffer: 1024,
+            max_replay: 10_000,
             connection_init_timeout: Duration::from_secs(3),
             keepalive: Duration::from_secs(12),
             multipart_heartbeat: Duration::from_secs(5),

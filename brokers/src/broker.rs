@@ -7,6 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use crate::event::Event;
 use crate::sink::{BrokerStats, EventSink};
 
 /// Closes a broker subscription when dropped. What it holds is the broker's business.
@@ -43,6 +44,18 @@ pub enum BrokerError {
     NoSuchTopic { broker: String, topic: String },
     #[error("{key}: {reason}")]
     Config { key: String, reason: String },
+}
+
+/// What a broker still holds of a topic after a cursor (DESIGN §12).
+#[derive(Debug)]
+pub enum History {
+    /// Events after the cursor, oldest first, at most the limit asked for; none when nothing
+    /// follows it yet.
+    Events(Vec<Event>),
+    /// The broker no longer holds the cursor (trimmed, expired), or it names no position here.
+    Lost,
+    /// The broker keeps no history (pub/sub kinds).
+    Unsupported,
 }
 
 /// One configured broker.
@@ -85,6 +98,12 @@ pub trait Broker: Send + Sync + 'static {
 
     /// Publishes one message to a validated topic.
     async fn publish(&self, message: Publish) -> Result<PublishAck, BrokerError>;
+
+    /// The topic's events after `cursor` (an event's [`Event::cursor`]), at most `limit`, for a
+    /// client that resumes. By default the broker keeps none.
+    async fn history(&self, _topic: &str, _cursor: &str, _limit: usize) -> Result<History, BrokerError> {
+        Ok(History::Unsupported)
+    }
 }
 
 /// The rules every broker shares: a topic is a non-empty name of at most 255 bytes.

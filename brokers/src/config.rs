@@ -46,7 +46,7 @@ impl BrokerConfig {
     /// Checks values that can be checked without connecting; names the key at fault.
     pub fn validate(&self, name: &str) -> Result<(), BrokerError> {
         match self {
-            BrokerConfig::Memory(_) => Ok(()),
+            BrokerConfig::Memory(config) => config.validate(name),
             BrokerConfig::Redis(config) => config.validate(name).map(drop),
             BrokerConfig::Amqp(config) => config.validate(name),
             BrokerConfig::Kafka(config) => config.validate(name),
@@ -58,7 +58,7 @@ impl BrokerConfig {
     /// Starts the broker.
     pub async fn build(&self, name: &str) -> Result<Arc<dyn Broker>, BrokerError> {
         match self {
-            BrokerConfig::Memory(_) => Ok(Arc::new(MemoryBroker::new(name))),
+            BrokerConfig::Memory(config) => Ok(Arc::new(MemoryBroker::with_config(name, config))),
             BrokerConfig::Redis(config) => Ok(Arc::new(RedisBroker::start(name, config)?)),
             BrokerConfig::Amqp(config) => Ok(Arc::new(AmqpBroker::start(name, config)?)),
             BrokerConfig::Kafka(config) => Ok(Arc::new(KafkaBroker::start(name, config)?)),

@@ -34,7 +34,7 @@ pub mod redis;
 pub mod session;
 pub mod sink;
 
-pub use broker::{Broker, BrokerError, Publish, PublishAck, SourceGuard};
+pub use broker::{Broker, BrokerError, History, Publish, PublishAck, SourceGuard};
 pub use config::{BrokerConfig, Brokers};
 pub use event::Event;
 pub use sink::{BrokerStats, EventSink};

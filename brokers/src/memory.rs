@@ -1,21 +1,48 @@
-//! The embedded in-process broker: topics live in the hub's memory, publishing delivers to the
-//! topic's source at once, and nothing is kept for a topic nobody subscribes to.
+//! The embedded in-process broker: topics live in the hub's memory and publishing delivers to
+//! the topic's source at once. Events are numbered across the broker (an event's id and
+//! cursor). With `history = N`, the last N events of each topic are kept, for clients that
+//! resume; `history_topics` bounds how many topics keep them (the least recently published
+//! one is forgotten first).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use crate::broker::{Broker, BrokerError, Publish, PublishAck, SourceGuard};
+use crate::broker::{Broker, BrokerError, History, Publish, PublishAck, SourceGuard};
 use crate::event::Event;
 use crate::sink::{BrokerStats, EventSink};
 
-/// `kind = "memory"` takes no options.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct MemoryConfig {}
+/// `kind = "memory"`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MemoryConfig {
+    /// Events kept per topic for clients that resume; 0 keeps none.
+    pub history: usize,
+    /// Topics that keep history at most.
+    pub history_topics: usize,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        MemoryConfig { history: 0, history_topics: 10_000 }
+    }
+}
+
+impl MemoryConfig {
+    pub fn validate(&self, name: &str) -> Result<(), BrokerError> {
+        if self.history > 0 && self.history_topics == 0 {
+            return Err(BrokerError::Config {
+                key: format!("brokers.{name}.history_topics"),
+                reason: "must be at least 1 when history is kept".into(),
+            });
+        }
+        Ok(())
+    }
+}
 
 type Topics = Arc<Mutex<HashMap<Arc<str>, EventSink>>>;
 
@@ -24,13 +51,66 @@ pub struct MemoryBroker {
     topics: Topics,
     sequence: AtomicU64,
     stats: Arc<BrokerStats>,
+    /// Per topic, its last `history` events; `None` when none are kept.
+    history: Option<Mutex<Kept>>,
+}
+
+/// The history of every topic that keeps one.
+struct Kept {
+    per_topic: usize,
+    topics: lru::LruCache<Arc<str>, TopicHistory>,
+    /// The highest event number of a topic forgotten whole: a cursor before it may have missed
+    /// events nobody keeps any more.
+    forgotten: u64,
+}
+
+#[derive(Default)]
+struct TopicHistory {
+    events: VecDeque<Kept1>,
+    /// The number of the newest event dropped from this topic's history.
+    dropped: u64,
+}
+
+/// One kept event.
+struct Kept1 {
+    number: u64,
+    key: Option<String>,
+    body: bytes::Bytes,
+    timestamp: std::time::SystemTime,
 }
 
 impl MemoryBroker {
     pub fn new(name: &str) -> Self {
+        Self::with_config(name, &MemoryConfig::default())
+    }
+
+    pub fn with_config(name: &str, config: &MemoryConfig) -> Self {
         let stats = Arc::new(BrokerStats::default());
         stats.connected.store(true, Ordering::Relaxed);
-        MemoryBroker { name: name.into(), topics: Topics::default(), sequence: AtomicU64::new(0), stats }
+        let history = NonZeroUsize::new(config.history_topics).filter(|_| config.history > 0).map(|topics| {
+            Mutex::new(Kept { per_topic: config.history, topics: lru::LruCache::new(topics), forgotten: 0 })
+        });
+        MemoryBroker { name: name.into(), topics: Topics::default(), sequence: AtomicU64::new(0), stats, history }
+    }
+
+    fn keep(&self, topic: &str, number: u64, key: Option<String>, body: bytes::Bytes) {
+        let Some(history) = &self.history else { return };
+        let mut kept = history.lock().unwrap_or_else(PoisonError::into_inner);
+        let per_topic = kept.per_topic;
+        if !kept.topics.contains(topic) {
+            if let Some((_, forgotten)) = kept.topics.push(topic.into(), TopicHistory::default()) {
+                let newest = forgotten.events.back().map_or(forgotten.dropped, |event| event.number);
+                kept.forgotten = kept.forgotten.max(newest);
+            }
+        }
+        if let Some(events) = kept.topics.get_mut(topic) {
+            if events.events.len() == per_topic {
+                if let Some(oldest) = events.events.pop_front() {
+                    events.dropped = oldest.number;
+                }
+            }
+            events.events.push_back(Kept1 { number, key, body, timestamp: std::time::SystemTime::now() });
+        }
     }
 }
 
@@ -71,8 +151,13 @@ impl Broker for MemoryBroker {
     }
 
     async fn publish(&self, message: Publish) -> Result<PublishAck, BrokerError> {
-        let id = (self.sequence.fetch_add(1, Ordering::Relaxed) + 1).to_string();
-        let sink = self.topics.lock().unwrap_or_else(PoisonError::into_inner).get(message.topic.as_str()).cloned();
+        let number = self.sequence.fetch_add(1, Ordering::Relaxed) + 1;
+        let id = number.to_string();
+        // Kept and delivered under the topics' lock: history and live delivery agree on order.
+        let topics = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
+        self.keep(&message.topic, number, message.key.clone(), message.body.clone());
+        let sink = topics.get(message.topic.as_str()).cloned();
+        drop(topics);
         if let Some(sink) = sink {
             let event = Event::new(self.name.clone(), message.topic.as_str().into(), message.body)
                 .with_key(message.key)
@@ -81,6 +166,34 @@ impl Broker for MemoryBroker {
             sink.send(event);
         }
         Ok(PublishAck { id: Some(id) })
+    }
+
+    async fn history(&self, topic: &str, cursor: &str, limit: usize) -> Result<History, BrokerError> {
+        let Some(history) = &self.history else { return Ok(History::Unsupported) };
+        let Ok(after) = cursor.parse::<u64>() else { return Ok(History::Lost) };
+        let kept = history.lock().unwrap_or_else(PoisonError::into_inner);
+        let forgotten = kept.forgotten;
+        let Some(events) = kept.topics.peek(topic) else {
+            return Ok(if after < forgotten { History::Lost } else { History::Events(Vec::new()) });
+        };
+        if after < events.dropped || after < forgotten {
+            return Ok(History::Lost);
+        }
+        let events = events
+            .events
+            .iter()
+            .filter(|event| event.number > after)
+            .take(limit)
+            .map(|event| {
+                let id = event.number.to_string();
+                Event::new(self.name.clone(), topic.into(), event.body.clone())
+                    .with_key(event.key.clone())
+                    .with_id(Some(id.clone()))
+                    .with_cursor(Some(id))
+                    .with_timestamp(event.timestamp)
+            })
+            .collect();
+        Ok(History::Events(events))
     }
 }
 
@@ -107,5 +220,36 @@ mod tests {
         // Topics are checked by the hub before it subscribes or publishes.
         assert!(broker.canonical_topic("").is_err());
         assert!(broker.canonical_topic(&"t".repeat(256)).is_err());
+    }
+
+    fn numbers(history: History) -> Option<Vec<String>> {
+        match history {
+            History::Events(events) => Some(events.into_iter().filter_map(|e| e.id).collect()),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn history_keeps_the_last_events_of_each_topic_and_knows_what_it_lost() {
+        let broker = MemoryBroker::with_config("local", &MemoryConfig { history: 3, history_topics: 2 });
+        let publish = |topic: &str| Publish { topic: topic.into(), key: None, body: Bytes::from_static(b"{}") };
+        for topic in ["a", "b", "a", "a", "a"] {
+            broker.publish(publish(topic)).await.unwrap();
+        }
+        // a holds 3, 4, 5 (1 was dropped); b holds 2.
+        assert_eq!(
+            numbers(broker.history("a", "1", 10).await.unwrap()),
+            Some(vec!["3".into(), "4".into(), "5".into()])
+        );
+        assert_eq!(numbers(broker.history("a", "3", 1).await.unwrap()), Some(vec!["4".into()]));
+        assert_eq!(numbers(broker.history("a", "5", 10).await.unwrap()), Some(vec![]));
+        assert!(matches!(broker.history("a", "0", 10).await.unwrap(), History::Lost));
+        assert!(matches!(broker.history("a", "x", 10).await.unwrap(), History::Lost));
+        // A third topic pushes out b, the least recently published.
+        broker.publish(publish("c")).await.unwrap();
+        assert!(matches!(broker.history("b", "1", 10).await.unwrap(), History::Lost));
+        assert_eq!(numbers(broker.history("b", "2", 10).await.unwrap()), Some(vec![]));
+        let none = MemoryBroker::new("plain");
+        assert!(matches!(none.history("a", "1", 10).await.unwrap(), History::Unsupported));
     }
 }

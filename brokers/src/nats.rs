@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use futures_util::StreamExt;
 use serde::Deserialize;
 
-use crate::broker::{validate_common, Broker, BrokerError, Publish, PublishAck, SourceGuard};
+use crate::broker::{validate_common, Broker, BrokerError, History, Publish, PublishAck, SourceGuard};
 use crate::event::Event;
 use crate::sink::{BrokerStats, EventSink};
 
@@ -321,6 +321,45 @@ impl Broker for NatsBroker {
             None => self.subscribe_core(topic, sink).await,
             Some((context, stream)) => self.subscribe_jetstream(context, stream, topic, sink).await,
         }
+    }
+
+    /// JetStream: the subject's messages after the cursor (a stream sequence), read by a
+    /// short-lived consumer. The cursor is lost when the stream no longer starts after it.
+    async fn history(&self, topic: &str, cursor: &str, limit: usize) -> Result<History, BrokerError> {
+        let Some((context, stream)) = &self.jetstream else { return Ok(History::Unsupported) };
+        let Ok(after) = cursor.parse::<u64>() else { return Ok(History::Lost) };
+        let mut stream = context.get_stream(stream).await.map_err(|e| self.unavailable(&e, "stream lookup"))?;
+        let first = stream.info().await.map_err(|e| self.unavailable(&e, "stream info"))?.state.first_sequence;
+        if after.saturating_add(1) < first {
+            return Ok(History::Lost);
+        }
+        let config = jetstream::consumer::pull::Config {
+            filter_subject: topic.to_owned(),
+            deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence: after + 1 },
+            ack_policy: jetstream::consumer::AckPolicy::None,
+            inactive_threshold: std::time::Duration::from_secs(10),
+            ..Default::default()
+        };
+        let mut consumer = stream.create_consumer(config).await.map_err(|e| self.unavailable(&e, "consumer"))?;
+        let info = consumer.info().await.map_err(|e| self.unavailable(&e, "consumer info"))?;
+        let (name, pending) = (info.name.clone(), info.num_pending as usize);
+        let mut events = Vec::new();
+        if pending > 0 {
+            let batch = consumer.fetch().max_messages(pending.min(limit)).messages().await;
+            let mut batch = batch.map_err(|e| self.unavailable(&e, "history read"))?;
+            while let Some(message) = batch.next().await {
+                let message = message.map_err(|e| self.unavailable(&e, "history read"))?;
+                let Ok(sequence) = message.info().map(|info| info.stream_sequence) else { continue };
+                let message = message.message;
+                events.push(
+                    Event::new(self.name.clone(), message.subject.as_str().into(), message.payload)
+                        .with_id(Some(sequence.to_string()))
+                        .with_cursor(Some(sequence.to_string())),
+                );
+            }
+        }
+        let _ = stream.delete_consumer(&name).await;
+        Ok(History::Events(events))
     }
 
     async fn publish(&self, message: Publish) -> Result<PublishAck, BrokerError> {

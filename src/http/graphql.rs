@@ -131,6 +131,7 @@ pub async fn get(
             }
         }
     }
+    resume_from_last_event_id(&headers, stream, &mut payload);
     let call = Call { stream, via_get: true, identity, place: place.map(|p| p.0) };
     execute(&hub, media, payload, call).await
 }
@@ -171,7 +172,8 @@ pub async fn post(
         Err(_) => return media.bad_request(&errors("the request body is not valid JSON")),
     };
     match payload_from(params) {
-        Ok(payload) => {
+        Ok(mut payload) => {
+            resume_from_last_event_id(&headers, stream, &mut payload);
             let call = Call { stream, via_get: false, identity, place: place.map(|p| p.0) };
             execute(&hub, media, payload, call).await
         }
@@ -198,6 +200,17 @@ fn payload_from(mut params: serde_json::Map<String, Value>) -> Result<OperationP
     let variables = object("variables")?;
     let extensions = object("extensions")?;
     Ok(OperationPayload { query, operation_name, variables, extensions })
+}
+
+/// An SSE client that reconnects sends the id of the last event it saw (`Last-Event-ID`, which
+/// `EventSource` sets by itself): the cursor it resumes from, unless the payload names one.
+fn resume_from_last_event_id(headers: &HeaderMap, stream: Option<Framing>, payload: &mut OperationPayload) {
+    let Some(Framing::Sse) = stream else { return };
+    let Some(cursor) = headers.get("last-event-id").and_then(|v| v.to_str().ok()).filter(|c| !c.is_empty()) else {
+        return;
+    };
+    let extensions = payload.extensions.get_or_insert_with(Default::default);
+    extensions.entry("resume").or_insert_with(|| Value::String(cursor.to_owned()));
 }
 
 /// How an operation was asked for.

@@ -3,17 +3,19 @@
 //!
 //! ## Layout
 //! - this file: requests, operation keys, queries and mutations, result serialization.
+//! - [`resume`]: a resumed subscription: its replay, then its held live results.
 //! - [`running`]: an operation started for one client, on any transport.
 //! - [`shared`]: a subscription on the hub's sources, executed once per event for every
 //!   subscriber of its key.
 //! - [`upstream`]: a subscription forwarded to an upstream server, its results passed through.
 
+mod resume;
 mod running;
 mod shared;
 mod upstream;
 
 pub use running::{start, Caller, Running};
-pub use shared::{shared_results, Subscribed, SubscribedSlot};
+pub use shared::{replay_results, shared_results, Subscribed, SubscribedSlot};
 pub use upstream::upstream_results;
 
 use async_graphql::dynamic::Schema;

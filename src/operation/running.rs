@@ -9,6 +9,7 @@ use subhub_protocol::OperationPayload;
 use subhub_subscriptions::{Attachment, ExecutionItem, Outbound, Outbox, Slot, TooManyExecutions};
 use tokio::task::JoinHandle;
 
+use super::resume::{self, resume_cursor};
 use crate::auth::Identity;
 use crate::documents::{Kind, Prepared};
 use crate::hub::Hub;
@@ -16,14 +17,22 @@ use crate::hub::Hub;
 /// A running operation. Dropping it stops it: a subscription leaves its shared execution, a
 /// query or mutation is aborted.
 pub enum Running {
-    Subscription(Attachment),
-    Single { slot: Arc<Slot>, outbox: Arc<Outbox>, task: JoinHandle<()> },
+    /// A subscription, and the replay of a resumed one while it runs.
+    Subscription {
+        attachment: Attachment,
+        replay: Option<JoinHandle<()>>,
+    },
+    Single {
+        slot: Arc<Slot>,
+        outbox: Arc<Outbox>,
+        task: JoinHandle<()>,
+    },
 }
 
 impl Running {
     pub fn slot(&self) -> &Arc<Slot> {
         match self {
-            Running::Subscription(attachment) => attachment.slot(),
+            Running::Subscription { attachment, .. } => attachment.slot(),
             Running::Single { slot, .. } => slot,
         }
     }
@@ -31,9 +40,13 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        if let Running::Single { slot, outbox, task } = self {
-            outbox.deactivate(slot);
-            task.abort();
+        match self {
+            Running::Single { slot, outbox, task } => {
+                outbox.deactivate(slot);
+                task.abort();
+            }
+            Running::Subscription { replay: Some(replay), .. } => replay.abort(),
+            Running::Subscription { replay: None, .. } => {}
         }
     }
 }
@@ -46,7 +59,8 @@ pub struct Caller<'a> {
 }
 
 /// Starts a prepared operation for `slot` on `outbox`; refused when it needs one more shared
-/// execution than `limits.max_executions`.
+/// execution than `limits.max_executions`. A subscription whose payload asks to resume
+/// (`extensions.resume`, DESIGN §12) joins its shared execution at once and gets its replay first.
 pub fn start(
     hub: &Arc<Hub>,
     payload: &OperationPayload,
@@ -56,6 +70,7 @@ pub fn start(
     slot: Arc<Slot>,
 ) -> Result<Running, TooManyExecutions> {
     let schema = hub.schema.clone();
+    let resume = resume_cursor(payload);
     // Built only when a new execution starts: joining one costs no request.
     let request = || super::request(payload, prepared).data(caller.identity.clone());
     match &prepared.kind {
@@ -63,13 +78,36 @@ pub fn start(
             let upstream = root.as_deref().and_then(|field| hub.upstreams.route(field)).cloned();
             let attachment = match upstream {
                 None => {
+                    if resume.is_some() {
+                        outbox.hold(&slot);
+                    }
                     let key = super::key(payload, prepared, &caller.identity.scope());
-                    hub.executions.attach(key, outbox.clone(), slot, || {
+                    let attached = hub.executions.attach(key, outbox.clone(), slot, || {
                         let (document, identity) = (prepared.document.clone(), caller.identity.clone());
                         super::shared_results(hub, request(), document, payload.clone(), identity)
-                    })
+                    })?;
+                    let replay = resume.map(|cursor| {
+                        let replay = super::replay_results(
+                            hub,
+                            request(),
+                            prepared.document.clone(),
+                            payload.clone(),
+                            caller.identity.clone(),
+                            cursor,
+                        );
+                        tokio::spawn(resume::run(hub.clone(), &attached, outbox.clone(), replay))
+                    });
+                    return Ok(Running::Subscription { attachment: attached, replay });
                 }
                 Some(entry) => {
+                    // An upstream's results carry no position: a resumed client reloads.
+                    if resume.is_some() {
+                        outbox.hold(&slot);
+                        hub.metrics.resumed(false);
+                        let released = slot.clone();
+                        let on_release = outbox.clone();
+                        tokio::spawn(async move { on_release.release(&released, &Default::default(), false, false) });
+                    }
                     // Forwarded credentials are part of the key: clients whose credentials
                     // differ never share an execution, nor an upstream connection.
                     let init_payload = entry.init_payload(caller.init_payload);
@@ -84,7 +122,7 @@ pub fn start(
                     })
                 }
             };
-            attachment.map(Running::Subscription)
+            attachment.map(|attachment| Running::Subscription { attachment, replay: None })
         }
         Kind::Single(_) => {
             let (task_outbox, task_slot, request) = (outbox.clone(), slot.clone(), request());

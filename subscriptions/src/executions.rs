@@ -88,6 +88,8 @@ struct Execution {
     key: OperationKey,
     state: Mutex<ExecutionState>,
     cancel: CancellationToken,
+    /// `Some(true)` once live, `Some(false)` once ended; a resumed subscriber waits for it.
+    went_live: tokio::sync::watch::Sender<Option<bool>>,
 }
 
 #[derive(Default)]
@@ -173,8 +175,12 @@ impl Executions {
             self.metrics.refuse(Refusal::Limit);
             return Err(TooManyExecutions(self.max));
         }
-        let execution =
-            Arc::new(Execution { key: key.clone(), state: Mutex::default(), cancel: CancellationToken::new() });
+        let execution = Arc::new(Execution {
+            key: key.clone(),
+            state: Mutex::default(),
+            cancel: CancellationToken::new(),
+            went_live: tokio::sync::watch::Sender::new(None),
+        });
         let id = lock(&execution.state).add(subscriber, &self.metrics);
         alive.insert(key, execution.clone());
         self.metrics.executions.fetch_add(1, Relaxed);
@@ -218,6 +224,8 @@ impl Executions {
                         state.live = true;
                         self.metrics.subscriptions.fetch_add(state.subscribers.len() as i64, Relaxed);
                     }
+                    drop(state);
+                    execution.went_live.send_replace(Some(true));
                 }
                 Some(ExecutionItem::Next(payload)) => {
                     fanout.take_in(payload, &execution, &mut results);
@@ -235,6 +243,13 @@ impl Executions {
 
     /// The execution ended by itself: every subscriber gets its last message.
     fn end(&self, execution: &Arc<Execution>, last: impl Fn(Arc<Slot>) -> Outbound) {
+        execution.went_live.send_if_modified(|live| {
+            let ended = live.is_none();
+            if ended {
+                *live = Some(false);
+            }
+            ended
+        });
         let subscribers = {
             let mut alive = lock(&self.alive);
             self.forget(&mut alive, execution);
@@ -388,6 +403,13 @@ pub struct Attachment {
 impl Attachment {
     pub fn slot(&self) -> &Arc<Slot> {
         &self.slot
+    }
+
+    /// Waits until the execution's sources are live (true), or it ended first (false): from
+    /// then on, every event reaches this subscriber.
+    pub fn live(&self) -> impl std::future::Future<Output = bool> + Send + 'static {
+        let mut live = self.execution.went_live.subscribe();
+        async move { live.wait_for(Option::is_some).await.ok().and_then(|live| *live).unwrap_or(false) }
     }
 }
 

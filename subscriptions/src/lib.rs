@@ -14,12 +14,14 @@
 //! - [`sources`]: broker topics as sources: their checks and limits.
 //! - [`forwarded`]: upstream operations as sources.
 //! - [`executions`]: one shared execution per [`OperationKey`], its subscribers' [`Attachment`]s.
+//! - [`hold`]: a resumed subscription's live results, held while its replay runs.
 //! - [`payload`]: the shared bytes of one result, with its event's cursor.
 //! - [`outbox`]: the bounded per-connection queue and its slow-consumer policy.
 //! - [`metrics`]: the hub's counters and gauges, rendered as Prometheus text.
 
 pub mod executions;
 pub mod forwarded;
+pub mod hold;
 pub mod metrics;
 pub mod outbox;
 pub mod payload;

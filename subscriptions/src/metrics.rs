@@ -35,6 +35,9 @@ pub struct Metrics {
     pub accept_waits: AtomicU64,
     /// Requests refused, by [`Refusal`].
     refused: [AtomicU64; Refusal::ALL.len()],
+    /// Resumed subscriptions that missed nothing, and those told to reload.
+    resumes_recovered: AtomicU64,
+    resumes_lost: AtomicU64,
 }
 
 /// Why a request was refused (`subhub_refused_total{reason}`).
@@ -119,6 +122,12 @@ impl Metrics {
 
     pub fn connections(&self) -> i64 {
         self.connections.iter().map(|c| c.load(Relaxed)).sum()
+    }
+
+    /// Counts a resumed subscription by whether it missed nothing.
+    pub fn resumed(&self, recovered: bool) {
+        let counter = if recovered { &self.resumes_recovered } else { &self.resumes_lost };
+        counter.fetch_add(1, Relaxed);
     }
 
     /// Counts a refused request.
@@ -251,6 +260,12 @@ impl Metrics {
             out,
             "# HELP subhub_accept_waits_total Times the hub stopped accepting until one of limits.max_http_connections closed.\n# TYPE subhub_accept_waits_total counter\nsubhub_accept_waits_total {}",
             self.accept_waits.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP subhub_resumes_total Resumed subscriptions, by whether they missed nothing.\n# TYPE subhub_resumes_total counter\nsubhub_resumes_total{{recovered=\"true\"}} {}\nsubhub_resumes_total{{recovered=\"false\"}} {}",
+            self.resumes_recovered.load(Relaxed),
+            self.resumes_lost.load(Relaxed)
         );
         let _ = writeln!(out, "# HELP subhub_refused_total Requests refused.\n# TYPE subhub_refused_total counter");
         for reason in Refusal::ALL {

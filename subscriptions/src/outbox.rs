@@ -27,6 +27,7 @@ use subhub_protocol::{FramePrefix, Protocol};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::hold::{Hold, Released};
 use crate::lock;
 use crate::metrics::Metrics;
 pub use crate::payload::SharedPayload;
@@ -58,11 +59,20 @@ pub struct Slot {
     pub id: Box<str>,
     pub prefix: FramePrefix,
     active: AtomicBool,
+    /// A resumed subscription's live results wait here while its replay runs (see [`crate::hold`]).
+    held: AtomicBool,
+    hold: Mutex<Option<Hold>>,
 }
 
 impl Slot {
     pub fn new(protocol: Protocol, id: &str) -> Arc<Self> {
-        Arc::new(Slot { id: id.into(), prefix: FramePrefix::new(protocol, id), active: AtomicBool::new(true) })
+        Arc::new(Slot {
+            id: id.into(),
+            prefix: FramePrefix::new(protocol, id),
+            active: AtomicBool::new(true),
+            held: AtomicBool::new(false),
+            hold: Mutex::new(None),
+        })
     }
 
     pub fn is_active(&self) -> bool {
@@ -195,10 +205,56 @@ impl Outbox {
         }
     }
 
-    /// Delivers consecutive results of one subscription: written through in one write when the
-    /// queue is empty, the connection is not writing and the socket takes them; otherwise
-    /// queued, applying the slow-consumer policy when the queue is full.
+    /// Delivers consecutive results of one subscription: held while the subscription's replay
+    /// runs ([`Outbox::hold`]); else written through in one write when the queue is empty, the
+    /// connection is not writing and the socket takes them; otherwise queued, applying the
+    /// slow-consumer policy when the queue is full.
     pub fn push_nexts(&self, slot: &Arc<Slot>, payloads: &[SharedPayload]) {
+        if slot.held.load(Relaxed) {
+            let mut hold = lock(&slot.hold);
+            if let Some(waiting) = hold.as_mut() {
+                let (released, dropped) = waiting.take(payloads);
+                self.metrics.dropped_slow_consumer.fetch_add(dropped, Relaxed);
+                if let Some(results) = released {
+                    *hold = None;
+                    slot.held.store(false, Relaxed);
+                    self.deliver_nexts(slot, &results);
+                }
+                return;
+            }
+        }
+        self.deliver_nexts(slot, payloads);
+    }
+
+    /// Holds the slot's results until [`Outbox::release`]: its replay comes first.
+    pub fn hold(&self, slot: &Slot) {
+        *lock(&slot.hold) = Some(Hold::new(self.config.capacity));
+        slot.held.store(true, Relaxed);
+    }
+
+    /// A result of the slot's replay: queued, whatever the hold.
+    pub fn push_replayed(&self, slot: &Arc<Slot>, payload: SharedPayload) {
+        self.deliver_nexts(slot, std::slice::from_ref(&payload));
+    }
+
+    /// The slot's replay is over: what waited follows it (see [`Hold::release`]).
+    pub fn release(
+        &self,
+        slot: &Arc<Slot>,
+        replayed: &std::collections::HashSet<String>,
+        recovered: bool,
+        sent_any: bool,
+    ) {
+        let mut hold = lock(&slot.hold);
+        let Some(waiting) = hold.as_mut() else { return };
+        if let Released::Results(results) = waiting.release(replayed, recovered, sent_any) {
+            *hold = None;
+            slot.held.store(false, Relaxed);
+            self.deliver_nexts(slot, &results);
+        }
+    }
+
+    fn deliver_nexts(&self, slot: &Arc<Slot>, payloads: &[SharedPayload]) {
         let mut state = lock(&self.state);
         if state.closed || payloads.is_empty() {
             return;

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use tokio::sync::{mpsc, Mutex};
 
-use crate::broker::{Broker, BrokerError, Publish, PublishAck, SourceGuard};
+use crate::broker::{Broker, BrokerError, History, Publish, PublishAck, SourceGuard};
 use crate::session::{self, Commands};
 use crate::sink::{BrokerStats, EventSink};
 
@@ -172,13 +172,56 @@ impl Broker for RedisBroker {
         };
         match result {
             Ok(ack) => Ok(ack),
-            Err(error) => {
-                tracing::warn!(broker = %self.name, %error, "publish to Redis failed");
-                if error.is_io_error() || error.is_connection_dropped() || error.is_timeout() {
-                    self.forget_publisher().await;
-                }
-                Err(BrokerError::Unavailable(self.name.to_string()))
-            }
+            Err(error) => Err(self.failed(&error, "publish to Redis").await),
         }
+    }
+
+    /// Streams: the entries after the cursor (an entry id), by XRANGE. The cursor is lost when
+    /// the stream trimmed an entry after it (`max-deleted-entry-id`, Redis 7).
+    async fn history(&self, topic: &str, cursor: &str, limit: usize) -> Result<History, BrokerError> {
+        if self.mode != RedisMode::Streams {
+            return Ok(History::Unsupported);
+        }
+        if !streams::is_entry_id(cursor) {
+            return Ok(History::Lost);
+        }
+        let mut connection = self.publisher().await?;
+        let info: redis::RedisResult<redis::Value> =
+            redis::cmd("XINFO").arg("STREAM").arg(topic).query_async(&mut connection).await;
+        match info {
+            Ok(info) => {
+                if streams::lost_after(&info, cursor) {
+                    return Ok(History::Lost);
+                }
+            }
+            // No such stream (yet): nothing follows the cursor.
+            Err(error) if error.code() == Some("ERR") => return Ok(History::Events(Vec::new())),
+            Err(error) => return Err(self.failed(&error, "read Redis stream history").await),
+        }
+        let range: redis::RedisResult<redis::streams::StreamRangeReply> = redis::cmd("XRANGE")
+            .arg(topic)
+            .arg(format!("({cursor}"))
+            .arg("+")
+            .arg("COUNT")
+            .arg(limit)
+            .query_async(&mut connection)
+            .await;
+        match range {
+            Ok(range) => Ok(History::Events(
+                range.ids.into_iter().map(|entry| streams::event(&self.name, topic, entry)).collect(),
+            )),
+            Err(error) => Err(self.failed(&error, "read Redis stream history").await),
+        }
+    }
+}
+
+impl RedisBroker {
+    /// Logs a failed command; a broken connection is made again next time.
+    async fn failed(&self, error: &redis::RedisError, what: &str) -> BrokerError {
+        tracing::warn!(broker = %self.name, %error, "{what} failed");
+        if error.is_io_error() || error.is_connection_dropped() || error.is_timeout() {
+            self.forget_publisher().await;
+        }
+        BrokerError::Unavailable(self.name.to_string())
     }
 }

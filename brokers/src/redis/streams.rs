@@ -183,7 +183,6 @@ async fn last_id(control: &mut MultiplexedConnection, key: &str) -> redis::Redis
 fn deliver(name: &Arc<str>, topics: &Topics, positions: &mut Positions, reply: StreamReadReply) {
     for stream in reply.keys {
         let Some(events) = topics.active.get(&stream.key) else { continue };
-        let topic: Arc<str> = stream.key.as_str().into();
         for entry in stream.ids {
             // A read issued before the key was subscribed again carries entries from before its
             // new start: they are not the new source's, and its position must not go back.
@@ -191,39 +190,83 @@ fn deliver(name: &Arc<str>, topics: &Topics, positions: &mut Positions, reply: S
                 continue;
             }
             positions.insert(stream.key.clone(), entry.id.clone());
-            let mut body = Bytes::new();
-            let mut key = None;
-            let mut headers = Vec::new();
-            for (field, value) in entry.map {
-                let bytes = match value {
-                    Value::BulkString(bytes) => bytes,
-                    Value::SimpleString(text) => text.into_bytes(),
-                    _ => continue,
-                };
-                match field.as_str() {
-                    "payload" => body = Bytes::from(bytes),
-                    "key" => key = Some(String::from_utf8_lossy(&bytes).into_owned()),
-                    _ => headers.push((field, String::from_utf8_lossy(&bytes).into_owned())),
-                }
+            let event = event(name, &stream.key, entry);
+            if events.admits(event.payload_json().len()) {
+                events.send(event);
             }
-            if !events.admits(body.len()) {
-                continue;
-            }
-            let mut event = Event::new(name.clone(), topic.clone(), body)
-                .with_key(key)
-                .with_timestamp(entry_time(&entry.id))
-                .with_cursor(Some(entry.id.clone()))
-                .with_id(Some(entry.id));
-            for (field, value) in headers {
-                event = event.with_header(field, serde_json::Value::String(value));
-            }
-            events.send(event);
         }
     }
 }
 
+/// An entry as an event: its `payload` field the body, `key` the key, other fields headers; the
+/// entry id is the event's id and cursor.
+pub fn event(name: &Arc<str>, key: &str, entry: redis::streams::StreamId) -> Event {
+    let mut body = Bytes::new();
+    let mut event_key = None;
+    let mut headers = Vec::new();
+    for (field, value) in entry.map {
+        let bytes = match value {
+            Value::BulkString(bytes) => bytes,
+            Value::SimpleString(text) => text.into_bytes(),
+            _ => continue,
+        };
+        match field.as_str() {
+            "payload" => body = Bytes::from(bytes),
+            "key" => event_key = Some(String::from_utf8_lossy(&bytes).into_owned()),
+            _ => headers.push((field, String::from_utf8_lossy(&bytes).into_owned())),
+        }
+    }
+    let mut event = Event::new(name.clone(), key.into(), body)
+        .with_key(event_key)
+        .with_timestamp(entry_time(&entry.id))
+        .with_cursor(Some(entry.id.clone()))
+        .with_id(Some(entry.id));
+    for (field, value) in headers {
+        event = event.with_header(field, serde_json::Value::String(value));
+    }
+    event
+}
+
+/// Whether `text` is a stream entry id (`<milliseconds>-<sequence>`).
+pub fn is_entry_id(text: &str) -> bool {
+    text.split_once('-').is_some_and(|(ms, seq)| ms.parse::<u64>().is_ok() && seq.parse::<u64>().is_ok())
+}
+
+/// Whether a stream no longer holds what follows `cursor`, by its XINFO STREAM reply (Redis 7):
+/// an entry after the cursor was deleted (`max-deleted-entry-id`), or the stream has lost
+/// entries (`entries-added` above `length`) and now starts after the cursor
+/// (`recorded-first-entry-id`): the ones it trimmed may have followed the cursor.
+pub fn lost_after(info: &Value, cursor: &str) -> bool {
+    let fields: Vec<&Value> = match info {
+        Value::Array(items) => items.iter().collect(),
+        Value::Map(pairs) => pairs.iter().flat_map(|(k, v)| [k, v]).collect(),
+        _ => return false,
+    };
+    let field = |wanted: &str| {
+        fields.chunks(2).find_map(|pair| match pair {
+            [Value::BulkString(name), value] if name.as_slice() == wanted.as_bytes() => Some(*value),
+            [Value::SimpleString(name), value] if name == wanted => Some(*value),
+            _ => None,
+        })
+    };
+    let text = |wanted: &str| match field(wanted) {
+        Some(Value::BulkString(bytes)) => Some(String::from_utf8_lossy(bytes).into_owned()),
+        Some(Value::SimpleString(text)) => Some(text.clone()),
+        _ => None,
+    };
+    let number = |wanted: &str| match field(wanted) {
+        Some(Value::Int(n)) => Some(*n),
+        _ => None,
+    };
+    if text("max-deleted-entry-id").is_some_and(|deleted| is_after(&deleted, cursor)) {
+        return true;
+    }
+    let trimmed = matches!((number("entries-added"), number("length")), (Some(added), Some(length)) if added > length);
+    trimmed && text("recorded-first-entry-id").is_some_and(|first| is_after(&first, cursor))
+}
+
 /// Whether stream id `id` comes after `position` (ids are `<milliseconds>-<sequence>`).
-fn is_after(id: &str, position: &str) -> bool {
+pub fn is_after(id: &str, position: &str) -> bool {
     let parse = |id: &str| {
         let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
         (ms.parse::<u64>().unwrap_or(0), seq.parse::<u64>().unwrap_or(0))

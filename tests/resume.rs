@@ -1,0 +1,231 @@
+//! Resume (DESIGN §12): a client drops its socket, 500 events are published while it is away
+//! (another client stays subscribed to the same operation), and it subscribes again with the
+//! last cursor it saw: exactly the 500, in order, then live events, no duplicate, and the first
+//! result says `recovered = true`. With a cursor older than the history: `recovered = false`.
+//! On the memory broker (history), Redis streams and NATS JetStream; over SSE with
+//! `Last-Event-ID` too.
+
+mod common;
+
+use common::servers::{binary_available, NatsServer};
+use common::streams::SseStream;
+use common::*;
+use serde_json::json;
+
+const QUERY: &str = "subscription($topic: String!) { events(topic: $topic) { id payload } }";
+
+/// Publishes `{"n": n}` for each n, as the broker under test takes events.
+type Publisher = Box<dyn Fn(String, i64) -> futures_util::future::BoxFuture<'static, ()> + Send + Sync>;
+
+fn through_hub(hub: &TestHub) -> Publisher {
+    let (http, base) = (hub.http().clone(), hub.url(""));
+    Box::new(move |topic, n| {
+        let (http, url) = (http.clone(), format!("{base}/publish/{topic}"));
+        Box::pin(async move {
+            let response = http.post(url).body(json!({"n": n}).to_string()).send().await.unwrap();
+            assert!(response.status().is_success());
+        })
+    })
+}
+
+async fn subscribe(hub: &TestHub, topic: &str, resume: Option<&str>) -> Client {
+    let mut client = Client::ready(hub, TRANSPORT_WS).await;
+    let mut payload = json!({"query": QUERY, "variables": {"topic": topic}});
+    if let Some(cursor) = resume {
+        payload["extensions"] = json!({"resume": cursor});
+    }
+    client.send(json!({"type": "subscribe", "id": "1", "payload": payload})).await;
+    client
+}
+
+/// The next result's `n`, cursor and `recovered` flag.
+async fn next(client: &mut Client) -> (i64, String, Option<bool>) {
+    let message = client.recv_json().await;
+    assert_eq!(message["type"], "next", "{message}");
+    let payload = &message["payload"];
+    let n = payload["data"]["events"]["payload"]["n"].as_i64().unwrap_or_else(|| panic!("{message}"));
+    let cursor = payload["extensions"]["cursor"].as_str().unwrap_or_else(|| panic!("no cursor: {message}")).to_owned();
+    (n, cursor, payload["extensions"]["recovered"].as_bool())
+}
+
+/// The whole scenario on one hub whose default broker keeps history.
+async fn resumes_without_gap(hub: &TestHub, topic: &str, publish: Publisher, away: i64) {
+    let mut stayer = subscribe(hub, topic, None).await;
+    let mut leaver = subscribe(hub, topic, None).await;
+    hub.wait_metric("subhub_subscriptions", 2.0).await;
+    for n in 0..3 {
+        publish(topic.to_owned(), n).await;
+    }
+    let mut cursor = String::new();
+    for n in 0..3 {
+        let (got, at, _) = next(&mut leaver).await;
+        assert_eq!(got, n);
+        cursor = at;
+        assert_eq!(next(&mut stayer).await.0, n);
+    }
+    drop(leaver);
+    hub.wait_metric("subhub_subscriptions", 1.0).await;
+    for n in 3..3 + away {
+        publish(topic.to_owned(), n).await;
+    }
+    let mut back = subscribe(hub, topic, Some(&cursor)).await;
+    for (i, n) in (3..3 + away).enumerate() {
+        let (got, _, recovered) = next(&mut back).await;
+        assert_eq!(got, n, "replayed in order");
+        assert_eq!(recovered, (i == 0).then_some(true), "only the first result says recovered");
+    }
+    hub.wait_metric("subhub_subscriptions", 2.0).await;
+    for n in 3 + away..3 + away + 5 {
+        publish(topic.to_owned(), n).await;
+    }
+    for n in 3 + away..3 + away + 5 {
+        assert_eq!(next(&mut back).await.0, n, "live after the replay, no duplicate at the seam");
+    }
+    for n in 3..3 + away + 5 {
+        assert_eq!(next(&mut stayer).await.0, n, "the client that stayed missed nothing");
+    }
+    assert_eq!(hub.metric("subhub_executions").await, 1.0, "the live part stays shared");
+    assert_eq!(hub.metrics().await["subhub_resumes_total{recovered=\"true\"}"], 1.0);
+}
+
+/// A cursor the broker no longer holds: live events, the first saying `recovered = false`.
+async fn a_lost_cursor_says_so(hub: &TestHub, topic: &str, publish: Publisher, cursor: &str) {
+    let mut back = subscribe(hub, topic, Some(cursor)).await;
+    let told =
+        wait_for(PATIENCE, || async { hub.metrics().await["subhub_resumes_total{recovered=\"false\"}"] == 1.0 }).await;
+    assert!(told, "the resume was not counted as lost");
+    publish(topic.to_owned(), 1000).await;
+    let (n, _, recovered) = next(&mut back).await;
+    assert_eq!((n, recovered), (1000, Some(false)));
+    publish(topic.to_owned(), 1001).await;
+    let (n, _, recovered) = next(&mut back).await;
+    assert_eq!((n, recovered), (1001, None));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memory_broker_replays_from_its_history() {
+    let hub = TestHub::with_config("[brokers.local]\nkind = \"memory\"\nhistory = 1000\n").await;
+    let publish = through_hub(&hub);
+    resumes_without_gap(&hub, "mem.resume", publish, 500).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_older_than_the_memory_history_is_not_recovered() {
+    let hub = TestHub::with_config("[brokers.local]\nkind = \"memory\"\nhistory = 10\n").await;
+    let publish = through_hub(&hub);
+    for n in 0..50 {
+        publish("mem.short".to_owned(), n).await;
+    }
+    // Event 5 was dropped from the history long ago.
+    a_lost_cursor_says_so(&hub, "mem.short", publish, "5").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_history_a_resume_is_not_recovered() {
+    let hub = TestHub::start().await;
+    let publish = through_hub(&hub);
+    a_lost_cursor_says_so(&hub, "mem.none", publish, "1").await;
+}
+
+const REDIS_STREAMS: &str =
+    "default_broker = \"log\"\n[brokers.log]\nkind = \"redis\"\nmode = \"streams\"\nurl = \"redis://127.0.0.1:6379\"\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_streams_replay_from_the_stream() {
+    if !broker_available("Redis", "127.0.0.1:6379") {
+        return;
+    }
+    let hub = TestHub::with_config(REDIS_STREAMS).await;
+    let publish = through_hub(&hub);
+    resumes_without_gap(&hub, &unique("resume"), publish, 500).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trimmed_redis_stream_cursor_is_not_recovered() {
+    if !broker_available("Redis", "127.0.0.1:6379") {
+        return;
+    }
+    let hub = TestHub::with_config(REDIS_STREAMS).await;
+    let topic = unique("trimmed");
+    let redis = redis::Client::open("redis://127.0.0.1:6379").unwrap();
+    let mut connection = redis.get_multiplexed_async_connection().await.unwrap();
+    let mut first = String::new();
+    for n in 0..20 {
+        let id: String = redis::cmd("XADD")
+            .arg(&topic)
+            .arg("*")
+            .arg("payload")
+            .arg(json!({"n": n}).to_string())
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        if n == 0 {
+            first = id;
+        }
+    }
+    let _: i64 = redis::cmd("XTRIM").arg(&topic).arg("MAXLEN").arg(5).query_async(&mut connection).await.unwrap();
+    let publish = through_hub(&hub);
+    a_lost_cursor_says_so(&hub, &topic, publish, &first).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_replays_from_the_stream() {
+    if !binary_available("nats-server") {
+        return;
+    }
+    let server = NatsServer::start().await;
+    let js = async_nats::jetstream::new(async_nats::connect(server.url()).await.unwrap());
+    let config = async_nats::jetstream::stream::Config {
+        name: "RESUME".into(),
+        subjects: vec!["resume.>".into()],
+        ..Default::default()
+    };
+    js.create_stream(config).await.unwrap();
+    let hub = TestHub::with_config(&format!(
+        "default_broker = \"bus\"\n[brokers.bus]\nkind = \"nats\"\nurl = \"{}\"\njetstream = \"RESUME\"\n",
+        server.url()
+    ))
+    .await;
+    hub.wait_metric("subhub_broker_connected", 1.0).await;
+    let js_publish: Publisher = {
+        let js = js.clone();
+        Box::new(move |topic, n| {
+            let js = js.clone();
+            Box::pin(async move {
+                js.publish(topic, json!({"n": n}).to_string().into()).await.unwrap().await.unwrap();
+            })
+        })
+    };
+    resumes_without_gap(&hub, "resume.ticks", js_publish, 500).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sse_client_resumes_with_last_event_id() {
+    let hub = TestHub::with_config("[brokers.local]\nkind = \"memory\"\nhistory = 100\n").await;
+    let mut stayer = subscribe(&hub, "sse.resume", None).await;
+    let mut stream = SseStream::get(&hub, QUERY, json!({"topic": "sse.resume"})).await;
+    hub.wait_metric("subhub_subscriptions", 2.0).await;
+    hub.publish("sse.resume", json!({"n": 0}).to_string()).await;
+    let (_, last_id) = stream.next_result().await;
+    drop(stream);
+    hub.wait_metric("subhub_subscriptions", 1.0).await;
+    for n in 1..=20 {
+        hub.publish("sse.resume", json!({"n": n}).to_string()).await;
+    }
+    let request = hub
+        .http()
+        .get(hub.url("/graphql"))
+        .query(&[("query", QUERY), ("variables", &json!({"topic": "sse.resume"}).to_string())])
+        .header("accept", "text/event-stream")
+        .header("last-event-id", last_id.expect("the event had an id"));
+    let mut back = SseStream::open(request).await;
+    for n in 1..=20 {
+        let (result, id) = back.next_result().await;
+        assert_eq!(result["data"]["events"]["payload"]["n"], n, "{result}");
+        assert_eq!(result["extensions"]["recovered"].as_bool(), (n == 1).then_some(true), "{result}");
+        assert_eq!(id.as_deref(), result["extensions"]["cursor"].as_str());
+    }
+    for n in 0..=20 {
+        assert_eq!(next(&mut stayer).await.0, n);
+    }
+}
