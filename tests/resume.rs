@@ -229,3 +229,45 @@ async fn an_sse_client_resumes_with_last_event_id() {
         assert_eq!(next(&mut stayer).await.0, n);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_replays_from_partition_offsets() {
+    let cluster = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic("resume", 1, 1).expect("topic");
+    cluster.create_topic("resume2", 2, 1).expect("topic");
+    let hub = TestHub::with_config(&format!(
+        "default_broker = \"events\"\n[brokers.events]\nkind = \"kafka\"\nbootstrap_servers = \"{}\"\n",
+        cluster.bootstrap_servers()
+    ))
+    .await;
+    resumes_without_gap(&hub, "resume", through_hub(&hub), 500).await;
+
+    // Two partitions: the cursor holds both offsets, and the replay misses nothing of either
+    // (their interleaving is the broker's).
+    let _stayer = subscribe(&hub, "resume2", None).await;
+    let mut leaver = subscribe(&hub, "resume2", None).await;
+    hub.wait_metric("subhub_subscriptions", 2.0).await;
+    let publish = through_hub(&hub);
+    for n in 0..10 {
+        publish("resume2".to_owned(), n).await;
+    }
+    let mut cursor = String::new();
+    for _ in 0..10 {
+        cursor = next(&mut leaver).await.1;
+    }
+    assert_eq!(cursor.split(',').count(), 2, "one offset per partition: {cursor}");
+    drop(leaver);
+    hub.wait_metric("subhub_subscriptions", 1.0).await;
+    for n in 10..60 {
+        publish("resume2".to_owned(), n).await;
+    }
+    let mut back = subscribe(&hub, "resume2", Some(&cursor)).await;
+    let mut seen: Vec<i64> = Vec::new();
+    for _ in 10..60 {
+        seen.push(next(&mut back).await.0);
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (10..60).collect::<Vec<_>>());
+    // Not a cursor of this broker's: live events, said so.
+    a_lost_cursor_says_so(&hub, "resume", through_hub(&hub), "not-a-cursor").await;
+}

@@ -22,7 +22,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use crate::broker::{Broker, BrokerError, Publish, PublishAck, SourceGuard};
+use crate::broker::{Broker, BrokerError, History, Publish, PublishAck, SourceGuard};
 use crate::event::Event;
 use crate::session::{self, Command, Commands};
 use crate::sink::{BrokerStats, EventSink};
@@ -82,6 +82,8 @@ pub struct KafkaBroker {
     metadata: Arc<KafkaConsumer>,
     auto_create: bool,
     known_topics: Mutex<HashSet<String>>,
+    /// How a resumed client's history is read: a consumer of its own per read.
+    history: ClientConfig,
 }
 
 impl KafkaConfig {
@@ -125,6 +127,12 @@ impl KafkaBroker {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "latest")
             .set("allow.auto.create.topics", if config.auto_create_topics { "true" } else { "false" });
+        let mut history_config = client.clone();
+        history_config
+            .set("group.id", format!("subhub-history-{}-{}", host_name(), std::process::id()))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("allow.auto.create.topics", "false");
         let context = || KafkaContext { broker: name.clone() };
         let consumer: Arc<KafkaConsumer> =
             Arc::new(consumer_config.create_with_context(context()).map_err(bad_option)?);
@@ -144,6 +152,7 @@ impl KafkaBroker {
             metadata,
             auto_create: config.auto_create_topics,
             known_topics: Mutex::default(),
+            history: history_config,
         })
     }
 
@@ -207,6 +216,18 @@ impl Broker for KafkaBroker {
 
     async fn subscribe(&self, topic: &str, sink: EventSink) -> Result<SourceGuard, BrokerError> {
         session::subscribe(&self.commands, &self.name, topic, sink).await
+    }
+
+    /// The messages after a cursor (every partition's next offset), read by a consumer of its
+    /// own from those offsets up to each partition's high watermark now. The cursor is lost when
+    /// a partition no longer starts at or before its offset (retention deleted what followed).
+    async fn history(&self, topic: &str, cursor: &str, limit: usize) -> Result<History, BrokerError> {
+        let Some(next) = parse_cursor(cursor) else { return Ok(History::Lost) };
+        let (config, name, topic) = (self.history.clone(), self.name.clone(), topic.to_owned());
+        let unavailable = BrokerError::Unavailable(self.name.to_string());
+        tokio::task::spawn_blocking(move || read_history(&config, &name, &topic, next, limit))
+            .await
+            .unwrap_or(Err(unavailable))
     }
 
     async fn publish(&self, message: Publish) -> Result<PublishAck, BrokerError> {
@@ -286,12 +307,13 @@ struct Session {
 enum TopicState {
     /// Its partitions and their offsets are being looked up, away from the consumer loop.
     Resolving { sink: EventSink, live: oneshot::Sender<Result<(), BrokerError>>, generation: u64 },
-    /// Its partitions are in the assignment.
-    Assigned { sink: EventSink, partitions: Vec<i32> },
+    /// Its partitions are in the assignment; `next` is each one's next offset to read, the
+    /// cursor of the topic's last event.
+    Assigned { sink: EventSink, partitions: Vec<i32>, next: BTreeMap<i32, i64> },
     /// Its last source closed: its partitions leave the assignment after `RELEASE_AFTER`,
     /// unless a new source takes them over first. Unassigning a partition and assigning it
     /// again at once races inside librdkafka (the new assignment can end up not fetching).
-    Releasing { partitions: Vec<i32>, since: Instant },
+    Releasing { partitions: Vec<i32>, next: BTreeMap<i32, i64>, since: Instant },
 }
 
 impl TopicState {
@@ -330,8 +352,8 @@ impl Session {
                         match topics.remove(&topic) {
                             // Still assigned, for a source closing or closed: the new one takes
                             // the assignment over, already live.
-                            Some(TopicState::Assigned { partitions, .. } | TopicState::Releasing { partitions, .. }) => {
-                                topics.insert(topic, TopicState::Assigned { sink, partitions });
+                            Some(TopicState::Assigned { partitions, next, .. } | TopicState::Releasing { partitions, next, .. }) => {
+                                topics.insert(topic, TopicState::Assigned { sink, partitions, next });
                                 let _ = live.send(Ok(()));
                                 continue;
                             }
@@ -348,8 +370,8 @@ impl Session {
                             continue;
                         }
                         // A lookup still running for it is ignored when it ends.
-                        if let Some(TopicState::Assigned { partitions, .. }) = topics.remove(&topic) {
-                            topics.insert(topic, TopicState::Releasing { partitions, since: Instant::now() });
+                        if let Some(TopicState::Assigned { partitions, next, .. }) = topics.remove(&topic) {
+                            topics.insert(topic, TopicState::Releasing { partitions, next, since: Instant::now() });
                         }
                     }
                 },
@@ -367,7 +389,7 @@ impl Session {
                 },
                 Some(done) = resolved.recv() => self.assign(&consumer, &mut topics, done),
                 message = consumer.recv() => match message {
-                    Ok(message) => self.deliver(&topics, &message),
+                    Ok(message) => self.deliver(&mut topics, &message),
                     Err(error) => tracing::debug!(broker = %self.name, %error, "Kafka consumer error"),
                 },
             }
@@ -387,12 +409,17 @@ impl Session {
         let Some(TopicState::Resolving { sink, live, .. }) = topics.remove(&done.topic) else { return };
         let result = done.result.and_then(|list| {
             consumer.incremental_assign(&list).map_err(|_| TopicProblem::Unreachable)?;
-            Ok(list.elements().iter().map(|element| element.partition()).collect::<Vec<i32>>())
+            let next: BTreeMap<i32, i64> = list
+                .elements()
+                .iter()
+                .map(|element| (element.partition(), element.offset().to_raw().unwrap_or(0)))
+                .collect();
+            Ok((list.elements().iter().map(|element| element.partition()).collect::<Vec<i32>>(), next))
         });
         match result {
-            Ok(partitions) => {
+            Ok((partitions, next)) => {
                 self.stats.broker_subscriptions.fetch_add(1, Relaxed);
-                topics.insert(done.topic, TopicState::Assigned { sink, partitions });
+                topics.insert(done.topic, TopicState::Assigned { sink, partitions, next });
                 let _ = live.send(Ok(()));
             }
             Err(problem) => {
@@ -422,30 +449,109 @@ impl Session {
         }
     }
 
-    fn deliver(&self, topics: &HashMap<String, TopicState>, message: &rdkafka::message::BorrowedMessage<'_>) {
-        let Some(TopicState::Assigned { sink, .. }) = topics.get(message.topic()) else { return };
+    fn deliver(&self, topics: &mut HashMap<String, TopicState>, message: &rdkafka::message::BorrowedMessage<'_>) {
+        let Some(TopicState::Assigned { sink, next, .. }) = topics.get_mut(message.topic()) else { return };
+        next.insert(message.partition(), message.offset() + 1);
         let body = message.payload().unwrap_or_default();
         if !sink.admits(body.len()) {
             return;
         }
-        let key = message.key().map(|k| String::from_utf8_lossy(k).into_owned());
-        let mut event = Event::new(self.name.clone(), message.topic().into(), Bytes::copy_from_slice(body))
-            .with_key(key)
-            .with_id(Some(format!("{}:{}", message.partition(), message.offset())));
-        if let Some(millis) = message.timestamp().to_millis().and_then(|ms| u64::try_from(ms).ok()) {
-            event = event.with_timestamp(SystemTime::UNIX_EPOCH + Duration::from_millis(millis));
-        }
-        if let Some(headers) = message.headers() {
-            for header in headers.iter() {
-                let value = header.value.map(|v| String::from_utf8_lossy(v).into_owned());
-                event = event.with_header(
-                    header.key.to_owned(),
-                    value.map_or(serde_json::Value::Null, serde_json::Value::String),
-                );
-            }
-        }
+        let event = to_event(&self.name, message, Bytes::copy_from_slice(body)).with_cursor(Some(cursor(next)));
         sink.send(event);
     }
+}
+
+/// A message as an event: its id `partition:offset`, its key, timestamp and headers.
+fn to_event(name: &Arc<str>, message: &impl Message, body: Bytes) -> Event {
+    let key = message.key().map(|k| String::from_utf8_lossy(k).into_owned());
+    let mut event = Event::new(name.clone(), message.topic().into(), body).with_key(key).with_id(Some(format!(
+        "{}:{}",
+        message.partition(),
+        message.offset()
+    )));
+    if let Some(millis) = message.timestamp().to_millis().and_then(|ms| u64::try_from(ms).ok()) {
+        event = event.with_timestamp(SystemTime::UNIX_EPOCH + Duration::from_millis(millis));
+    }
+    if let Some(headers) = message.headers() {
+        for header in headers.iter() {
+            let value = header.value.map(|v| String::from_utf8_lossy(v).into_owned());
+            event = event
+                .with_header(header.key.to_owned(), value.map_or(serde_json::Value::Null, serde_json::Value::String));
+        }
+    }
+    event
+}
+
+/// A topic's cursor: every partition's next offset, `partition:offset` joined by commas.
+fn cursor(next: &BTreeMap<i32, i64>) -> String {
+    let mut text = String::new();
+    for (partition, offset) in next {
+        if !text.is_empty() {
+            text.push(',');
+        }
+        text.push_str(&format!("{partition}:{offset}"));
+    }
+    text
+}
+
+/// Reads a page of history (see [`KafkaBroker::history`]); blocks, so it runs on a blocking thread.
+fn read_history(
+    config: &ClientConfig,
+    name: &Arc<str>,
+    topic: &str,
+    mut next: BTreeMap<i32, i64>,
+    limit: usize,
+) -> Result<History, BrokerError> {
+    use rdkafka::consumer::BaseConsumer;
+    let unavailable = || BrokerError::Unavailable(name.to_string());
+    let consumer: BaseConsumer = config.create().map_err(|_| unavailable())?;
+    let mut list = TopicPartitionList::new();
+    let mut ends = BTreeMap::new();
+    for (&partition, &offset) in &next {
+        let (low, high) = consumer.fetch_watermarks(topic, partition, REQUEST_TIMEOUT).map_err(|_| unavailable())?;
+        if offset < low {
+            return Ok(History::Lost);
+        }
+        if offset < high {
+            list.add_partition_offset(topic, partition, Offset::Offset(offset)).map_err(|_| unavailable())?;
+            ends.insert(partition, high);
+        }
+    }
+    let mut events = Vec::new();
+    if ends.is_empty() {
+        return Ok(History::Events(events));
+    }
+    consumer.assign(&list).map_err(|_| unavailable())?;
+    let deadline = Instant::now() + REQUEST_TIMEOUT;
+    while !ends.is_empty() && events.len() < limit && Instant::now() < deadline {
+        let Some(message) = consumer.poll(Duration::from_millis(100)) else { continue };
+        let message = message.map_err(|_| unavailable())?;
+        let (partition, offset) = (message.partition(), message.offset());
+        if ends.get(&partition).is_none_or(|end| offset >= *end) {
+            continue;
+        }
+        next.insert(partition, offset + 1);
+        if offset + 1 >= ends[&partition] {
+            ends.remove(&partition);
+        }
+        let body = Bytes::copy_from_slice(message.payload().unwrap_or_default());
+        events.push(to_event(name, &message, body).with_cursor(Some(cursor(&next))));
+    }
+    if events.is_empty() && !ends.is_empty() {
+        // Nothing arrived in time from partitions that hold more.
+        return Err(unavailable());
+    }
+    Ok(History::Events(events))
+}
+
+/// A cursor read back; `None` when it is not one.
+fn parse_cursor(text: &str) -> Option<BTreeMap<i32, i64>> {
+    text.split(',')
+        .map(|pair| {
+            let (partition, offset) = pair.split_once(':')?;
+            Some((partition.parse().ok()?, offset.parse().ok()?))
+        })
+        .collect()
 }
 
 /// Looks a topic up: its partitions, each at its high watermark. At most `CONCURRENT_LOOKUPS`

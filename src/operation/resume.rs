@@ -51,6 +51,6 @@ pub fn run(
         }
         let sent_any = !sent.is_empty();
         hub.metrics.resumed(recovered && live);
-        outbox.release(&slot, &sent, recovered, sent_any);
+        outbox.release(&slot, sent, recovered, sent_any);
     }
 }

@@ -106,7 +106,7 @@ pub fn start(
                         hub.metrics.resumed(false);
                         let released = slot.clone();
                         let on_release = outbox.clone();
-                        tokio::spawn(async move { on_release.release(&released, &Default::default(), false, false) });
+                        tokio::spawn(async move { on_release.release(&released, Default::default(), false, false) });
                     }
                     // Forwarded credentials are part of the key: clients whose credentials
                     // differ never share an execution, nor an upstream connection.

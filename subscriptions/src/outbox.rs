@@ -27,7 +27,7 @@ use subhub_protocol::{FramePrefix, Protocol};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::hold::{Hold, Released};
+use crate::hold::Hold;
 use crate::lock;
 use crate::metrics::Metrics;
 pub use crate::payload::SharedPayload;
@@ -213,13 +213,13 @@ impl Outbox {
         if slot.held.load(Relaxed) {
             let mut hold = lock(&slot.hold);
             if let Some(waiting) = hold.as_mut() {
-                let (released, dropped) = waiting.take(payloads);
-                self.metrics.dropped_slow_consumer.fetch_add(dropped, Relaxed);
-                if let Some(results) = released {
+                let passed = waiting.take(payloads);
+                self.metrics.dropped_slow_consumer.fetch_add(passed.dropped, Relaxed);
+                if passed.done {
                     *hold = None;
                     slot.held.store(false, Relaxed);
-                    self.deliver_nexts(slot, &results);
                 }
+                self.deliver_nexts(slot, &passed.results);
                 return;
             }
         }
@@ -241,17 +241,18 @@ impl Outbox {
     pub fn release(
         &self,
         slot: &Arc<Slot>,
-        replayed: &std::collections::HashSet<String>,
+        replayed: std::collections::HashSet<String>,
         recovered: bool,
         sent_any: bool,
     ) {
         let mut hold = lock(&slot.hold);
         let Some(waiting) = hold.as_mut() else { return };
-        if let Released::Results(results) = waiting.release(replayed, recovered, sent_any) {
+        let passed = waiting.release(replayed, recovered, sent_any);
+        if passed.done {
             *hold = None;
             slot.held.store(false, Relaxed);
-            self.deliver_nexts(slot, &results);
         }
+        self.deliver_nexts(slot, &passed.results);
     }
 
     fn deliver_nexts(&self, slot: &Arc<Slot>, payloads: &[SharedPayload]) {
