@@ -10,6 +10,7 @@
 //! - [`run`]: a run: connections, readiness probes, open-loop publishing, measurement windows.
 //! - [`plain`]: plain broker subscribers, to measure what the server adds over its broker.
 //! - [`churn`]: connect-subscribe-leave cycles, on a thread of their own.
+//! - [`reconnect`]: drop-and-resume cycles, on a thread of their own.
 //! - [`attack`]: a hostile client, scripted, to run beside a measured scenario.
 //! - [`soak`]: a long run of churn, stalled and steady clients under faults, and what is left
 //!   open at its end.
@@ -28,6 +29,7 @@ pub mod options;
 pub mod plain;
 pub mod publish;
 pub mod raw_server;
+pub mod reconnect;
 pub mod report;
 pub mod run;
 pub mod server;

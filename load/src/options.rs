@@ -19,6 +19,9 @@ pub enum Scenario {
     SlowConsumers,
     /// A broadcast with connect-subscribe-leave cycles going on.
     Churn,
+    /// A broadcast during which clients drop their sockets and resume from their last cursor
+    /// (`--churn-rate` cycles a second); the server's broker must keep history.
+    Reconnect,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize)]
@@ -130,7 +133,7 @@ pub struct RunOptions {
     /// The server's process id: its CPU and memory are sampled.
     #[arg(long)]
     pub server_pid: Option<u32>,
-    /// Churn: connect-subscribe-leave cycles per second.
+    /// Churn and reconnect: cycles per second.
     #[arg(long, default_value_t = 500.0)]
     pub churn_rate: f64,
     /// Burst: number of bursts (one a second).

@@ -95,6 +95,17 @@ pub fn table(report: &Report) -> String {
             );
         }
     }
+    for w in &report.windows {
+        if let Some(reconnect) = &w.reconnect {
+            let t = &reconnect.tally;
+            let replayed = reconnect.replayed.map_or_else(|| "?".to_owned(), |n| format!("{n:.0}"));
+            let _ = writeln!(
+                out,
+                "  reconnect: {} cycles, {replayed} events replayed by the server, {} received after resuming, gap {}, duplicated {}, not recovered {}, errors {}",
+                t.cycles, t.received_after, t.gap, t.duplicated, t.not_recovered, t.errors
+            );
+        }
+    }
     if let Some((sources, executions)) = report.left_open {
         let _ = writeln!(out, "  after everyone left: {sources} sources, {executions} executions open");
     }

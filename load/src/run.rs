@@ -23,6 +23,7 @@ use crate::latency::{Latencies, Percentiles, Second};
 use crate::options::{RunOptions, Scenario};
 use crate::plain;
 use crate::publish::Publisher;
+use crate::reconnect::{ReconnectTally, Reconnecting};
 use crate::server;
 
 /// Publishing lanes: each sends its topics' events one after another, in order. Enough of them
@@ -134,6 +135,8 @@ pub struct Window {
     pub burst: Option<Burst>,
     pub server: Option<ServerUse>,
     pub churn: Option<Churn>,
+    /// Reconnect: what the drop-and-resume cycles found, and what the server replayed.
+    pub reconnect: Option<Reconnect>,
     pub plain: Option<Plain>,
     /// The generator's own CPU over the window: above ~70% of its core, it may be the bottleneck.
     pub generator_cpu_percent: Option<f64>,
@@ -148,6 +151,13 @@ pub struct Plain {
     pub latency: Percentiles,
     /// The server's clients' p50 minus the plain subscribers' p50: what the server adds.
     pub hub_added_p50_us: i64,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Reconnect {
+    pub tally: ReconnectTally,
+    /// Events the server sent from its broker's history (`subhub_replayed_total` over the window).
+    pub replayed: Option<f64>,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -565,6 +575,14 @@ async fn measure(
         ),
         _ => None,
     };
+    let replayed_before = server::metric(http, base, "subhub_replayed_total").await;
+    let reconnecting = match options.scenario {
+        Scenario::Reconnect => Some(
+            Reconnecting::start((**options).clone(), (**target).clone(), options.connections)
+                .context("cannot start the reconnect thread")?,
+        ),
+        _ => None,
+    };
     let lanes: Vec<tokio::sync::mpsc::UnboundedSender<(String, String)>> = (0..topics.min(PUBLISH_LANES))
         .map(|_| {
             let (lane, mut queue) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
@@ -614,6 +632,15 @@ async fn measure(
     let publishing = start.elapsed().as_secs_f64();
     let churn = match churn {
         Some(churning) => Some(churning.finish().await),
+        None => None,
+    };
+    let reconnect = match reconnecting {
+        Some(reconnecting) => {
+            let tally = reconnecting.finish().await;
+            let replayed_after = server::metric(http, base, "subhub_replayed_total").await;
+            let replayed = replayed_before.zip(replayed_after).map(|(before, after)| after - before);
+            Some(Reconnect { tally, replayed })
+        }
         None => None,
     };
     // Every healthy subscriber of a topic should see every event published on it. (Counted
@@ -710,6 +737,7 @@ async fn measure(
         burst,
         server,
         churn,
+        reconnect,
         plain,
         generator_cpu_percent,
     })

@@ -31,15 +31,16 @@ pub fn run(
     async move {
         // Events from here on reach the held results; the replay reads up to at least here.
         let live = live.await;
-        let (mut sent, mut recovered) = (HashSet::new(), live);
+        let (mut sent, mut sent_any, mut recovered) = (HashSet::new(), false, live);
         if live {
             while let Some(step) = replay.next().await {
                 match step {
                     Replayed::Next(payload) => {
-                        let first = sent.is_empty();
+                        hub.metrics.replayed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         if let Some(id) = payload.event() {
                             sent.insert(id.to_owned());
                         }
+                        let first = !std::mem::replace(&mut sent_any, true);
                         outbox.push_replayed(&slot, if first { payload.marked_recovered(true) } else { payload });
                     }
                     Replayed::Lost => {
@@ -49,7 +50,6 @@ pub fn run(
                 }
             }
         }
-        let sent_any = !sent.is_empty();
         hub.metrics.resumed(recovered && live);
         outbox.release(&slot, sent, recovered, sent_any);
     }

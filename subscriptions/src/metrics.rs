@@ -38,6 +38,8 @@ pub struct Metrics {
     /// Resumed subscriptions that missed nothing, and those told to reload.
     resumes_recovered: AtomicU64,
     resumes_lost: AtomicU64,
+    /// Events sent to resumed subscriptions from their broker's history.
+    pub replayed: AtomicU64,
 }
 
 /// Why a request was refused (`subhub_refused_total{reason}`).
@@ -266,6 +268,11 @@ impl Metrics {
             "# HELP subhub_resumes_total Resumed subscriptions, by whether they missed nothing.\n# TYPE subhub_resumes_total counter\nsubhub_resumes_total{{recovered=\"true\"}} {}\nsubhub_resumes_total{{recovered=\"false\"}} {}",
             self.resumes_recovered.load(Relaxed),
             self.resumes_lost.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP subhub_replayed_total Events sent to resumed subscriptions from their broker's history.\n# TYPE subhub_replayed_total counter\nsubhub_replayed_total {}",
+            self.replayed.load(Relaxed)
         );
         let _ = writeln!(out, "# HELP subhub_refused_total Requests refused.\n# TYPE subhub_refused_total counter");
         for reason in Refusal::ALL {

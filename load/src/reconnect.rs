@@ -1,0 +1,183 @@
+//! Drop-and-resume cycles during a broadcast (the `reconnect` scenario), on a thread of their
+//! own as churn cycles are. Each cycle subscribes, reads a while, remembers the last event's
+//! `seq` and `extensions.cursor`, drops its socket without a word, stays away, then subscribes
+//! again with `extensions.resume` and reads on: every event after the last one it saw must come,
+//! once, in order, the first saying `recovered: true`. What the server replayed is read from
+//! its `subhub_replayed_total`.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::options::RunOptions;
+use crate::run::{handshake, number_after, open, Target};
+
+/// How long a cycle reads before it drops its socket, stays away, and reads after resuming.
+const BEFORE: Duration = Duration::from_millis(500);
+const AWAY: Duration = Duration::from_secs(1);
+const AFTER: Duration = Duration::from_millis(1500);
+/// How long cycles under way at the end may take to finish.
+const FINISH: Duration = Duration::from_secs(4);
+
+/// What the cycles of one window found.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct ReconnectTally {
+    /// Cycles that dropped, resumed and read on.
+    pub cycles: u64,
+    /// Events received after resuming (replayed and live).
+    pub received_after: u64,
+    /// Events after the last one seen before the drop that never came: must be 0.
+    pub gap: u64,
+    /// Events received twice, or from before the drop: must be 0.
+    pub duplicated: u64,
+    /// Resumes whose first result did not say `recovered: true`.
+    pub not_recovered: u64,
+    pub errors: u64,
+    pub first_error: Option<String>,
+}
+
+pub struct Reconnecting {
+    stop: CancellationToken,
+    done: oneshot::Receiver<ReconnectTally>,
+}
+
+impl Reconnecting {
+    /// Starts `options.churn_rate` cycles a second; connections numbered from `first`.
+    pub(crate) fn start(options: RunOptions, target: Target, first: usize) -> std::io::Result<Self> {
+        let stop = CancellationToken::new();
+        let (report, done) = oneshot::channel();
+        let stopped = stop.clone();
+        std::thread::Builder::new().name("reconnect".into()).spawn(move || {
+            let tally = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => {
+                    let cycles = tokio::task::LocalSet::new();
+                    runtime.block_on(cycles.run_until(run(options, target, first, stopped)))
+                }
+                Err(error) => {
+                    ReconnectTally { errors: 1, first_error: Some(format!("reconnect: {error}")), ..Default::default() }
+                }
+            };
+            let _ = report.send(tally);
+        })?;
+        Ok(Reconnecting { stop, done })
+    }
+
+    pub async fn finish(self) -> ReconnectTally {
+        self.stop.cancel();
+        self.done.await.unwrap_or_default()
+    }
+}
+
+async fn run(options: RunOptions, target: Target, first: usize, stop: CancellationToken) -> ReconnectTally {
+    let (options, target) = (Rc::new(options), Rc::new(target));
+    let tally = Rc::new(RefCell::new(ReconnectTally::default()));
+    let cycles = TaskTracker::new();
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / options.churn_rate));
+    for index in first.. {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let (options, target, tally, stop) = (options.clone(), target.clone(), tally.clone(), stop.clone());
+        cycles.spawn_local(async move {
+            // A cycle cut short by the end of the window says nothing.
+            let outcome = tokio::select! {
+                outcome = cycle(index, &options, &target) => outcome,
+                () = async { stop.cancelled().await; tokio::time::sleep(FINISH).await } => return,
+            };
+            let mut tally = tally.borrow_mut();
+            match outcome {
+                Ok(found) => {
+                    tally.cycles += 1;
+                    tally.received_after += found.received_after;
+                    tally.gap += found.gap;
+                    tally.duplicated += found.duplicated;
+                    tally.not_recovered += u64::from(!found.recovered);
+                }
+                Err(error) => {
+                    tally.errors += 1;
+                    tally.first_error.get_or_insert_with(|| format!("reconnect: {error:#}"));
+                }
+            }
+        });
+    }
+    cycles.close();
+    let _ = tokio::time::timeout(FINISH * 2, cycles.wait()).await;
+    tally.take()
+}
+
+struct Found {
+    received_after: u64,
+    gap: u64,
+    duplicated: u64,
+    recovered: bool,
+}
+
+fn subscribe(options: &RunOptions, resume: Option<&str>) -> String {
+    let mut payload = serde_json::json!({
+        "query": options.query,
+        "variables": {options.topic_variable.as_str(): options.topic(0)},
+    });
+    if let Some(cursor) = resume {
+        payload["extensions"] = serde_json::json!({ "resume": cursor });
+    }
+    serde_json::json!({"type": "subscribe", "id": "r", "payload": payload}).to_string()
+}
+
+/// The cursor of a `next` message.
+fn cursor(text: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    value["payload"]["extensions"]["cursor"].as_str().map(str::to_owned)
+}
+
+async fn cycle(index: usize, options: &RunOptions, target: &Target) -> anyhow::Result<Found> {
+    let mut socket = open(index, &options.url, target).await?;
+    handshake(&mut socket).await?;
+    socket.send(Message::Text(subscribe(options, None).into())).await?;
+    let mut last: Option<(u64, String)> = None;
+    let _ = tokio::time::timeout(BEFORE, async {
+        while let Some(Ok(message)) = socket.next().await {
+            if let Message::Text(text) = message {
+                if let (Some(seq), Some(cursor)) = (number_after(&text, "\"seq\":"), cursor(&text)) {
+                    last = Some((seq, cursor));
+                }
+            }
+        }
+    })
+    .await;
+    // Gone without a word, as a phone leaving coverage.
+    drop(socket);
+    let Some((last_seq, last_cursor)) = last else { anyhow::bail!("no event with a cursor before the drop") };
+    tokio::time::sleep(AWAY).await;
+    let mut socket = open(index, &options.url, target).await?;
+    handshake(&mut socket).await?;
+    socket.send(Message::Text(subscribe(options, Some(&last_cursor)).into())).await?;
+    let mut seqs = Vec::new();
+    let mut recovered = None;
+    let _ = tokio::time::timeout(AFTER, async {
+        while let Some(Ok(message)) = socket.next().await {
+            if let Message::Text(text) = message {
+                if let Some(seq) = number_after(&text, "\"seq\":") {
+                    recovered.get_or_insert(text.contains("\"recovered\":true"));
+                    seqs.push(seq);
+                }
+            }
+        }
+    })
+    .await;
+    let _ = socket.close(None).await;
+    let duplicated = seqs.iter().filter(|&&seq| seq <= last_seq).count() as u64
+        + seqs.windows(2).filter(|pair| pair[1] <= pair[0]).count() as u64;
+    let newest = seqs.iter().copied().max().unwrap_or(last_seq);
+    let mut distinct: Vec<u64> = seqs.iter().copied().filter(|&seq| seq > last_seq).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let gap = (newest - last_seq).saturating_sub(distinct.len() as u64);
+    Ok(Found { received_after: seqs.len() as u64, gap, duplicated, recovered: recovered.unwrap_or(false) })
+}
