@@ -163,8 +163,10 @@ async fn cycle(index: usize, options: &RunOptions, target: &Target) -> anyhow::R
     let _ = tokio::time::timeout(AFTER, async {
         while let Some(Ok(message)) = socket.next().await {
             if let Message::Text(text) = message {
-                if let Some(seq) = number_after(&text, "\"seq\":") {
+                if text.contains("\"next\"") {
                     recovered.get_or_insert(text.contains("\"recovered\":true"));
+                }
+                if let Some(seq) = number_after(&text, "\"seq\":") {
                     seqs.push(seq);
                 }
             }
@@ -179,5 +181,6 @@ async fn cycle(index: usize, options: &RunOptions, target: &Target) -> anyhow::R
     distinct.sort_unstable();
     distinct.dedup();
     let gap = (newest - last_seq).saturating_sub(distinct.len() as u64);
-    Ok(Found { received_after: seqs.len() as u64, gap, duplicated, recovered: recovered.unwrap_or(false) })
+    // A resume after which nothing came has nothing to say about recovery.
+    Ok(Found { received_after: seqs.len() as u64, gap, duplicated, recovered: recovered.unwrap_or(true) })
 }

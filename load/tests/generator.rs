@@ -224,6 +224,38 @@ async fn churn_cycles_are_timed_and_leave_nothing_open() {
 }
 
 #[tokio::test]
+async fn reconnect_cycles_resume_without_gap_and_count_what_was_replayed() {
+    let (addr, _stop) = start_hub_with("[brokers.local]\nkind = \"memory\"\nhistory = 10000\n").await;
+    let url = format!("ws://{addr}/graphql");
+    let report = generate(options(&[
+        "--url",
+        &url,
+        "--scenario",
+        "reconnect",
+        "-n",
+        "20",
+        "--rate",
+        "50",
+        "--churn-rate",
+        "5",
+        "--duration",
+        "3s",
+    ]))
+    .await
+    .expect("run");
+    let window = &report.windows[0];
+    assert_eq!((window.tally.received, window.tally.lost), (150 * 20, 0), "the clients that stayed missed nothing");
+    let reconnect = window.reconnect.clone().expect("reconnect results");
+    let tally = &reconnect.tally;
+    assert!(tally.cycles >= 10, "{} cycles", tally.cycles);
+    assert_eq!((tally.gap, tally.duplicated, tally.not_recovered, tally.errors), (0, 0, 0, 0), "{tally:?}");
+    // A second away at 50 events a second: about 50 replayed per cycle.
+    let replayed = reconnect.replayed.expect("subhub_replayed_total");
+    assert!(replayed >= 30.0 * tally.cycles as f64, "{replayed} replayed over {} cycles", tally.cycles);
+    assert!(subhub_load::report::table(&report).contains("reconnect:"));
+}
+
+#[tokio::test]
 async fn bad_input_gets_a_clear_error() {
     let error = generate(options(&["--url", "ws://127.0.0.1:1/graphql", "-n", "1", "--duration", "1s"]))
         .await
