@@ -5,7 +5,9 @@
 # Kafka cluster, with plain broker subscribers beside its clients, to measure what the hub adds.
 # `typed` runs one hub with load/typed.graphql: the built-in `events` API and a typed field
 # with a two-level selection and a filter, on the same nested events, alternately.
-# Usage: load/bench.sh [subhub|node|raw|brokers|typed ...] (default: all five).
+# `reconnect` runs one hub whose memory broker keeps history: a broadcast alone, then the same
+# broadcast while clients drop and resume from their cursors, alternately, three times each.
+# Usage: load/bench.sh [subhub|node|raw|brokers|typed|reconnect ...] (default: all six).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
@@ -13,7 +15,7 @@ results=load/results
 mkdir -p "$results"
 cargo build --release -p subhub -p subhub-load
 (cd load/peers/node-graphql-ws && npm ci --no-audit --no-fund >/dev/null)
-servers=("${@:-subhub node raw brokers typed}")
+servers=("${@:-subhub node raw brokers typed reconnect}")
 read -r -a servers <<<"${servers[*]}"
 
 answering() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -22,6 +24,9 @@ start() { # name port -> prints the server's pid
   local name=$1 port=$2
   case "$name" in
     brokers) taskset -c 0 "$target/release/subhub" --config "$results/brokers.toml" --listen "127.0.0.1:$port" \
+      >"$results/$name.log" 2>&1 & ;;
+    reconnect) printf '[brokers.local]\nkind = "memory"\nhistory = 10000\n' >"$results/reconnect.toml"
+      taskset -c 0 "$target/release/subhub" --config "$results/reconnect.toml" --listen "127.0.0.1:$port" \
       >"$results/$name.log" 2>&1 & ;;
     typed) printf 'schema = "load/typed.graphql"\n' >"$results/typed.toml"
       taskset -c 0 "$target/release/subhub" --config "$results/typed.toml" --listen "127.0.0.1:$port" \
@@ -100,10 +105,24 @@ typed() {
   wait "$pid" 2>/dev/null || true
 }
 
+# A broadcast to 10,000 clients alone, then with 50 drop-and-resume cycles a second (each a
+# second away, about 150 clients reconnecting at any time), alternately: what replay costs the
+# clients that stay is the difference in their p99.
+reconnect() {
+  local port=$1 pid round
+  pid=$(start reconnect "$port")
+  for round in 1 2 3; do
+    run subhub "$port" "$pid" "steady-$round" --scenario broadcast -n 10000 --rate 15 --duration 20s
+    run subhub "$port" "$pid" "reconnect-$round" --scenario reconnect -n 10000 --rate 15 --churn-rate 50 --duration 20s
+  done
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
 port=4400
 for server in "${servers[@]}"; do
   port=$((port + 1))
-  if [ "$server" = brokers ] || [ "$server" = typed ]; then
+  if [ "$server" = brokers ] || [ "$server" = typed ] || [ "$server" = reconnect ]; then
     "$server" "$port"
     continue
   fi

@@ -271,3 +271,27 @@ async fn kafka_replays_from_partition_offsets() {
     // Not a cursor of this broker's: live events, said so.
     a_lost_cursor_says_so(&hub, "resume", through_hub(&hub), "not-a-cursor").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_longer_than_a_slow_clients_queue_waits_for_room_and_drops_nothing() {
+    let hub =
+        TestHub::with_config("[brokers.local]\nkind = \"memory\"\nhistory = 1000\n[limits]\nconnection_queue = 8\n")
+            .await;
+    // 10 MB in all: more than the socket and the hub's write buffer take.
+    let pad = "x".repeat(20_000);
+    for n in 0..500 {
+        hub.publish("mem.slow", json!({"n": n, "pad": pad}).to_string()).await;
+    }
+    // A client that does not read yet, behind a small socket buffer: its queue fills.
+    let mut slow = Client::connect_small_buffer(&hub, TRANSPORT_WS).await;
+    slow.init().await;
+    let payload = json!({"query": QUERY, "variables": {"topic": "mem.slow"}, "extensions": {"resume": "0"}});
+    slow.send(json!({"type": "subscribe", "id": "1", "payload": payload})).await;
+    hub.wait_metric("subhub_queued_messages", 8.0).await;
+    for n in 0..500 {
+        let (got, _, recovered) = next(&mut slow).await;
+        assert_eq!(got, n, "replayed in order, none dropped");
+        assert_eq!(recovered, (n == 0).then_some(true));
+    }
+    assert_eq!(hub.metrics().await["subhub_dropped_total{reason=\"slow_consumer\"}"], 0.0);
+}

@@ -14,6 +14,9 @@ use subhub_subscriptions::{Attachment, Outbox};
 use super::shared::Replayed;
 use crate::hub::Hub;
 
+/// How often a replay waiting for room in its client's queue looks again.
+const ROOM_WAIT: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// The cursor a subscribe payload resumes from: `extensions.resume`.
 pub fn resume_cursor(payload: &OperationPayload) -> Option<String> {
     let resume = payload.extensions.as_ref()?.get("resume")?;
@@ -36,6 +39,14 @@ pub fn run(
             while let Some(step) = replay.next().await {
                 match step {
                     Replayed::Next(payload) => {
+                        // A client slower than its replay makes the replay wait: nothing it
+                        // replays is dropped for want of room.
+                        while !outbox.has_room() {
+                            if !slot.is_active() {
+                                return;
+                            }
+                            tokio::time::sleep(ROOM_WAIT).await;
+                        }
                         hub.metrics.replayed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         if let Some(id) = payload.event() {
                             sent.insert(id.to_owned());

@@ -389,6 +389,13 @@ impl Outbox {
         self.metrics.queued.fetch_sub(n as i64, Relaxed);
     }
 
+    /// Whether one more message fits without dropping one: a replay waits for room rather than
+    /// push out what it replayed.
+    pub fn has_room(&self) -> bool {
+        let state = lock(&self.state);
+        state.closed || (state.queue.len() < self.config.capacity && state.queued_bytes < self.config.max_bytes)
+    }
+
     /// Bytes of the queued messages.
     pub fn queued_bytes(&self) -> usize {
         lock(&self.state).queued_bytes
