@@ -295,3 +295,37 @@ async fn a_replay_longer_than_a_slow_clients_queue_waits_for_room_and_drops_noth
     }
     assert_eq!(hub.metrics().await["subhub_dropped_total{reason=\"slow_consumer\"}"], 0.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_older_than_the_jetstream_stream_is_not_recovered() {
+    if !binary_available("nats-server") {
+        return;
+    }
+    let server = NatsServer::start().await;
+    let js = async_nats::jetstream::new(async_nats::connect(server.url()).await.unwrap());
+    // The stream keeps its last 10 messages.
+    let config = async_nats::jetstream::stream::Config {
+        name: "SHORT".into(),
+        subjects: vec!["short.>".into()],
+        max_messages: 10,
+        ..Default::default()
+    };
+    js.create_stream(config).await.unwrap();
+    for n in 0..50 {
+        js.publish("short.ticks", json!({"n": n}).to_string().into()).await.unwrap().await.unwrap();
+    }
+    let hub = TestHub::with_config(&format!(
+        "default_broker = \"bus\"\n[brokers.bus]\nkind = \"nats\"\nurl = \"{}\"\njetstream = \"SHORT\"\n",
+        server.url()
+    ))
+    .await;
+    hub.wait_metric("subhub_broker_connected", 1.0).await;
+    let js_publish: Publisher = Box::new(move |topic, n| {
+        let js = js.clone();
+        Box::pin(async move {
+            js.publish(topic, json!({"n": n}).to_string().into()).await.unwrap().await.unwrap();
+        })
+    });
+    // Sequence 5 went long ago.
+    a_lost_cursor_says_so(&hub, "short.ticks", js_publish, "5").await;
+}
