@@ -342,3 +342,26 @@ async fn an_upstream_result_over_the_limit_is_refused_and_the_subscription_goes_
         &message.to_string()[..200]
     );
 }
+
+/// An upstream's results carry no position of the hub's: a client that resumes is told to
+/// reload, and gets the live results.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_on_an_upstream_field_says_not_recovered() {
+    let upstream = TestHub::start().await;
+    let hub = TestHub::with_config(&hub_config(&upstream, "")).await;
+    let mut client = Client::ready(&hub, TRANSPORT_WS).await;
+    let payload = json!({"query": UP_QUERY, "variables": {"topic": "re"}, "extensions": {"resume": "42"}});
+    client.send(json!({"type": "subscribe", "id": "1", "payload": payload})).await;
+    hub.wait_metric("subhub_subscriptions", 1.0).await;
+    upstream.wait_metric("subhub_subscriptions", 1.0).await;
+    for n in 0..2 {
+        upstream.publish("re", json!({"n": n}).to_string()).await;
+    }
+    let first = client.recv_json().await;
+    assert_eq!(events(&first)["payload"]["n"], 0, "{first}");
+    assert_eq!(first["payload"]["extensions"]["recovered"], false, "{first}");
+    let second = client.recv_json().await;
+    assert_eq!(events(&second)["payload"]["n"], 1, "{second}");
+    assert_eq!(second["payload"]["extensions"].get("recovered"), None, "{second}");
+    assert_eq!(hub.metrics().await["subhub_resumes_total{recovered=\"false\"}"], 1.0);
+}

@@ -88,6 +88,10 @@ impl NatsBroker {
                             tracing::warn!(broker = %name, "NATS connection lost; reconnecting");
                             stats.connected.store(false, Relaxed);
                         }
+                        // The client's buffer for a subject overflowed: messages were dropped.
+                        async_nats::Event::SlowConsumer(subscription) => {
+                            tracing::warn!(broker = %name, subscription, "NATS dropped messages the hub did not read in time");
+                        }
                         other => tracing::debug!(broker = %name, event = %other, "NATS event"),
                     }
                 }

@@ -100,13 +100,12 @@ pub fn start(
                     return Ok(Running::Subscription { attachment: attached, replay });
                 }
                 Some(entry) => {
-                    // An upstream's results carry no position: a resumed client reloads.
+                    // An upstream's results carry no position: a resumed client reloads, told so
+                    // by its first result.
                     if resume.is_some() {
                         outbox.hold(&slot);
+                        outbox.release(&slot, Default::default(), false, false);
                         hub.metrics.resumed(false);
-                        let released = slot.clone();
-                        let on_release = outbox.clone();
-                        tokio::spawn(async move { on_release.release(&released, Default::default(), false, false) });
                     }
                     // Forwarded credentials are part of the key: clients whose credentials
                     // differ never share an execution, nor an upstream connection.
