@@ -172,3 +172,13 @@ async fn a_real_browser_watches_the_dashboard_and_subscribes_in_graphiql() {
     }
     println!("screenshots in {dir}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graphiql_shows_a_typed_schema() {
+    if !node_ready() || !chromium_ready() {
+        return;
+    }
+    let hub = TestHub::with_config("schema = \"tests/fixtures/typed/orders.graphql\"\n").await;
+    let out = run_node_with("browser-typed.mjs", &hub, &[], &[("SUBHUB_JS_TIMEOUT_MS", "60000")]).await;
+    assert!(out.contains("GraphiQL shows the typed schema"), "{out}");
+}
