@@ -79,7 +79,7 @@ async fn wildcard_subjects_need_an_authz_rule_and_deliver_every_matching_subject
     let hub = TestHub::with_config(&format!(
         "{}[auth]\nhs256_secret = \"{secret}\"\nrequire_exp = false\n\
          [[authz.rules]]\ntopics = \"orders.**\"\nsubscribe = true\n\
-         [[authz.rules]]\ntopics = \"orders.**\"\nclaims = {{ role = \"ops\" }}\nsubscribe = true\nwildcards = true\n",
+         [[authz.rules]]\ntopics = \"orders.**\"\nclaims = {{ role = \"ops\" }}\nsubscribe = true\npublish = true\nwildcards = true\n",
         config(&server.url(), None)
     ))
     .await;
@@ -113,6 +113,11 @@ async fn wildcard_subjects_need_an_authz_rule_and_deliver_every_matching_subject
         let message = ops.recv_json().await;
         assert_eq!(message["payload"]["data"]["events"]["topic"], subject, "{message}");
     }
+    // A wildcard names no subject to publish to.
+    let token = signed_token(secret, json!({"sub": "o", "role": "ops"}));
+    let response =
+        hub.http().post(hub.url("/publish/orders.*.created")).bearer_auth(&token).body("{}").send().await.unwrap();
+    assert_eq!(response.status(), 400, "{:?}", response.text().await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

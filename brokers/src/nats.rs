@@ -367,6 +367,13 @@ impl Broker for NatsBroker {
     }
 
     async fn publish(&self, message: Publish) -> Result<PublishAck, BrokerError> {
+        if wildcards(&message.topic) > 0 {
+            return Err(BrokerError::InvalidTopic {
+                broker: self.name.to_string(),
+                topic: message.topic,
+                reason: "a message is published to a subject, not a wildcard".into(),
+            });
+        }
         match &self.jetstream {
             None => {
                 self.client.publish(message.topic, message.body).await.map_err(|e| self.unavailable(&e, "publish"))?;
