@@ -157,24 +157,12 @@ async fn wildcards_need_an_authz_rule_and_match_every_level() {
         config(&server.url())
     ))
     .await;
-    let connect = |claims: Value| {
-        let token = signed_token(secret, claims);
-        let hub = &hub;
-        async move {
-            let mut client = Client::connect(hub, TRANSPORT_WS).await;
-            client
-                .send(json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {token}")}}))
-                .await;
-            assert_eq!(client.recv_json().await["type"], "connection_ack");
-            client
-        }
-    };
-    let mut user = connect(json!({"sub": "u"})).await;
+    let mut user = Client::authorized(&hub, &signed_token(secret, json!({"sub": "u"}))).await;
     user.subscribe("1", QUERY, json!({"topic": "plant/#"})).await;
     let refused = user.recv_json().await;
     assert_eq!(refused["payload"][0]["extensions"]["code"], "FORBIDDEN", "{refused}");
 
-    let mut ops = connect(json!({"sub": "o", "role": "ops"})).await;
+    let mut ops = Client::authorized(&hub, &signed_token(secret, json!({"sub": "o", "role": "ops"}))).await;
     ops.subscribe("1", QUERY, json!({"topic": "plant/+/alarm", "broker": "reliable"})).await;
     hub.wait_metric("subhub_subscriptions", 1.0).await;
     let mut plain = Plain::connect(server.port).await;

@@ -119,3 +119,35 @@ pub fn validate_common(broker: &str, topic: &str) -> Result<(), BrokerError> {
     };
     Err(BrokerError::InvalidTopic { broker: broker.to_owned(), topic: topic.to_owned(), reason: reason.to_owned() })
 }
+
+/// How a broker splits a topic into levels and which levels are wildcards (NATS: `.`, `*`, `>`;
+/// MQTT: `/`, `+`, `#`).
+pub struct Levels {
+    pub separator: char,
+    /// Matches one level.
+    pub one: &'static str,
+    /// Matches the rest; only as the last level.
+    pub rest: &'static str,
+}
+
+impl Levels {
+    /// The wildcard levels of a topic.
+    pub fn wildcards(&self, topic: &str) -> usize {
+        topic.split(self.separator).filter(|level| *level == self.one || *level == self.rest).count()
+    }
+
+    /// Why a topic breaks the level rules: a wildcard character inside a level, or the
+    /// multi-level wildcard before the last level.
+    pub fn problem(&self, topic: &str) -> Option<String> {
+        let levels: Vec<&str> = topic.split(self.separator).collect();
+        for (n, level) in levels.iter().enumerate() {
+            if level.len() > 1 && (level.contains(self.one) || level.contains(self.rest)) {
+                return Some(format!("`{}` and `{}` are whole levels", self.one, self.rest));
+            }
+            if *level == self.rest && n + 1 != levels.len() {
+                return Some(format!("`{}` may only be the last level", self.rest));
+            }
+        }
+        None
+    }
+}

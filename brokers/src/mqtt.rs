@@ -17,7 +17,7 @@ use rumqttc::{AsyncClient, Event as MqttEvent, EventLoop, MqttOptions, Outgoing,
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::broker::{validate_common, Broker, BrokerError, Publish, PublishAck, SourceGuard};
+use crate::broker::{validate_common, Broker, BrokerError, Levels, Publish, PublishAck, SourceGuard};
 use crate::event::Event;
 use crate::session::{self, Command, Commands, Link, SessionEnd, Topics};
 use crate::sink::{BrokerStats, EventSink};
@@ -293,9 +293,12 @@ impl Session {
     }
 }
 
-/// The wildcard levels of a topic filter: `+` (one level) and `#` (the rest).
+/// A topic filter's levels: `+` matches one, `#` the rest.
+const LEVELS: Levels = Levels { separator: '/', one: "+", rest: "#" };
+
+/// The wildcard levels of a topic filter.
 pub fn wildcards(filter: &str) -> usize {
-    filter.split('/').filter(|level| matches!(*level, "+" | "#")).count()
+    LEVELS.wildcards(filter)
 }
 
 #[async_trait]
@@ -324,14 +327,8 @@ impl Broker for MqttBroker {
         if topic.starts_with('$') {
             return Err(invalid("topics starting with `$` are the MQTT broker's own"));
         }
-        let levels: Vec<&str> = topic.split('/').collect();
-        for (n, level) in levels.iter().enumerate() {
-            if level.len() > 1 && level.contains(['+', '#']) {
-                return Err(invalid("`+` and `#` are whole levels"));
-            }
-            if *level == "#" && n + 1 != levels.len() {
-                return Err(invalid("`#` may only be the last level"));
-            }
+        if let Some(problem) = LEVELS.problem(topic) {
+            return Err(invalid(&problem));
         }
         Ok(Cow::Borrowed(topic))
     }
@@ -369,10 +366,14 @@ impl Broker for MqttBroker {
 
 #[cfg(test)]
 mod tests {
-    use super::wildcards;
+    use super::{wildcards, LEVELS};
 
     #[test]
     fn wildcards_are_whole_levels() {
+        assert_eq!(LEVELS.problem("devices/+/temp"), None);
+        assert_eq!(LEVELS.problem("devices/#"), None);
+        assert!(LEVELS.problem("devices/#/temp").is_some_and(|p| p.contains("last level")));
+        assert!(LEVELS.problem("dev+/temp").is_some_and(|p| p.contains("whole levels")));
         assert_eq!(wildcards("devices/42/temp"), 0);
         assert_eq!(wildcards("devices/+/temp"), 1);
         assert_eq!(wildcards("devices/#"), 1);

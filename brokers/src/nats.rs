@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use futures_util::StreamExt;
 use serde::Deserialize;
 
-use crate::broker::{validate_common, Broker, BrokerError, History, Publish, PublishAck, SourceGuard};
+use crate::broker::{validate_common, Broker, BrokerError, History, Levels, Publish, PublishAck, SourceGuard};
 use crate::event::Event;
 use crate::sink::{BrokerStats, EventSink};
 
@@ -266,9 +266,12 @@ impl Drop for Reader {
     }
 }
 
-/// The wildcard tokens of a subject: `*` (one token) and `>` (the rest).
+/// A subject's tokens: `*` matches one, `>` the rest.
+const TOKENS: Levels = Levels { separator: '.', one: "*", rest: ">" };
+
+/// The wildcard tokens of a subject.
 pub fn wildcards(subject: &str) -> usize {
-    subject.split('.').filter(|token| matches!(*token, "*" | ">")).count()
+    TOKENS.wildcards(subject)
 }
 
 #[async_trait]
@@ -297,17 +300,11 @@ impl Broker for NatsBroker {
         if topic.chars().any(char::is_whitespace) {
             return Err(invalid("a NATS subject has no whitespace"));
         }
-        let tokens: Vec<&str> = topic.split('.').collect();
-        for (n, token) in tokens.iter().enumerate() {
-            if token.is_empty() {
-                return Err(invalid("a NATS subject has no empty token"));
-            }
-            if token.len() > 1 && token.contains(['*', '>']) {
-                return Err(invalid("`*` and `>` are whole tokens"));
-            }
-            if *token == ">" && n + 1 != tokens.len() {
-                return Err(invalid("`>` may only be the last token"));
-            }
+        if topic.split('.').any(str::is_empty) {
+            return Err(invalid("a NATS subject has no empty token"));
+        }
+        if let Some(problem) = TOKENS.problem(topic) {
+            return Err(invalid(&problem));
         }
         Ok(Cow::Borrowed(topic))
     }

@@ -1,18 +1,15 @@
-//! Connect-subscribe-leave cycles, on a thread of their own beside the run's (both on the
-//! generator's core). On the run's thread a cycle's handshake steps would wait behind the
-//! thousands of reads the measuring connections make while a server fans an event out, and its
-//! connect times would measure the generator; the kernel schedules a waking thread at once.
+//! Connect-subscribe-leave cycles, on a thread of their own beside the run's (see [`crate::aside`]).
 
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use futures_util::SinkExt;
-use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::aside::Aside;
 use crate::latency::Latencies;
 use crate::options::RunOptions;
 use crate::run::{handshake, open, subscribe_message, Target};
@@ -30,38 +27,17 @@ pub struct ChurnTally {
     pub first_error: Option<String>,
 }
 
-/// Cycles going on; [`Churning::finish`] stops them and returns what they did.
-pub struct Churning {
-    stop: CancellationToken,
-    done: oneshot::Receiver<ChurnTally>,
-}
+/// Cycles going on; `finish` stops them and returns what they did.
+pub type Churning = Aside<ChurnTally>;
 
-impl Churning {
-    /// Starts `options.churn_rate` cycles a second; their connections are numbered from `first`
-    /// (which picks their source addresses).
-    pub(crate) fn start(options: RunOptions, target: Target, first: usize) -> std::io::Result<Self> {
-        let stop = CancellationToken::new();
-        let (report, done) = oneshot::channel();
-        let stopped = stop.clone();
-        std::thread::Builder::new().name("churn".into()).spawn(move || {
-            let tally = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(runtime) => {
-                    let cycles = tokio::task::LocalSet::new();
-                    runtime.block_on(cycles.run_until(run(options, target, first, stopped)))
-                }
-                Err(error) => {
-                    ChurnTally { errors: 1, first_error: Some(format!("churn: {error}")), ..Default::default() }
-                }
-            };
-            let _ = report.send(tally);
-        })?;
-        Ok(Churning { stop, done })
-    }
-
-    pub async fn finish(self) -> ChurnTally {
-        self.stop.cancel();
-        self.done.await.unwrap_or_default()
-    }
+/// Starts `options.churn_rate` cycles a second on a thread of their own; their connections are
+/// numbered from `first` (which picks their source addresses).
+pub(crate) fn start(options: RunOptions, target: Target, first: usize) -> std::io::Result<Churning> {
+    Aside::start(
+        "churn",
+        move |stop| run(options, target, first, stop),
+        |error| ChurnTally { errors: 1, first_error: Some(format!("churn: {error}")), ..Default::default() },
+    )
 }
 
 async fn run(options: RunOptions, target: Target, first: usize, stop: CancellationToken) -> ChurnTally {

@@ -9,6 +9,7 @@
 //! - [`options`]: scenarios and their parameters.
 //! - [`run`]: a run: connections, readiness probes, open-loop publishing, measurement windows.
 //! - [`plain`]: plain broker subscribers, to measure what the server adds over its broker.
+//! - [`aside`]: work on a thread of its own beside the run's.
 //! - [`churn`]: connect-subscribe-leave cycles, on a thread of their own.
 //! - [`reconnect`]: drop-and-resume cycles, on a thread of their own.
 //! - [`attack`]: a hostile client, scripted, to run beside a measured scenario.
@@ -22,6 +23,7 @@
 //! - [`raw_server`]: the bare fan-out server.
 
 pub mod accounting;
+pub mod aside;
 pub mod attack;
 pub mod churn;
 pub mod latency;

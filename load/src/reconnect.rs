@@ -1,5 +1,5 @@
 //! Drop-and-resume cycles during a broadcast (the `reconnect` scenario), on a thread of their
-//! own as churn cycles are. Each cycle subscribes, reads a while, remembers the last event's
+//! own (see [`crate::aside`]). Each cycle subscribes, reads a while, remembers the last event's
 //! `seq` and `extensions.cursor`, drops its socket without a word, stays away, then subscribes
 //! again with `extensions.resume` and reads on: every event after the last one it saw must come,
 //! once, in order, the first saying `recovered: true`. What the server replayed is read from
@@ -10,11 +10,11 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::aside::Aside;
 use crate::options::RunOptions;
 use crate::run::{handshake, number_after, open, Target};
 
@@ -42,36 +42,17 @@ pub struct ReconnectTally {
     pub first_error: Option<String>,
 }
 
-pub struct Reconnecting {
-    stop: CancellationToken,
-    done: oneshot::Receiver<ReconnectTally>,
-}
+/// Cycles going on; `finish` stops them and returns what they found.
+pub type Reconnecting = Aside<ReconnectTally>;
 
-impl Reconnecting {
-    /// Starts `options.churn_rate` cycles a second; connections numbered from `first`.
-    pub(crate) fn start(options: RunOptions, target: Target, first: usize) -> std::io::Result<Self> {
-        let stop = CancellationToken::new();
-        let (report, done) = oneshot::channel();
-        let stopped = stop.clone();
-        std::thread::Builder::new().name("reconnect".into()).spawn(move || {
-            let tally = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(runtime) => {
-                    let cycles = tokio::task::LocalSet::new();
-                    runtime.block_on(cycles.run_until(run(options, target, first, stopped)))
-                }
-                Err(error) => {
-                    ReconnectTally { errors: 1, first_error: Some(format!("reconnect: {error}")), ..Default::default() }
-                }
-            };
-            let _ = report.send(tally);
-        })?;
-        Ok(Reconnecting { stop, done })
-    }
-
-    pub async fn finish(self) -> ReconnectTally {
-        self.stop.cancel();
-        self.done.await.unwrap_or_default()
-    }
+/// Starts `options.churn_rate` cycles a second on a thread of their own; connections numbered
+/// from `first`.
+pub(crate) fn start(options: RunOptions, target: Target, first: usize) -> std::io::Result<Reconnecting> {
+    Aside::start(
+        "reconnect",
+        move |stop| run(options, target, first, stop),
+        |error| ReconnectTally { errors: 1, first_error: Some(format!("reconnect: {error}")), ..Default::default() },
+    )
 }
 
 async fn run(options: RunOptions, target: Target, first: usize, stop: CancellationToken) -> ReconnectTally {

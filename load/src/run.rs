@@ -18,12 +18,11 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use crate::accounting::{Sequence, Tally};
-use crate::churn::Churning;
 use crate::latency::{Latencies, Percentiles, Second};
 use crate::options::{RunOptions, Scenario};
 use crate::plain;
 use crate::publish::Publisher;
-use crate::reconnect::{ReconnectTally, Reconnecting};
+use crate::reconnect::ReconnectTally;
 use crate::server;
 
 /// Publishing lanes: each sends its topics' events one after another, in order. Enough of them
@@ -570,7 +569,7 @@ async fn measure(
     let start_wall = SystemTime::now();
     let churn = match options.scenario {
         Scenario::Churn => Some(
-            Churning::start((**options).clone(), (**target).clone(), options.connections)
+            crate::churn::start((**options).clone(), (**target).clone(), options.connections)
                 .context("cannot start the churn thread")?,
         ),
         _ => None,
@@ -578,7 +577,7 @@ async fn measure(
     let replayed_before = server::metric(http, base, "subhub_replayed_total").await;
     let reconnecting = match options.scenario {
         Scenario::Reconnect => Some(
-            Reconnecting::start((**options).clone(), (**target).clone(), options.connections)
+            crate::reconnect::start((**options).clone(), (**target).clone(), options.connections)
                 .context("cannot start the reconnect thread")?,
         ),
         _ => None,

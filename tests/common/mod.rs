@@ -261,6 +261,14 @@ impl Client {
         Client { ws, protocol: Some(protocol.to_owned()) }
     }
 
+    /// Connects with a bearer token in `connection_init` and waits for the ack.
+    pub async fn authorized(hub: &TestHub, token: &str) -> Self {
+        let mut client = Self::connect(hub, TRANSPORT_WS).await;
+        client.send(json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {token}")}})).await;
+        assert_eq!(client.recv_json().await["type"], "connection_ack");
+        client
+    }
+
     /// Connects and completes `connection_init` / `connection_ack`.
     pub async fn ready(hub: &TestHub, protocol: &str) -> Self {
         let mut client = Self::connect(hub, protocol).await;
