@@ -5,8 +5,11 @@
 
 use std::future::Future;
 
+use std::time::Duration;
+
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Work going on; [`Aside::finish`] stops it and returns what it found.
 pub struct Aside<T> {
@@ -42,4 +45,24 @@ impl<T: Default + Send + 'static> Aside<T> {
         self.stop.cancel();
         self.done.await.unwrap_or_default()
     }
+}
+
+/// Starts `cycle(n)` `rate` times a second, numbering from `first`, until `stop`; then gives
+/// the cycles under way `finish` to end.
+pub async fn every<C, F>(rate: f64, first: usize, stop: &CancellationToken, finish: Duration, mut cycle: C)
+where
+    C: FnMut(usize) -> F,
+    F: Future<Output = ()> + 'static,
+{
+    let cycles = TaskTracker::new();
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    for index in first.. {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        cycles.spawn_local(cycle(index));
+    }
+    cycles.close();
+    let _ = tokio::time::timeout(finish, cycles.wait()).await;
 }

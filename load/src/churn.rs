@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::aside::Aside;
 use crate::latency::Latencies;
@@ -43,17 +42,10 @@ pub(crate) fn start(options: RunOptions, target: Target, first: usize) -> std::i
 async fn run(options: RunOptions, target: Target, first: usize, stop: CancellationToken) -> ChurnTally {
     let (options, target) = (Rc::new(options), Rc::new(target));
     let tally = Rc::new(RefCell::new(ChurnTally::default()));
-    let cycles = TaskTracker::new();
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / options.churn_rate));
-    for index in first.. {
-        tokio::select! {
-            () = stop.cancelled() => break,
-            _ = tick.tick() => {}
-        }
-        cycles.spawn_local(cycle(index, options.clone(), target.clone(), tally.clone()));
-    }
-    cycles.close();
-    let _ = tokio::time::timeout(FINISH, cycles.wait()).await;
+    crate::aside::every(options.churn_rate, first, &stop, FINISH, |index| {
+        cycle(index, options.clone(), target.clone(), tally.clone())
+    })
+    .await;
     tally.take()
 }
 

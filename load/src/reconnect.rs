@@ -12,7 +12,6 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::aside::Aside;
 use crate::options::RunOptions;
@@ -58,39 +57,37 @@ pub(crate) fn start(options: RunOptions, target: Target, first: usize) -> std::i
 async fn run(options: RunOptions, target: Target, first: usize, stop: CancellationToken) -> ReconnectTally {
     let (options, target) = (Rc::new(options), Rc::new(target));
     let tally = Rc::new(RefCell::new(ReconnectTally::default()));
-    let cycles = TaskTracker::new();
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / options.churn_rate));
-    for index in first.. {
-        tokio::select! {
-            () = stop.cancelled() => break,
-            _ = tick.tick() => {}
-        }
+    crate::aside::every(options.churn_rate, first, &stop.clone(), FINISH * 2, |index| {
         let (options, target, tally, stop) = (options.clone(), target.clone(), tally.clone(), stop.clone());
-        cycles.spawn_local(async move {
+        async move {
             // A cycle cut short by the end of the window says nothing.
             let outcome = tokio::select! {
                 outcome = cycle(index, &options, &target) => outcome,
                 () = async { stop.cancelled().await; tokio::time::sleep(FINISH).await } => return,
             };
-            let mut tally = tally.borrow_mut();
-            match outcome {
-                Ok(found) => {
-                    tally.cycles += 1;
-                    tally.received_after += found.received_after;
-                    tally.gap += found.gap;
-                    tally.duplicated += found.duplicated;
-                    tally.not_recovered += u64::from(!found.recovered);
-                }
-                Err(error) => {
-                    tally.errors += 1;
-                    tally.first_error.get_or_insert_with(|| format!("reconnect: {error:#}"));
-                }
-            }
-        });
-    }
-    cycles.close();
-    let _ = tokio::time::timeout(FINISH * 2, cycles.wait()).await;
+            tally.borrow_mut().add(outcome);
+        }
+    })
+    .await;
     tally.take()
+}
+
+impl ReconnectTally {
+    fn add(&mut self, outcome: anyhow::Result<Found>) {
+        match outcome {
+            Ok(found) => {
+                self.cycles += 1;
+                self.received_after += found.received_after;
+                self.gap += found.gap;
+                self.duplicated += found.duplicated;
+                self.not_recovered += u64::from(!found.recovered);
+            }
+            Err(error) => {
+                self.errors += 1;
+                self.first_error.get_or_insert_with(|| format!("reconnect: {error:#}"));
+            }
+        }
+    }
 }
 
 struct Found {
