@@ -90,14 +90,21 @@ async fn clients(hub: &TestHub, n: usize, topic: &str, broker: &str) -> Vec<Clie
     clients
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fifty_clients_share_one_broker_subscription_at_qos_0_and_1() {
+/// A mosquitto of the test's own and a hub on it, both brokers connected; `None` (skipped)
+/// without the binary.
+async fn mosquitto_and_hub() -> Option<(Mosquitto, TestHub)> {
     if !binary_available("mosquitto") {
-        return;
+        return None;
     }
     let server = Mosquitto::start().await;
     let hub = TestHub::with_config(&config(&server.url())).await;
     hub.wait_metric("subhub_broker_connected", 2.0).await;
+    Some((server, hub))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_clients_share_one_broker_subscription_at_qos_0_and_1() {
+    let Some((server, hub)) = mosquitto_and_hub().await else { return };
     let mut plain = Plain::connect(server.port).await;
     plain.wait_subscriptions(1).await;
 
@@ -130,12 +137,7 @@ async fn fifty_clients_share_one_broker_subscription_at_qos_0_and_1() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retained_message_reaches_the_first_subscriber() {
-    if !binary_available("mosquitto") {
-        return;
-    }
-    let server = Mosquitto::start().await;
-    let hub = TestHub::with_config(&config(&server.url())).await;
-    hub.wait_metric("subhub_broker_connected", 2.0).await;
+    let Some((server, hub)) = mosquitto_and_hub().await else { return };
     let mut plain = Plain::connect(server.port).await;
     plain.publish("plant/9/state", QoS::AtLeastOnce, true, json!({"state": "running"})).await;
     let mut first = clients(&hub, 1, "plant/9/state", "reliable").await;
@@ -177,12 +179,7 @@ async fn wildcards_need_an_authz_rule_and_match_every_level() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_restarted_under_the_hub_gets_every_subscription_back() {
-    if !binary_available("mosquitto") {
-        return;
-    }
-    let mut server = Mosquitto::start().await;
-    let hub = TestHub::with_config(&config(&server.url())).await;
-    hub.wait_metric("subhub_broker_connected", 2.0).await;
+    let Some((mut server, hub)) = mosquitto_and_hub().await else { return };
     let mut clients = clients(&hub, 2, "plant/5/temp", "reliable").await;
     hub.wait_metric("subhub_subscriptions", 2.0).await;
     server.restart().await;

@@ -283,6 +283,15 @@ async fn a_kafka_cursor_of_another_kind_is_not_recovered() {
     ))
     .await;
     a_lost_cursor_says_so(&hub, "other", through_hub(&hub), "not-a-cursor").await;
+    // A cursor naming partitions the topic does not have: refused at once, whatever their
+    // number, without a lookup of each.
+    let invented: Vec<String> = (0..150).map(|p| format!("{p}:0")).collect();
+    let started = std::time::Instant::now();
+    let _back = subscribe(&hub, "other", Some(&invented.join(","))).await;
+    let told =
+        wait_for(PATIENCE, || async { hub.metrics().await["subhub_resumes_total{recovered=\"false\"}"] == 2.0 }).await;
+    assert!(told, "the invented cursor was not counted as lost");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

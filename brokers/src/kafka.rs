@@ -82,8 +82,10 @@ pub struct KafkaBroker {
     metadata: Arc<KafkaConsumer>,
     auto_create: bool,
     known_topics: Mutex<HashSet<String>>,
-    /// How a resumed client's history is read: a consumer of its own per read.
+    /// How a resumed client's history is read: a consumer of its own per read, at most
+    /// `CONCURRENT_LOOKUPS` at once.
     history: ClientConfig,
+    history_reads: Arc<Semaphore>,
 }
 
 impl KafkaConfig {
@@ -153,6 +155,7 @@ impl KafkaBroker {
             auto_create: config.auto_create_topics,
             known_topics: Mutex::default(),
             history: history_config,
+            history_reads: Arc::new(Semaphore::new(CONCURRENT_LOOKUPS)),
         })
     }
 
@@ -225,6 +228,7 @@ impl Broker for KafkaBroker {
         let Some(next) = parse_cursor(cursor) else { return Ok(History::Lost) };
         let (config, name, topic) = (self.history.clone(), self.name.clone(), topic.to_owned());
         let unavailable = BrokerError::Unavailable(self.name.to_string());
+        let Ok(_permit) = self.history_reads.clone().acquire_owned().await else { return Err(unavailable) };
         tokio::task::spawn_blocking(move || read_history(&config, &name, &topic, next, limit))
             .await
             .unwrap_or(Err(unavailable))
@@ -484,12 +488,13 @@ fn to_event(name: &Arc<str>, message: &impl Message, body: Bytes) -> Event {
 
 /// A topic's cursor: every partition's next offset, `partition:offset` joined by commas.
 fn cursor(next: &BTreeMap<i32, i64>) -> String {
-    let mut text = String::new();
+    use std::fmt::Write as _;
+    let mut text = String::with_capacity(next.len() * 12);
     for (partition, offset) in next {
         if !text.is_empty() {
             text.push(',');
         }
-        text.push_str(&format!("{partition}:{offset}"));
+        let _ = write!(text, "{partition}:{offset}");
     }
     text
 }
@@ -505,6 +510,18 @@ fn read_history(
     use rdkafka::consumer::BaseConsumer;
     let unavailable = || BrokerError::Unavailable(name.to_string());
     let consumer: BaseConsumer = config.create().map_err(|_| unavailable())?;
+    // A cursor names the topic's partitions, no others: one listing partitions the topic does
+    // not have (a client's invention) costs no lookup of each.
+    let metadata = consumer.fetch_metadata(Some(topic), REQUEST_TIMEOUT).map_err(|_| unavailable())?;
+    let known: HashSet<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic)
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if !next.keys().all(|partition| known.contains(partition)) {
+        return Ok(History::Lost);
+    }
     let mut list = TopicPartitionList::new();
     let mut ends = BTreeMap::new();
     for (&partition, &offset) in &next {

@@ -1,8 +1,8 @@
 //! The embedded in-process broker: topics live in the hub's memory and publishing delivers to
 //! the topic's source at once. Events are numbered across the broker (an event's id and
 //! cursor). With `history = N`, the last N events of each topic are kept, for clients that
-//! resume; `history_topics` bounds how many topics keep them (the least recently published
-//! one is forgotten first).
+//! resume; `history_topics` and `history_bytes` bound how many topics and how many bytes of
+//! events are kept (the least recently published topic is forgotten first).
 
 use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroUsize;
@@ -24,21 +24,25 @@ pub struct MemoryConfig {
     pub history: usize,
     /// Topics that keep history at most.
     pub history_topics: usize,
+    /// Bytes of kept event bodies at most, over every topic.
+    pub history_bytes: usize,
 }
 
 impl Default for MemoryConfig {
     fn default() -> Self {
-        MemoryConfig { history: 0, history_topics: 10_000 }
+        MemoryConfig { history: 0, history_topics: 10_000, history_bytes: 64 * 1024 * 1024 }
     }
 }
 
 impl MemoryConfig {
     pub fn validate(&self, name: &str) -> Result<(), BrokerError> {
-        if self.history > 0 && self.history_topics == 0 {
-            return Err(BrokerError::Config {
-                key: format!("brokers.{name}.history_topics"),
-                reason: "must be at least 1 when history is kept".into(),
-            });
+        for (key, value) in [("history_topics", self.history_topics), ("history_bytes", self.history_bytes)] {
+            if self.history > 0 && value == 0 {
+                return Err(BrokerError::Config {
+                    key: format!("brokers.{name}.{key}"),
+                    reason: "must be at least 1 when history is kept".into(),
+                });
+            }
         }
         Ok(())
     }
@@ -58,6 +62,9 @@ pub struct MemoryBroker {
 /// The history of every topic that keeps one.
 struct Kept {
     per_topic: usize,
+    max_bytes: usize,
+    /// Bytes of the bodies kept now.
+    bytes: usize,
     topics: lru::LruCache<Arc<str>, TopicHistory>,
     /// The highest event number of a topic forgotten whole: a cursor before it may have missed
     /// events nobody keeps any more.
@@ -88,28 +95,73 @@ impl MemoryBroker {
         let stats = Arc::new(BrokerStats::default());
         stats.connected.store(true, Ordering::Relaxed);
         let history = NonZeroUsize::new(config.history_topics).filter(|_| config.history > 0).map(|topics| {
-            Mutex::new(Kept { per_topic: config.history, topics: lru::LruCache::new(topics), forgotten: 0 })
+            Mutex::new(Kept {
+                per_topic: config.history,
+                max_bytes: config.history_bytes,
+                bytes: 0,
+                topics: lru::LruCache::new(topics),
+                forgotten: 0,
+            })
         });
         MemoryBroker { name: name.into(), topics: Topics::default(), sequence: AtomicU64::new(0), stats, history }
     }
 
     fn keep(&self, topic: &str, number: u64, key: Option<String>, body: bytes::Bytes) {
         let Some(history) = &self.history else { return };
-        let mut kept = history.lock().unwrap_or_else(PoisonError::into_inner);
-        let per_topic = kept.per_topic;
-        if !kept.topics.contains(topic) {
-            if let Some((_, forgotten)) = kept.topics.push(topic.into(), TopicHistory::default()) {
-                let newest = forgotten.events.back().map_or(forgotten.dropped, |event| event.number);
-                kept.forgotten = kept.forgotten.max(newest);
+        history.lock().unwrap_or_else(PoisonError::into_inner).keep(topic, number, key, body);
+    }
+}
+
+impl Kept {
+    fn keep(&mut self, topic: &str, number: u64, key: Option<String>, body: bytes::Bytes) {
+        if !self.topics.contains(topic) {
+            if let Some((_, forgotten)) = self.topics.push(topic.into(), TopicHistory::default()) {
+                self.forget(forgotten);
             }
         }
-        if let Some(events) = kept.topics.get_mut(topic) {
-            if events.events.len() == per_topic {
-                if let Some(oldest) = events.events.pop_front() {
-                    events.dropped = oldest.number;
+        let size = body.len();
+        let Some(events) = self.topics.get_mut(topic) else { return };
+        let mut freed = 0;
+        if events.events.len() == self.per_topic {
+            freed += events.drop_oldest();
+        }
+        events.events.push_back(Kept1 { number, key, body, timestamp: std::time::SystemTime::now() });
+        self.bytes = self.bytes + size - freed;
+        // Over the bytes: the least recently published topics go first, then this one's oldest.
+        while self.bytes > self.max_bytes {
+            let lru_is_this = self.topics.peek_lru().is_some_and(|(name, _)| &**name == topic);
+            if !lru_is_this {
+                if let Some((_, forgotten)) = self.topics.pop_lru() {
+                    self.forget(forgotten);
+                    continue;
                 }
             }
-            events.events.push_back(Kept1 { number, key, body, timestamp: std::time::SystemTime::now() });
+            let Some(events) = self.topics.peek_mut(topic) else { break };
+            if events.events.len() <= 1 {
+                break;
+            }
+            let freed = events.drop_oldest();
+            self.bytes -= freed;
+        }
+    }
+
+    /// A topic's history is gone whole: a cursor before its newest event may have missed some.
+    fn forget(&mut self, topic: TopicHistory) {
+        let newest = topic.events.back().map_or(topic.dropped, |event| event.number);
+        self.forgotten = self.forgotten.max(newest);
+        self.bytes -= topic.events.iter().map(|event| event.body.len()).sum::<usize>();
+    }
+}
+
+impl TopicHistory {
+    /// Drops the oldest kept event; returns its size.
+    fn drop_oldest(&mut self) -> usize {
+        match self.events.pop_front() {
+            Some(oldest) => {
+                self.dropped = oldest.number;
+                oldest.body.len()
+            }
+            None => 0,
         }
     }
 }
@@ -231,7 +283,8 @@ mod tests {
 
     #[tokio::test]
     async fn history_keeps_the_last_events_of_each_topic_and_knows_what_it_lost() {
-        let broker = MemoryBroker::with_config("local", &MemoryConfig { history: 3, history_topics: 2 });
+        let config = MemoryConfig { history: 3, history_topics: 2, ..MemoryConfig::default() };
+        let broker = MemoryBroker::with_config("local", &config);
         let publish = |topic: &str| Publish { topic: topic.into(), key: None, body: Bytes::from_static(b"{}") };
         for topic in ["a", "b", "a", "a", "a"] {
             broker.publish(publish(topic)).await.unwrap();
@@ -251,5 +304,30 @@ mod tests {
         assert_eq!(numbers(broker.history("b", "2", 10).await.unwrap()), Some(vec![]));
         let none = MemoryBroker::new("plain");
         assert!(matches!(none.history("a", "1", 10).await.unwrap(), History::Unsupported));
+    }
+
+    #[tokio::test]
+    async fn history_is_bounded_in_bytes_least_recently_published_topic_first() {
+        // Room for three 10-byte bodies.
+        let config = MemoryConfig { history: 100, history_topics: 100, history_bytes: 30 };
+        let broker = MemoryBroker::with_config("local", &config);
+        let publish = |topic: &str| Publish { topic: topic.into(), key: None, body: Bytes::from_static(b"0123456789") };
+        for topic in ["old", "new", "new"] {
+            broker.publish(publish(topic)).await.unwrap();
+        }
+        // A fourth body pushes out the least recently published topic whole.
+        broker.publish(publish("new")).await.unwrap();
+        assert!(matches!(broker.history("old", "0", 10).await.unwrap(), History::Lost));
+        assert_eq!(
+            numbers(broker.history("new", "1", 10).await.unwrap()),
+            Some(vec!["2".into(), "3".into(), "4".into()])
+        );
+        // With one topic left, its own oldest go.
+        broker.publish(publish("new")).await.unwrap();
+        assert!(matches!(broker.history("new", "1", 10).await.unwrap(), History::Lost));
+        assert_eq!(
+            numbers(broker.history("new", "2", 10).await.unwrap()),
+            Some(vec!["3".into(), "4".into(), "5".into()])
+        );
     }
 }

@@ -122,6 +122,7 @@ impl MqttBroker {
             acks: HashMap::new(),
             publishing: VecDeque::new(),
             confirming: HashMap::new(),
+            patterns: None,
         };
         tokio::spawn(session.run(eventloop, command_receiver, publish_receiver));
         Ok(MqttBroker { name, stats, commands, publishes })
@@ -145,6 +146,9 @@ struct Session {
     publishing: VecDeque<oneshot::Sender<Result<(), ()>>>,
     /// QoS 1 publishes sent, by packet id, until their PUBACK.
     confirming: HashMap<u16, oneshot::Sender<Result<(), ()>>>,
+    /// The subscribed filters with wildcards; `None` once the filters changed, made again when
+    /// the next message comes.
+    patterns: Option<Vec<String>>,
 }
 
 impl Session {
@@ -169,6 +173,7 @@ impl Session {
             if !self.link.down(end, &mut commands, &mut self.topics).await {
                 return;
             }
+            self.patterns = None;
         }
     }
 
@@ -199,6 +204,7 @@ impl Session {
                     }
                     Ok(MqttEvent::Incoming(Packet::Publish(message))) => self.deliver(message),
                     Ok(MqttEvent::Incoming(Packet::SubAck(ack))) => {
+                        self.patterns = None;
                         if let Some((filter, live)) = self.acks.remove(&ack.pkid) {
                             let refused = ack.return_codes.iter().any(|code| matches!(code, rumqttc::SubscribeReasonCode::Failure));
                             if refused {
@@ -241,7 +247,7 @@ impl Session {
                         return SessionEnd::Disconnected;
                     }
                 },
-                command = commands.recv() => match command {
+                command = commands.recv() => match command.inspect(|_| self.patterns = None) {
                     None => return SessionEnd::Shutdown,
                     Some(command) if !connected => self.topics.apply_offline(command),
                     Some(Command::Subscribe { topic, sink, live }) => {
@@ -283,10 +289,21 @@ impl Session {
         true
     }
 
-    fn deliver(&self, message: rumqttc::Publish) {
+    /// A message goes to the filter that names its topic, and to every wildcard filter that
+    /// matches it: a lookup and a pass over the wildcard filters, not over every filter.
+    fn deliver(&mut self, message: rumqttc::Publish) {
+        let active = &self.topics.active;
+        let patterns = self
+            .patterns
+            .get_or_insert_with(|| active.keys().filter(|filter| LEVELS.wildcards(filter) > 0).cloned().collect());
         let topic: Arc<str> = message.topic.as_str().into();
-        for (filter, sink) in &self.topics.active {
-            if rumqttc::matches(&message.topic, filter) && sink.admits(message.payload.len()) {
+        let exact = active.get(&message.topic).into_iter();
+        let matching = patterns
+            .iter()
+            .filter(|filter| rumqttc::matches(&message.topic, filter))
+            .filter_map(|filter| active.get(filter));
+        for sink in exact.chain(matching) {
+            if sink.admits(message.payload.len()) {
                 sink.send(Event::new(self.link.name().clone(), topic.clone(), message.payload.clone()));
             }
         }

@@ -178,12 +178,8 @@ impl NatsBroker {
                             continue;
                         }
                         delivered = sequence;
-                        let message = message.message;
-                        if sink.admits(message.payload.len()) {
-                            let event = Event::new(name.clone(), message.subject.as_str().into(), message.payload)
-                                .with_id(Some(sequence.to_string()))
-                                .with_cursor(Some(sequence.to_string()));
-                            sink.send(event);
+                        if sink.admits(message.message.payload.len()) {
+                            sink.send(stream_event(&name, message.message, sequence));
                         }
                     }
                     changed = reconnects.changed() => {
@@ -233,6 +229,14 @@ impl Consumer {
             }
         }
     }
+}
+
+/// A JetStream message as an event: its stream sequence is its id and its cursor.
+fn stream_event(name: &Arc<str>, message: async_nats::Message, sequence: u64) -> Event {
+    let position = sequence.to_string();
+    Event::new(name.clone(), message.subject.as_str().into(), message.payload)
+        .with_id(Some(position.clone()))
+        .with_cursor(Some(position))
 }
 
 /// A subject being read; dropping it stops the reader, which unsubscribes, and deletes its
@@ -351,12 +355,7 @@ impl Broker for NatsBroker {
             while let Some(message) = batch.next().await {
                 let message = message.map_err(|e| self.unavailable(&e, "history read"))?;
                 let Ok(sequence) = message.info().map(|info| info.stream_sequence) else { continue };
-                let message = message.message;
-                events.push(
-                    Event::new(self.name.clone(), message.subject.as_str().into(), message.payload)
-                        .with_id(Some(sequence.to_string()))
-                        .with_cursor(Some(sequence.to_string())),
-                );
+                events.push(stream_event(&self.name, message.message, sequence));
             }
         }
         let _ = stream.delete_consumer(&name).await;

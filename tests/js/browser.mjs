@@ -85,7 +85,11 @@ try {
   // Two more events, so the rate chart has something to draw.
   for (let n = 2; n <= 3; n++) await publish('board', { hello: 'browser', n });
   await dashboard.waitForFunction(() => document.querySelectorAll('[data-testid="tail-events"] li').length === 3);
-  await new Promise((resolve) => setTimeout(resolve, 1100)); // one more status tick for the charts
+  // A status tick that counted the three events, so the rate chart shows them.
+  await dashboard.waitForFunction(
+    () => document.getElementById('events-total')?.textContent.startsWith('3 '),
+    { timeout: 10_000 },
+  );
   await dashboard.screenshot({ path: `${out}/dashboard.png`, fullPage: true });
   console.log('dashboard: the live tail shows a published event');
 
