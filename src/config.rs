@@ -129,6 +129,9 @@ pub struct Limits {
     /// Events one resumed subscription may replay at most; a client further behind gets
     /// `recovered = false` and reloads.
     pub max_replay: usize,
+    /// Replays running at once over the hub; more wait their turn (their clients' live results
+    /// held meanwhile), so resumes cannot take the hub's CPU from live delivery.
+    pub max_replays: usize,
     #[serde(with = "humantime_serde")]
     pub connection_init_timeout: Duration,
     /// Interval of server pings (and graphql-ws `ka`); a client silent for two intervals is
@@ -181,6 +184,7 @@ impl Default for Limits {
             slow_consumer_timeout: Duration::from_secs(10),
             source_buffer: 1024,
             max_replay: 10_000,
+            max_replays: 64,
             connection_init_timeout: Duration::from_secs(3),
             keepalive: Duration::from_secs(12),
             multipart_heartbeat: Duration::from_secs(5),
@@ -346,6 +350,7 @@ impl Config {
             ("limits.max_message_bytes", limits.max_message_bytes),
             ("limits.connection_queue", limits.connection_queue),
             ("limits.source_buffer", limits.source_buffer),
+            ("limits.max_replays", limits.max_replays),
         ] {
             if value == 0 {
                 return Err(format!("{key} must be at least 1"));
@@ -361,6 +366,7 @@ impl Config {
         for (key, value) in [
             ("limits.max_connections", limits.max_connections),
             ("limits.max_http_connections", limits.max_http_connections),
+            ("limits.max_replays", limits.max_replays),
         ] {
             if value > MAX_CONNECTIONS {
                 return Err(format!("{key} must be at most {MAX_CONNECTIONS}"));

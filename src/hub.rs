@@ -52,6 +52,8 @@ pub struct Hub {
     pub keepalive: Arc<Keepalive>,
     /// The dashboard's samples, taken once a second.
     pub status: Arc<Status>,
+    /// One permit per replay running (`limits.max_replays`).
+    pub replays: Arc<Semaphore>,
 }
 
 /// Why the hub could not start.
@@ -103,6 +105,7 @@ impl Hub {
             tokio::spawn(auth.keys().clone().watch(shutdown.clone()));
         }
         let session_permits = Arc::new(Semaphore::new(limits.max_connections));
+        let replays = Arc::new(Semaphore::new(limits.max_replays));
         let keepalive = Keepalive::start(limits.keepalive, shutdown.clone());
         let cost_limits = CostLimits {
             max_depth: limits.max_query_depth,
@@ -129,6 +132,7 @@ impl Hub {
             session_permits,
             keepalive,
             status: Status::new(),
+            replays,
         });
         tokio::spawn(crate::pages::status::sample(Arc::downgrade(&hub), hub.status.clone()));
         Ok(hub)

@@ -351,3 +351,25 @@ async fn a_cursor_older_than_the_jetstream_stream_is_not_recovered() {
     // Sequence 5 went long ago.
     a_lost_cursor_says_so(&hub, "short.ticks", js_publish, "5").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replays_beyond_max_replays_wait_their_turn_and_miss_nothing() {
+    let hub =
+        TestHub::with_config("[brokers.local]\nkind = \"memory\"\nhistory = 1000\n[limits]\nmax_replays = 1\n").await;
+    let publish = through_hub(&hub);
+    for n in 0..200 {
+        publish("mem.turns".to_owned(), n).await;
+    }
+    let mut resumed = Vec::new();
+    for _ in 0..3 {
+        resumed.push(subscribe(&hub, "mem.turns", Some("0")).await);
+    }
+    for client in &mut resumed {
+        for n in 0..200 {
+            let (got, _, recovered) = next(client).await;
+            assert_eq!((got, recovered), (n, (n == 0).then_some(true)));
+        }
+    }
+    assert_eq!(hub.metrics().await["subhub_resumes_total{recovered=\"true\"}"], 3.0);
+    assert_eq!(hub.metric("subhub_replayed_total").await, 600.0);
+}

@@ -35,7 +35,9 @@ pub fn run(
         // Events from here on reach the held results; the replay reads up to at least here.
         let live = live.await;
         let (mut sent, mut sent_any, mut recovered) = (HashSet::new(), false, live);
-        if live {
+        // A turn among `limits.max_replays`; the client's live results stay held meanwhile.
+        let turn = hub.replays.clone().acquire_owned().await;
+        if live && turn.is_ok() {
             while let Some(step) = replay.next().await {
                 match step {
                     Replayed::Next(payload) => {
