@@ -231,7 +231,9 @@ impl StreamWriter {
         }
         let chunk = Bytes::from(std::mem::take(&mut self.out));
         let write_timeout = self.hub.config.limits.write_timeout;
+        // Biased: bytes the body can take at once go out even when the hub is shutting down.
         tokio::select! {
+            biased;
             sent = self.body.send(chunk) => sent.map_err(|_| End::Gone),
             () = tokio::time::sleep(write_timeout) => {
                 self.hub.metrics.stalled_closes.fetch_add(1, Relaxed);
