@@ -217,12 +217,14 @@ impl Connection {
                 None
             }
             Step::Subscribe { id, payload, replaces } => {
+                tracing::trace!(id, "subscribe");
                 if replaces {
                     self.operations.stop(&id);
                 }
                 self.start(&id, &payload).await.err()
             }
             Step::Unsubscribe { id, reply } => {
+                tracing::trace!(id, "unsubscribe");
                 self.operations.stop(&id);
                 match reply {
                     Some(reply) => self.send(reply).await.err(),

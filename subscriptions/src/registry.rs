@@ -34,6 +34,8 @@ pub trait Origin: Send + Sync + 'static {
     type Error: Clone + std::fmt::Display + Send + Sync + 'static;
 
     /// Opens the source of `key`, its items sent to `items`; resolves once the source is live.
+    /// Called under the registry's lock: what it does before returning its future happens in
+    /// the order the sources of a key are opened (the future itself runs on a task of its own).
     fn open(
         &self,
         key: &Self::Key,
@@ -147,6 +149,7 @@ impl<O: Origin> Registry<O> {
                     if !self.capacity.reserve() {
                         return Err(AcquireError::Full(self.capacity.max()));
                     }
+                    tracing::debug!(?key, "opening a source");
                     let entry = self.start(key.clone());
                     entries.insert(key, entry.clone());
                     entry
@@ -188,6 +191,7 @@ impl<O: Origin> Registry<O> {
                     let mut state = lock(&opened.state);
                     if state.detached {
                         drop(state);
+                        tracing::debug!(key = ?opened.key, "a source closed while opening is closed now");
                         drop(guard);
                     } else {
                         state.guard = Some(guard);
@@ -252,6 +256,7 @@ impl<O: Origin> Registry<O> {
                 return;
             }
             state.detached = true;
+            tracing::debug!(key = ?entry.key, opened = state.guard.is_some(), "closing a source");
             if entries.get(&entry.key).is_some_and(|current| Arc::ptr_eq(current, entry)) {
                 entries.remove(&entry.key);
             }

@@ -63,6 +63,7 @@ impl TestHub {
 
     /// A hub of a config already loaded.
     pub async fn with_loaded(config: Config) -> Self {
+        log_when_asked();
         let server = Server::bind(config).await.expect("bind");
         let addr = server.local_addr();
         let hub = server.hub().clone();
@@ -160,6 +161,17 @@ pub async fn metric_at(addr: SocketAddr, name: &str) -> f64 {
         .filter(|(sample, _)| *sample == name || sample.starts_with(&format!("{name}{{")))
         .map(|(_, v)| v)
         .sum()
+}
+
+/// With `SUBHUB_TEST_LOG` set (a `RUST_LOG` filter), the in-process hubs log to the test's
+/// output, for finding out why a test failed.
+fn log_when_asked() {
+    if let Ok(filter) = std::env::var("SUBHUB_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
 }
 
 /// Starts the `subhub` binary on 127.0.0.1:0 and reads the address it logs. Its log keeps being
