@@ -243,6 +243,10 @@ impl Session {
                 command = commands.recv() => match command {
                     None => return SessionEnd::Shutdown,
                     Some(Command::Subscribe { topic, sink, live }) => {
+                        if topics.superseded(&topic, &sink) {
+                            let _ = live.send(Ok(()));
+                            continue;
+                        }
                         topics.active.insert(topic.clone(), sink);
                         // The binding is confirmed (BindOk) before the subscription counts as live.
                         if self.bind(channel, &topic).await.is_err() {

@@ -353,10 +353,17 @@ impl Session {
                 command = commands.recv() => match command {
                     None => return,
                     Some(Command::Subscribe { topic, sink, live }) => {
+                        // A stale request (see `EventSink::opened_before`) is confirmed and
+                        // otherwise ignored.
+                        if topics.get(&topic).and_then(TopicState::sink).is_some_and(|current| sink.opened_before(current)) {
+                            let _ = live.send(Ok(()));
+                            continue;
+                        }
                         match topics.remove(&topic) {
                             // Still assigned, for a source closing or closed: the new one takes
                             // the assignment over, already live.
                             Some(TopicState::Assigned { partitions, next, .. } | TopicState::Releasing { partitions, next, .. }) => {
+                                tracing::debug!(broker = %self.name, topic, "a new source takes the assignment over");
                                 topics.insert(topic, TopicState::Assigned { sink, partitions, next });
                                 let _ = live.send(Ok(()));
                                 continue;
@@ -365,6 +372,7 @@ impl Session {
                             Some(TopicState::Resolving { .. }) | None => {}
                         }
                         generation += 1;
+                        tracing::debug!(broker = %self.name, topic, generation, "looking the topic up");
                         topics.insert(topic.clone(), TopicState::Resolving { sink, live, generation });
                         let lookup = (consumer.clone(), lookups.clone(), resolved_tx.clone(), self.auto_create);
                         tokio::spawn(resolve(lookup, topic, generation));
@@ -373,6 +381,7 @@ impl Session {
                         if !topics.get(&topic).and_then(TopicState::sink).is_some_and(|current| current.same_source(&sink)) {
                             continue;
                         }
+                        tracing::debug!(broker = %self.name, topic, "the topic's source closed");
                         // A lookup still running for it is ignored when it ends.
                         if let Some(TopicState::Assigned { partitions, next, .. }) = topics.remove(&topic) {
                             topics.insert(topic, TopicState::Releasing { partitions, next, since: Instant::now() });
@@ -408,6 +417,7 @@ impl Session {
             Some(TopicState::Resolving { generation, .. }) if *generation == done.generation
         );
         if !wanted {
+            tracing::debug!(broker = %self.name, topic = done.topic, generation = done.generation, "a lookup no longer wanted");
             return;
         }
         let Some(TopicState::Resolving { sink, live, .. }) = topics.remove(&done.topic) else { return };
@@ -422,6 +432,7 @@ impl Session {
         });
         match result {
             Ok((partitions, next)) => {
+                tracing::debug!(broker = %self.name, topic = done.topic, ?next, "assigned");
                 self.stats.broker_subscriptions.fetch_add(1, Relaxed);
                 topics.insert(done.topic, TopicState::Assigned { sink, partitions, next });
                 let _ = live.send(Ok(()));
@@ -445,6 +456,7 @@ impl Session {
         }
         match consumer.incremental_unassign(&list) {
             Ok(()) => {
+                tracing::debug!(broker = %self.name, topic, "unassigned");
                 self.stats.broker_subscriptions.fetch_sub(1, Relaxed);
             }
             Err(error) => {
@@ -454,7 +466,10 @@ impl Session {
     }
 
     fn deliver(&self, topics: &mut HashMap<String, TopicState>, message: &rdkafka::message::BorrowedMessage<'_>) {
-        let Some(TopicState::Assigned { sink, next, .. }) = topics.get_mut(message.topic()) else { return };
+        let Some(TopicState::Assigned { sink, next, .. }) = topics.get_mut(message.topic()) else {
+            tracing::trace!(broker = %self.name, topic = message.topic(), "a message no source reads");
+            return;
+        };
         next.insert(message.partition(), message.offset() + 1);
         let body = message.payload().unwrap_or_default();
         if !sink.admits(body.len()) {

@@ -251,6 +251,10 @@ impl Session {
                     None => return SessionEnd::Shutdown,
                     Some(command) if !connected => self.topics.apply_offline(command),
                     Some(Command::Subscribe { topic, sink, live }) => {
+                        if self.topics.superseded(&topic, &sink) {
+                            let _ = live.send(Ok(()));
+                            continue;
+                        }
                         self.topics.active.insert(topic.clone(), sink);
                         if !self.subscribe(topic, Some(live)) {
                             return SessionEnd::Disconnected;

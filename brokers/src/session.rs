@@ -66,9 +66,18 @@ impl Topics {
         false
     }
 
+    /// True when `topic` is served by a source opened after `sink`'s: a subscribe request for
+    /// `sink` is stale (see [`EventSink::opened_before`]). It is confirmed and otherwise ignored.
+    pub fn superseded(&self, topic: &str, sink: &EventSink) -> bool {
+        self.active.get(topic).is_some_and(|current| sink.opened_before(current))
+    }
+
     /// Takes a command while disconnected: subscriptions wait for the next session.
     pub fn apply_offline(&mut self, command: Command) {
         match command {
+            Command::Subscribe { topic, sink, live } if self.superseded(&topic, &sink) => {
+                let _ = live.send(Ok(()));
+            }
             Command::Subscribe { topic, sink, live } => {
                 self.active.insert(topic.clone(), sink);
                 self.waiting.push((topic, live));

@@ -32,11 +32,14 @@ pub struct EventSink {
     sender: broadcast::Sender<Arc<Event>>,
     stats: Arc<BrokerStats>,
     max_message_bytes: usize,
+    /// Sinks are numbered as they are made, which is the order the registry opens sources in.
+    opened: u64,
 }
 
 impl EventSink {
     pub fn new(sender: broadcast::Sender<Arc<Event>>, stats: Arc<BrokerStats>, max_message_bytes: usize) -> Self {
-        EventSink { sender, stats, max_message_bytes }
+        static OPENED: AtomicU64 = AtomicU64::new(0);
+        EventSink { sender, stats, max_message_bytes, opened: OPENED.fetch_add(1, Ordering::Relaxed) }
     }
 
     /// True when a body of `size` bytes may be delivered; a larger one is counted as dropped
@@ -60,5 +63,13 @@ impl EventSink {
     /// True when both sinks feed the same source.
     pub fn same_source(&self, other: &EventSink) -> bool {
         self.sender.same_channel(&other.sender)
+    }
+
+    /// True when this sink's source was opened before `other`'s. A topic has a newer source
+    /// only once its older one has closed, so a subscribe request for the older one that
+    /// reaches a session late (the two sources open on tasks of their own) is stale: it must
+    /// not take the topic from the newer one.
+    pub fn opened_before(&self, other: &EventSink) -> bool {
+        self.opened < other.opened
     }
 }

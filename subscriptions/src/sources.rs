@@ -82,11 +82,17 @@ impl Origin for Topics {
         key: &TopicKey,
         items: broadcast::Sender<Arc<Event>>,
     ) -> BoxFuture<'static, Result<SourceGuard, BrokerError>> {
-        let broker = self.brokers.get(Some(&key.broker)).cloned();
-        let (topic, max_message_bytes) = (key.topic.clone(), self.max_message_bytes);
-        Box::pin(async move {
-            let broker = broker?;
+        // The sink is made now, not when the opening first runs: the registry opens under its
+        // map's lock, so sinks are numbered in the order the sources of a topic were opened,
+        // which is how a broker session tells a stale subscribe request from the current one.
+        let max_message_bytes = self.max_message_bytes;
+        let opening = self.brokers.get(Some(&key.broker)).cloned().map(|broker| {
             let sink = EventSink::new(items, broker.stats().clone(), max_message_bytes);
+            (broker, sink)
+        });
+        let topic = key.topic.clone();
+        Box::pin(async move {
+            let (broker, sink) = opening?;
             broker.subscribe(&topic, sink).await
         })
     }

@@ -64,6 +64,10 @@ async fn session(
             command = commands.recv() => match command {
                 None => return SessionEnd::Shutdown,
                 Some(Command::Subscribe { topic, sink: events, live }) => {
+                    if topics.superseded(&topic, &events) {
+                        let _ = live.send(Ok(()));
+                        continue;
+                    }
                     topics.active.insert(topic.clone(), events);
                     if subscribe(&mut sink, &topic).await.is_err() {
                         topics.waiting.push((topic, live));

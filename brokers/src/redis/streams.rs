@@ -151,6 +151,10 @@ async fn handle_on(
     positions: &mut Positions,
 ) -> Result<(), SessionEnd> {
     match command {
+        Command::Subscribe { topic, sink, live } if topics.superseded(&topic, &sink) => {
+            let _ = live.send(Ok(()));
+            Ok(())
+        }
         Command::Subscribe { topic, sink, live } => match last_id(control, &topic).await {
             Ok(id) => {
                 positions.insert(topic.clone(), id);
