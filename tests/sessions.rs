@@ -4,8 +4,8 @@
 //! after the newer one's. Such a stale request must not take the topic over: when its source's
 //! unsubscribe followed, the newer source was left reading nothing.
 //!
-//! Against every broker whose session keeps one subscription per topic: Redis pub/sub and
-//! streams, RabbitMQ, Mosquitto, and Kafka (mock cluster).
+//! Against every broker that keeps one subscription per topic: the embedded memory broker,
+//! Redis pub/sub and streams, RabbitMQ, Mosquitto, and Kafka (mock cluster).
 
 mod common;
 
@@ -45,6 +45,12 @@ async fn a_late_subscribe_of_a_closed_source_leaves_the_newer_one_reading(broker
     drop(newer_guard);
     let released = wait_for(PATIENCE, || async { broker.stats().broker_subscriptions.load(Relaxed) == 0 }).await;
     assert!(released, "the broker still holds {}", broker.stats().broker_subscriptions.load(Relaxed));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory() {
+    let broker = broker(json!({"kind": "memory"})).await;
+    a_late_subscribe_of_a_closed_source_leaves_the_newer_one_reading(broker, "stale").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

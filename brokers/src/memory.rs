@@ -198,7 +198,13 @@ impl Broker for MemoryBroker {
 
     async fn subscribe(&self, topic: &str, sink: EventSink) -> Result<SourceGuard, BrokerError> {
         let topic: Arc<str> = topic.into();
-        self.topics.lock().unwrap_or_else(PoisonError::into_inner).insert(topic.clone(), sink.clone());
+        let mut topics = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
+        // A late request of a source already closed leaves the topic to the newer source (see
+        // `EventSink::opened_before`); its guard then removes nothing.
+        if !topics.get(&topic).is_some_and(|current| sink.opened_before(current)) {
+            topics.insert(topic.clone(), sink.clone());
+        }
+        drop(topics);
         Ok(Box::new(TopicGuard { topics: self.topics.clone(), topic, sink }))
     }
 
