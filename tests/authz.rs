@@ -59,13 +59,27 @@ async fn client(hub: &TestHub, token: Option<&str>) -> Client {
     client
 }
 
-/// Subscribes and returns what came before a ping's pong: the `error`, or `subscribed` when
-/// nothing did (the subscription is running).
-async fn answer(client: &mut Client, query: &str, variables: Value) -> Value {
+/// Subscribes and returns the hub's answer: the `error` when it refused the subscription, or
+/// `subscribed` once the subscription runs. Which of the two is told by the hub's counters, not
+/// by timing: the rules are checked where the subscription starts, on its execution's task, so
+/// a refusal can come after anything the connection answers at once (a pong).
+async fn answer(hub: &TestHub, client: &mut Client, query: &str, variables: Value) -> Value {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let counts = || async { (hub.metric("subhub_subscriptions").await, hub.metric("subhub_refused_total").await) };
+    let (running, refused) = counts().await;
     client.subscribe(&format!("q{id}"), query, variables).await;
-    client.until_pong().await.first().cloned().unwrap_or_else(|| json!({"type": "subscribed"}))
+    let settled = wait_for(PATIENCE, || async {
+        let (now_running, now_refused) = counts().await;
+        now_running > running || now_refused > refused
+    })
+    .await;
+    assert!(settled, "the subscription neither ran nor was refused");
+    if hub.metric("subhub_refused_total").await > refused {
+        client.recv_json().await
+    } else {
+        json!({"type": "subscribed"})
+    }
 }
 
 fn assert_forbidden(answer: &Value) {
@@ -80,16 +94,16 @@ async fn rules_allow_public_and_own_topics_and_refuse_the_rest_with_forbidden() 
     let ada_token = token(json!({"sub": "ada"}));
     let mut ada = client(&hub, Some(&ada_token)).await;
 
-    let public = answer(&mut anonymous, EVENTS_QUERY, json!({"topic": "public.news"})).await;
+    let public = answer(&hub, &mut anonymous, EVENTS_QUERY, json!({"topic": "public.news"})).await;
     assert_eq!(public["type"], "subscribed", "{public}");
-    assert_forbidden(&answer(&mut anonymous, EVENTS_QUERY, json!({"topic": "private.news"})).await);
-    assert_forbidden(&answer(&mut anonymous, EVENTS_QUERY, json!({"topic": "user.ada.orders"})).await);
-    let own = answer(&mut ada, EVENTS_QUERY, json!({"topic": "user.ada.orders"})).await;
+    assert_forbidden(&answer(&hub, &mut anonymous, EVENTS_QUERY, json!({"topic": "private.news"})).await);
+    assert_forbidden(&answer(&hub, &mut anonymous, EVENTS_QUERY, json!({"topic": "user.ada.orders"})).await);
+    let own = answer(&hub, &mut ada, EVENTS_QUERY, json!({"topic": "user.ada.orders"})).await;
     assert_eq!(own["type"], "subscribed", "{own}");
-    assert_forbidden(&answer(&mut ada, EVENTS_QUERY, json!({"topic": "user.bob.orders"})).await);
+    assert_forbidden(&answer(&hub, &mut ada, EVENTS_QUERY, json!({"topic": "user.bob.orders"})).await);
     // A typed field's rendered topic is checked too: `orders.7` is nobody's.
     let typed = "subscription { orderUpdated(id: \"7\") { id } }";
-    assert_forbidden(&answer(&mut ada, typed, json!({})).await);
+    assert_forbidden(&answer(&hub, &mut ada, typed, json!({})).await);
 
     let metrics = hub.metrics().await;
     assert_eq!(metrics["subhub_refused_total{reason=\"forbidden\"}"], 4.0);
@@ -156,13 +170,13 @@ async fn broker_wildcards_need_a_rule_that_allows_them() {
     for (broker, topic) in
         [("cache", "public.*"), ("cache", "user.ada.*"), ("rabbit", "public.#"), ("rabbit", "user.ada.*")]
     {
-        let refused = answer(&mut user, query, json!({"topic": topic, "broker": broker})).await;
+        let refused = answer(&hub, &mut user, query, json!({"topic": topic, "broker": broker})).await;
         assert_forbidden(&refused);
         assert!(refused["payload"][0]["message"].as_str().unwrap_or("").contains(topic), "{refused}");
     }
     // Without wildcards, the same topics are fine.
     for (broker, topic) in [("cache", "public.news"), ("rabbit", "user.ada.news")] {
-        let allowed = answer(&mut user, query, json!({"topic": topic, "broker": broker})).await;
+        let allowed = answer(&hub, &mut user, query, json!({"topic": topic, "broker": broker})).await;
         assert_eq!(allowed["type"], "subscribed", "{allowed}");
     }
     assert_eq!(hub.metric("subhub_sources_open").await, 2.0);
@@ -170,7 +184,7 @@ async fn broker_wildcards_need_a_rule_that_allows_them() {
     let root = token(json!({"sub": "root", "role": "admin"}));
     let mut admin = client(&hub, Some(&root)).await;
     for (broker, topic) in [("cache", "*"), ("rabbit", "#")] {
-        let allowed = answer(&mut admin, query, json!({"topic": topic, "broker": broker})).await;
+        let allowed = answer(&hub, &mut admin, query, json!({"topic": topic, "broker": broker})).await;
         assert_eq!(allowed["type"], "subscribed", "{allowed}");
     }
     hub.wait_metric("subhub_sources_open", 4.0).await;
@@ -199,10 +213,10 @@ async fn rules_that_cannot_work_stop_the_hub_at_start() {
 async fn a_token_of_the_same_subject_with_other_claims_does_not_join_an_execution() {
     let hub = TestHub::with_config(&config("")).await;
     let mut admin = client(&hub, Some(&token(json!({"sub": "ada", "role": "admin"})))).await;
-    let subscribed = answer(&mut admin, EVENTS_QUERY, json!({"topic": "audit.log"})).await;
+    let subscribed = answer(&hub, &mut admin, EVENTS_QUERY, json!({"topic": "audit.log"})).await;
     assert_eq!(subscribed["type"], "subscribed", "{subscribed}");
     let mut user = client(&hub, Some(&token(json!({"sub": "ada", "role": "user"})))).await;
-    assert_forbidden(&answer(&mut user, EVENTS_QUERY, json!({"topic": "audit.log"})).await);
+    assert_forbidden(&answer(&hub, &mut user, EVENTS_QUERY, json!({"topic": "audit.log"})).await);
     assert_eq!(hub.metric("subhub_executions").await, 1.0);
 
     // The admin's refreshed token (other times, same claims) shares the execution.
@@ -210,7 +224,7 @@ async fn a_token_of_the_same_subject_with_other_claims_does_not_join_an_executio
     let refreshed =
         sign_hs256(SECRET.as_bytes(), &json!({"role": "admin", "sub": "ada", "iat": now, "exp": now + 900}));
     let mut again = client(&hub, Some(&refreshed)).await;
-    let subscribed = answer(&mut again, EVENTS_QUERY, json!({"topic": "audit.log"})).await;
+    let subscribed = answer(&hub, &mut again, EVENTS_QUERY, json!({"topic": "audit.log"})).await;
     assert_eq!(subscribed["type"], "subscribed", "{subscribed}");
     assert_eq!(hub.metric("subhub_subscriptions").await, 2.0);
     assert_eq!(hub.metric("subhub_executions").await, 1.0);
