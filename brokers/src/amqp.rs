@@ -107,11 +107,7 @@ impl Broker for AmqpBroker {
 
     fn canonical_topic<'a>(&self, topic: &'a str) -> Result<Cow<'a, str>, BrokerError> {
         validate_common(&self.name, topic)?;
-        canonical_routing_key(topic).map_err(|reason| BrokerError::InvalidTopic {
-            broker: self.name.to_string(),
-            topic: topic.to_owned(),
-            reason: reason.to_owned(),
-        })
+        canonical_routing_key(topic).map_err(|reason| BrokerError::invalid_topic(&self.name, topic, reason))
     }
 
     fn wildcards(&self, topic: &str) -> usize {
@@ -128,11 +124,8 @@ impl Broker for AmqpBroker {
 
     async fn publish(&self, message: Publish) -> Result<PublishAck, BrokerError> {
         if message.topic.split('.').any(|word| matches!(word, "*" | "#")) {
-            return Err(BrokerError::InvalidTopic {
-                broker: self.name.to_string(),
-                topic: message.topic,
-                reason: "wildcards are for subscribing; publish to a plain routing key".into(),
-            });
+            let reason = "wildcards are for subscribing; publish to a plain routing key";
+            return Err(BrokerError::invalid_topic(&self.name, &message.topic, reason));
         }
         let channel = self.publisher.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let unavailable = || BrokerError::Unavailable(self.name.to_string());

@@ -106,6 +106,13 @@ pub trait Broker: Send + Sync + 'static {
     }
 }
 
+impl BrokerError {
+    /// A topic `broker` cannot take, and why.
+    pub fn invalid_topic(broker: &str, topic: &str, reason: &str) -> Self {
+        BrokerError::InvalidTopic { broker: broker.to_owned(), topic: topic.to_owned(), reason: reason.to_owned() }
+    }
+}
+
 /// The rules every broker shares: a topic is a non-empty name of at most 255 bytes.
 pub fn validate_common(broker: &str, topic: &str) -> Result<(), BrokerError> {
     let reason = if topic.is_empty() {
@@ -117,7 +124,7 @@ pub fn validate_common(broker: &str, topic: &str) -> Result<(), BrokerError> {
     } else {
         return Ok(());
     };
-    Err(BrokerError::InvalidTopic { broker: broker.to_owned(), topic: topic.to_owned(), reason: reason.to_owned() })
+    Err(BrokerError::invalid_topic(broker, topic, reason))
 }
 
 /// How a broker splits a topic into levels and which levels are wildcards (NATS: `.`, `*`, `>`;

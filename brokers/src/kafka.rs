@@ -196,7 +196,7 @@ pub fn validate_topic_name(broker: &str, topic: &str) -> Result<(), BrokerError>
     } else {
         return Ok(());
     };
-    Err(BrokerError::InvalidTopic { broker: broker.to_owned(), topic: topic.to_owned(), reason: reason.to_owned() })
+    Err(BrokerError::invalid_topic(broker, topic, reason))
 }
 
 #[async_trait]

@@ -237,10 +237,12 @@ impl Broker for MemoryBroker {
         if after < events.dropped || after < forgotten {
             return Ok(History::Lost);
         }
+        // Numbers rise through the ring: the first event after the cursor is found by halving,
+        // so a page costs its own length, not the ring's, under the lock publishing takes too.
+        let start = events.events.partition_point(|event| event.number <= after);
         let events = events
             .events
-            .iter()
-            .filter(|event| event.number > after)
+            .range(start..)
             .take(limit)
             .map(|event| {
                 let id = event.number.to_string();

@@ -340,11 +340,7 @@ impl Broker for MqttBroker {
     /// broker's own).
     fn canonical_topic<'a>(&self, topic: &'a str) -> Result<Cow<'a, str>, BrokerError> {
         validate_common(&self.name, topic)?;
-        let invalid = |reason: &str| BrokerError::InvalidTopic {
-            broker: self.name.to_string(),
-            topic: topic.to_owned(),
-            reason: reason.to_owned(),
-        };
+        let invalid = |reason: &str| BrokerError::invalid_topic(&self.name, topic, reason);
         if topic.starts_with('$') {
             return Err(invalid("topics starting with `$` are the MQTT broker's own"));
         }
@@ -369,11 +365,8 @@ impl Broker for MqttBroker {
     async fn publish(&self, message: Publish) -> Result<PublishAck, BrokerError> {
         let unavailable = || BrokerError::Unavailable(self.name.to_string());
         if message.topic.contains(['+', '#']) {
-            return Err(BrokerError::InvalidTopic {
-                broker: self.name.to_string(),
-                topic: message.topic,
-                reason: "a message is published to a topic, not a filter".into(),
-            });
+            let reason = "a message is published to a topic, not a filter";
+            return Err(BrokerError::invalid_topic(&self.name, &message.topic, reason));
         }
         let (done, acked) = oneshot::channel();
         let publishing = Publishing { topic: message.topic, body: message.body, done };

@@ -296,11 +296,7 @@ impl Broker for NatsBroker {
     /// tokens, `>` only last.
     fn canonical_topic<'a>(&self, topic: &'a str) -> Result<Cow<'a, str>, BrokerError> {
         validate_common(&self.name, topic)?;
-        let invalid = |reason: &str| BrokerError::InvalidTopic {
-            broker: self.name.to_string(),
-            topic: topic.to_owned(),
-            reason: reason.to_owned(),
-        };
+        let invalid = |reason: &str| BrokerError::invalid_topic(&self.name, topic, reason);
         if topic.chars().any(char::is_whitespace) {
             return Err(invalid("a NATS subject has no whitespace"));
         }
@@ -364,11 +360,8 @@ impl Broker for NatsBroker {
 
     async fn publish(&self, message: Publish) -> Result<PublishAck, BrokerError> {
         if wildcards(&message.topic) > 0 {
-            return Err(BrokerError::InvalidTopic {
-                broker: self.name.to_string(),
-                topic: message.topic,
-                reason: "a message is published to a subject, not a wildcard".into(),
-            });
+            let reason = "a message is published to a subject, not a wildcard";
+            return Err(BrokerError::invalid_topic(&self.name, &message.topic, reason));
         }
         match &self.jetstream {
             None => {
