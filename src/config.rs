@@ -15,6 +15,7 @@ use crate::authz::AuthzConfig;
 use crate::schema::typed::TypedSchema;
 use subhub_brokers::memory::MemoryConfig;
 use subhub_brokers::BrokerConfig;
+use subhub_federation::{FederationConfig, SubgraphConfig};
 use subhub_upstream_ws::UpstreamConfig;
 
 /// The most connections any limit may allow (far beyond what one process can hold open).
@@ -55,6 +56,11 @@ pub struct Config {
     pub upstreams: BTreeMap<String, UpstreamConfig>,
     #[serde(default)]
     pub http: HttpConfig,
+    /// The supergraph served as a federation gateway; absent means no federation.
+    pub federation: Option<FederationConfig>,
+    /// Settings of subgraphs, by their names in the supergraph (and for `subhub compose`).
+    #[serde(default)]
+    pub subgraphs: BTreeMap<String, SubgraphConfig>,
 }
 
 /// `[http]`: how browsers on other sites may use the hub.
@@ -224,6 +230,8 @@ impl Default for Config {
             authz: None,
             upstreams: BTreeMap::new(),
             http: HttpConfig::default(),
+            federation: None,
+            subgraphs: BTreeMap::new(),
         };
         config.fill_defaults();
         config
@@ -321,6 +329,12 @@ impl Config {
         for (name, upstream) in &self.upstreams {
             upstream.validate(name)?;
         }
+        if let Some(federation) = &self.federation {
+            federation.validate()?;
+        }
+        for (name, subgraph) in &self.subgraphs {
+            subgraph.validate(name)?;
+        }
         if !self.brokers.contains_key(&self.default_broker) {
             let names = self.brokers.keys().cloned().collect::<Vec<_>>().join(", ");
             return Err(format!(
@@ -328,9 +342,9 @@ impl Config {
                 self.default_broker, self.default_broker
             ));
         }
-        if !self.generic_api && self.schema.is_none() && self.upstreams.is_empty() {
+        if !self.generic_api && self.schema.is_none() && self.upstreams.is_empty() && self.federation.is_none() {
             return Err(
-                "generic_api = false leaves nothing to serve: name a typed schema (schema = \"FILE\") or an upstream"
+                "generic_api = false leaves nothing to serve: name a typed schema (schema = \"FILE\"), an upstream or a [federation] supergraph"
                     .to_owned(),
             );
         }
