@@ -16,6 +16,8 @@ mod supergraph;
 
 use std::collections::BTreeMap;
 
+pub use subgraph::top_level_fields;
+
 /// One subgraph to compose.
 #[derive(Clone, Debug)]
 pub struct SubgraphSdl {
@@ -59,7 +61,7 @@ pub fn compose(subgraphs: &[SubgraphSdl]) -> Result<Composed, ComposeError> {
     let names = composed_names(subgraphs)?;
     let mut documents = Vec::with_capacity(subgraphs.len());
     for subgraph in subgraphs {
-        let document = async_graphql_parser::parse_schema(&subgraph.sdl).map_err(|error| {
+        let document = print::parse(&subgraph.sdl).map_err(|error| {
             let pos = error.positions().next().unwrap_or_default();
             let message = error.to_string().lines().last().unwrap_or("it is not GraphQL SDL").trim().to_owned();
             ComposeError::Parse { subgraph: subgraph.name.clone(), line: pos.line, column: pos.column, message }
@@ -81,7 +83,7 @@ pub fn compose(subgraphs: &[SubgraphSdl]) -> Result<Composed, ComposeError> {
         .map_err(|diagnostics| ComposeError::Conflicts(diagnostics.iter_errors().map(restore).collect()))?;
     let rendered = graphql_composition::render_federated_sdl(&graph)
         .map_err(|_| ComposeError::Conflicts(vec!["the composed supergraph could not be written".to_owned()]))?;
-    let mut document = async_graphql_parser::parse_schema(&rendered)
+    let mut document = print::parse(&rendered)
         .map_err(|_| ComposeError::Conflicts(vec!["the composed supergraph is not valid SDL".to_owned()]))?;
     let graphs: Vec<_> = subgraphs
         .iter()

@@ -12,6 +12,60 @@ use async_graphql_value::ConstValue;
 
 const INDENT: &str = "  ";
 
+/// Parses SDL as `async_graphql_parser::parse_schema` does, with `repeatable` read from the
+/// text: the parser marks every directive definition repeatable.
+pub fn parse(sdl: &str) -> Result<ServiceDocument, async_graphql_parser::Error> {
+    let mut document = async_graphql_parser::parse_schema(sdl)?;
+    let lines: Vec<usize> = std::iter::once(0).chain(sdl.match_indices('\n').map(|(at, _)| at + 1)).collect();
+    for definition in &mut document.definitions {
+        let TypeSystemDefinition::Directive(directive) = definition else { continue };
+        let start = lines.get(directive.pos.line.saturating_sub(1)).copied().unwrap_or(0);
+        let offset = sdl[start..]
+            .char_indices()
+            .nth(directive.pos.column.saturating_sub(1))
+            .map_or(sdl.len(), |(at, _)| start + at);
+        directive.node.is_repeatable = declared_repeatable(&sdl[offset..], directive.node.name.node.as_str());
+    }
+    Ok(document)
+}
+
+/// Whether the definition at the start of `text` (`"…" directive @name(…) repeatable on …`)
+/// says `repeatable`.
+fn declared_repeatable(text: &str, name: &str) -> bool {
+    let Some(at) = text.find(&format!("@{name}")) else { return false };
+    let mut rest = text[at + name.len() + 1..].trim_start();
+    if rest.starts_with('(') {
+        let mut depth = 0usize;
+        let mut chars = rest.char_indices();
+        let mut end = rest.len();
+        while let Some((at, c)) = chars.next() {
+            match c {
+                '"' => {
+                    // Skip a string or block string; arguments' descriptions may hold parentheses.
+                    let block = rest[at..].starts_with("\"\"\"");
+                    let close = if block { "\"\"\"" } else { "\"" };
+                    let from = at + close.len();
+                    let found = rest[from..].find(close).map_or(rest.len(), |i| from + i + close.len());
+                    while chars.clone().next().is_some_and(|(next, _)| next < found) {
+                        chars.next();
+                    }
+                }
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = at + 1;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        rest = rest[end..].trim_start();
+    }
+    rest.starts_with("repeatable") && !rest["repeatable".len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_')
+}
+
 /// The document as SDL, definitions in their order, separated by blank lines.
 pub fn print(document: &ServiceDocument) -> String {
     let mut out = String::new();
@@ -313,16 +367,18 @@ enum Currency { EUR "pounds" GBP @deprecated }
 input Filter { min: Float = 1.5, tags: [String!] = ["a"], nested: Filter = {min: 2} }
 scalar JSON @specifiedBy(url: "https://example.com")
 directive @subscribe(broker: String, topic: String, topics: [String!]) repeatable on FIELD_DEFINITION | OBJECT
+directive @once("(not repeatable)" a: Int) on FIELD_DEFINITION
 schema { query: Query subscription: Subscription }
 "#;
-        let parsed = async_graphql_parser::parse_schema(sdl).expect("parses");
+        let parsed = parse(sdl).expect("parses");
         let printed = print(&parsed);
-        let reparsed = async_graphql_parser::parse_schema(&printed).expect("the printed SDL parses");
+        let reparsed = parse(&printed).expect("the printed SDL parses");
         assert_eq!(print(&reparsed), printed);
         assert!(printed.contains("type Purchase implements Node & Dated\n  @key(fields: \"id\")\n"), "{printed}");
         assert!(printed.contains("  items(first: Int = 10, \"after this\" after: String): [Item!]!"), "{printed}");
         assert!(printed.contains("directive @subscribe(broker: String, topic: String, topics: [String!]) repeatable on FIELD_DEFINITION | OBJECT"));
         assert!(printed.contains("union Plain = Purchase\n"));
+        assert!(printed.contains("directive @once(\"(not repeatable)\" a: Int) on FIELD_DEFINITION\n"), "{printed}");
         assert!(printed.contains("\"\"\"\nA purchase.\nTwo lines, \"quoted\".\n\"\"\"\ntype Purchase"), "{printed}");
     }
 }

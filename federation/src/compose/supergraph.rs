@@ -61,7 +61,7 @@ pub struct Graph<'a> {
 
 /// Rewrites the composition crate's supergraph in place.
 pub fn complete(document: &mut ServiceDocument, graphs: &[Graph<'_>]) {
-    let spec = async_graphql_parser::parse_schema(SPEC).expect("the join spec's definitions parse");
+    let spec = super::print::parse(SPEC).expect("the join spec's definitions parse");
     let used = used_directives(document);
     // Graph enum values by subgraph, the configured names restored.
     let mut values = BTreeMap::new();
@@ -115,8 +115,7 @@ pub fn complete(document: &mut ServiceDocument, graphs: &[Graph<'_>]) {
             matches!(existing, TypeSystemDefinition::Directive(directive) if directive.node.name.node == name)
         });
         if used.contains(name) && !defined {
-            let parsed =
-                async_graphql_parser::parse_schema(definition).expect("a composed directive's definition parses");
+            let parsed = super::print::parse(definition).expect("a composed directive's definition parses");
             definitions.extend(parsed.definitions);
         }
     }
