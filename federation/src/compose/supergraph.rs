@@ -100,7 +100,12 @@ pub fn complete(document: &mut ServiceDocument, graphs: &[Graph<'_>]) {
                 let name = ty.node.name.node.as_str();
                 if name == "join__Graph" {
                     types.insert(0, TypeSystemDefinition::Type(ty));
-                } else if !(name.starts_with("join__") || name.starts_with("link__")) {
+                } else if !(name.starts_with("join__") || name.starts_with("link__") || subgraph_machinery(name)) {
+                    if let TypeKind::Object(object) = &mut ty.node.kind {
+                        object
+                            .fields
+                            .retain(|field| !["_service", "_entities"].contains(&field.node.name.node.as_str()));
+                    }
                     context.complete_type(&mut ty.node);
                     types.push(TypeSystemDefinition::Type(ty));
                 }
@@ -129,6 +134,11 @@ pub fn complete(document: &mut ServiceDocument, graphs: &[Graph<'_>]) {
     definitions.extend(spec_types);
     definitions.extend(types);
     document.definitions = definitions;
+}
+
+/// Types a subgraph library adds to a subgraph's SDL for the gateway, not part of its API.
+fn subgraph_machinery(name: &str) -> bool {
+    ["_Any", "_Entity", "_Service", "_FieldSet"].contains(&name) || name.starts_with("federation__")
 }
 
 struct Context<'a> {
