@@ -1,5 +1,6 @@
-//! The `subhub` command: `subhub [serve] [--config FILE] [--listen ADDR]`, `subhub check`, and
-//! `subhub token` for trying a config's `[auth]` by hand.
+//! The `subhub` command: `subhub [serve] [--config FILE] [--listen ADDR]`, `subhub check`,
+//! `subhub compose` and `subhub subgraph-sdl` for federation, and `subhub token` for trying a
+//! config's `[auth]` by hand.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,6 +25,10 @@ enum Command {
     Serve(ServeArgs),
     /// Validate a config file and exit.
     Check(ConfigArg),
+    /// Print the supergraph composed from `[subgraphs.*]` and the typed schema (as `[federation] self`).
+    Compose(ConfigArg),
+    /// Print the typed schema as a Federation v2 subgraph SDL, for rover, the Hive CLI or wgc.
+    SubgraphSdl(ConfigArg),
     /// Sign a token with the config's HS256 secret, for trying `[auth]` and `[authz]` by hand.
     Token(TokenArgs),
 }
@@ -67,6 +72,8 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Some(Command::Check(args)) => check(&args),
+        Some(Command::Compose(args)) => compose(&args),
+        Some(Command::SubgraphSdl(args)) => subgraph_sdl(&args),
         Some(Command::Token(args)) => token(&args),
         Some(Command::Serve(args)) => serve(args),
         None => serve(cli.serve),
@@ -103,6 +110,52 @@ fn check(args: &ConfigArg) -> anyhow::Result<()> {
         Some(authz) => println!("authz: {} rules; what no rule allows is refused", authz.rules.len()),
         None => println!("authz: none; every topic is open to every client"),
     }
+    Ok(())
+}
+
+fn subgraph_sdl(args: &ConfigArg) -> anyhow::Result<()> {
+    let config = load(args)?;
+    let typed = config.typed.context("the config names no typed schema: add schema = \"FILE\"")?;
+    print!("{}", typed.subgraph_sdl().map_err(anyhow::Error::msg)?);
+    Ok(())
+}
+
+fn compose(args: &ConfigArg) -> anyhow::Result<()> {
+    use subhub_federation::compose::{self, SubgraphSdl};
+    let config = load(args)?;
+    let self_name = config.federation.as_ref().map_or("subhub", |federation| federation.self_name.as_str());
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the runtime")?;
+    let mut subgraphs = runtime.block_on(futures_util::future::try_join_all(config.subgraphs.iter().map(
+        |(name, subgraph)| async move {
+            let url = subgraph.url.clone().with_context(|| {
+                format!("[subgraphs.{name}] has no `url`: the supergraph tells the gateway where each subgraph is")
+            })?;
+            let sdl = match &subgraph.sdl {
+                Some(path) => std::fs::read_to_string(path)
+                    .with_context(|| format!("subgraphs.{name}.sdl: cannot read {}", path.display()))?,
+                None => compose::fetch::service_sdl(name, &url, subgraph.timeout, subgraph.max_response_bytes).await?,
+            };
+            anyhow::Ok(SubgraphSdl { name: name.clone(), url, sdl })
+        },
+    )))?;
+    if let Some(typed) = &config.typed {
+        anyhow::ensure!(
+            !config.subgraphs.contains_key(self_name),
+            "[subgraphs.{self_name}] names the hub's own subgraph ([federation] self = \"{self_name}\"), whose SDL is the typed schema: give the other subgraph another name"
+        );
+        let sdl = typed.subgraph_sdl().map_err(anyhow::Error::msg)?;
+        subgraphs.push(SubgraphSdl {
+            name: self_name.to_owned(),
+            url: format!("http://{}/graphql", config.listen),
+            sdl,
+        });
+    }
+    let composed = compose::compose(&subgraphs)?;
+    for warning in &composed.warnings {
+        eprintln!("subhub: composition warning: {warning}");
+    }
+    print!("{}", composed.supergraph);
     Ok(())
 }
 

@@ -296,7 +296,7 @@ async fn a_typed_mutation_publishes_its_arguments_or_its_input() {
 /// hub refuses to start on the same words.
 #[test]
 fn check_reports_each_problem_of_a_broken_schema_with_line_and_column() {
-    let cases: [(&str, &[&str]); 8] = [
+    let cases: [(&str, &[&str]); 9] = [
         ("unknown-broker", &["6:36: unknown broker `kafka` (configured: local)"]),
         (
             "missing-argument",
@@ -322,6 +322,17 @@ fn check_reports_each_problem_of_a_broken_schema_with_line_and_column() {
         ),
         ("event-and-types", &["4:20: @event(meta: …) reads", "5:13: unknown type `Customer`"]),
         ("syntax", &["4:9: the SDL does not parse"]),
+        (
+            "federation",
+            &[
+                "1:15: @link(url: \"https://specs.apollo.dev/federation/v1.0\"): the hub is a Federation v2 subgraph",
+                "3:1: a definition of unknown directive @audited",
+                "5:15: @key(fields: \"ref\"): `Purchase` has no field `ref`",
+                "5:66: the hub answers no `_entities` requests: its keys are `resolvable: false`",
+                "7:16: @requires: the hub resolves no entities for other subgraphs",
+                "11:61: @external on a Subscription field: the hub serves it",
+            ],
+        ),
     ];
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/typed/broken");
     let mut files: Vec<String> = std::fs::read_dir(&dir)

@@ -7,7 +7,9 @@
 //!
 //! ## Layout
 //! - [`config`]: `[federation]` and `[subgraphs.NAME]`.
+//! - [`compose`]: a supergraph composed from subgraph SDLs (`subhub compose`).
 
+pub mod compose;
 pub mod config;
 
 pub use config::{FederationConfig, SubgraphConfig};

@@ -12,9 +12,11 @@
 //! - this file: loading, registering the fields, their resolvers.
 //! - [`sdl`]: the SDL read, every problem with its line and column.
 //! - [`filter`]: `@filter` conditions, tested once per event per execution.
+//! - [`subgraph`]: the schema as a Federation v2 subgraph SDL.
 
 pub mod filter;
 pub mod sdl;
+pub mod subgraph;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -40,6 +42,8 @@ use sdl::{Context, Declared, PublishField, SubscribeField};
 #[derive(Debug)]
 pub struct TypedSchema {
     pub path: PathBuf,
+    /// The SDL as written.
+    text: String,
     declared: Declared,
 }
 
@@ -62,7 +66,12 @@ impl TypedSchema {
                 .collect::<Vec<_>>()
                 .join("\n")
         })?;
-        Ok(TypedSchema { path: path.to_owned(), declared })
+        Ok(TypedSchema { path: path.to_owned(), text, declared })
+    }
+
+    /// The schema as a Federation v2 subgraph SDL.
+    pub fn subgraph_sdl(&self) -> Result<String, String> {
+        subgraph::subgraph_sdl(&self.text)
     }
 
     pub fn mutations(&self) -> usize {

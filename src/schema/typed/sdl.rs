@@ -61,7 +61,15 @@ pub struct Context<'a> {
     pub taken: &'a [&'a str],
 }
 
-const DIRECTIVES: [&str; 6] = ["subscribe", "publish", "filter", "event", "deprecated", "specifiedBy"];
+/// The hub's own directives.
+pub const HUB_DIRECTIVES: [&str; 4] = ["subscribe", "publish", "filter", "event"];
+const STANDARD_DIRECTIVES: [&str; 2] = ["deprecated", "specifiedBy"];
+/// Federation v2 directives a typed schema may use: the hub serves its fields as a subgraph.
+pub const FEDERATION_DIRECTIVES: [&str; 6] = ["key", "shareable", "external", "inaccessible", "tag", "override"];
+/// Federation directives that ask a subgraph to resolve entities for others, which the hub does
+/// not do: it answers no `_entities` requests.
+const ENTITY_RESOLVING: [&str; 6] =
+    ["requires", "provides", "interfaceObject", "composeDirective", "context", "extends"];
 
 pub fn read(text: &str, context: &Context<'_>) -> Result<Declared, Vec<Problem>> {
     let document = match async_graphql::parser::parse_schema(text) {
@@ -113,13 +121,23 @@ impl<'a> Reader<'a> {
                     if let Some((pos, name)) = custom {
                         self.report(pos, format!("the root types keep their names: call this type `{name}`"));
                     }
+                    for directive in &roots.directives {
+                        self.schema_directive(directive);
+                    }
                 }
                 TypeSystemDefinition::Type(ty) => self.type_definition(ty),
                 TypeSystemDefinition::Directive(directive) => {
-                    self.report(
-                        directive.pos,
-                        "the hub's directives are built in: leave out `directive @…` definitions",
-                    );
+                    let name = directive.node.name.node.as_str();
+                    let known = HUB_DIRECTIVES.contains(&name)
+                        || FEDERATION_DIRECTIVES.contains(&name)
+                        || ENTITY_RESOLVING.contains(&name)
+                        || name == "link";
+                    if !known {
+                        self.report(
+                            directive.pos,
+                            format!("a definition of unknown directive @{name}: the hub defines @subscribe, @publish, @filter and @event, and Federation the others it takes"),
+                        );
+                    }
                 }
             }
         }
@@ -140,6 +158,7 @@ impl<'a> Reader<'a> {
             return;
         }
         self.directives_known(&ty.node.directives);
+        self.type_federation(ty);
         let fields = match &ty.node.kind {
             TypeKind::Object(object) => &object.fields,
             TypeKind::Interface(interface) => &interface.fields,
@@ -148,6 +167,7 @@ impl<'a> Reader<'a> {
         for field in fields {
             self.field_types(field);
             self.directives_known(&field.node.directives);
+            self.field_federation(name, field);
             match name {
                 "Subscription" => self.subscription_field(field),
                 "Mutation" => self.mutation_field(field),
@@ -163,11 +183,111 @@ impl<'a> Reader<'a> {
     fn directives_known(&mut self, directives: &[Positioned<ConstDirective>]) {
         for directive in directives {
             let name = directive.node.name.node.as_str();
-            if !DIRECTIVES.contains(&name) {
+            if ENTITY_RESOLVING.contains(&name) {
                 self.report(
                     directive.pos,
-                    format!("unknown directive @{name} (the hub knows @subscribe, @publish, @filter and @event)"),
+                    format!("@{name}: the hub resolves no entities for other subgraphs (it answers no `_entities` requests)"),
                 );
+            } else if !(HUB_DIRECTIVES.contains(&name)
+                || STANDARD_DIRECTIVES.contains(&name)
+                || FEDERATION_DIRECTIVES.contains(&name))
+            {
+                self.report(
+                    directive.pos,
+                    format!("unknown directive @{name} (the hub knows @subscribe, @publish, @filter and @event, and Federation's {})", FEDERATION_DIRECTIVES.map(|name| format!("@{name}")).join(", ")),
+                );
+            }
+        }
+    }
+
+    /// `extend schema @link(…)`: the only directive a schema takes; Federation's must be v2.
+    fn schema_directive(&mut self, directive: &Positioned<ConstDirective>) {
+        if directive.node.name.node != "link" {
+            let name = &directive.node.name.node;
+            return self.report(directive.pos, format!("@{name} on the schema: only @link(url: …) goes there"));
+        }
+        match argument(directive, "url").map(|url| &url.node) {
+            Some(Value::String(url)) if url.contains("specs.apollo.dev/federation/") => {
+                if !url.contains("/federation/v2.") {
+                    self.report(directive.pos, format!("@link(url: \"{url}\"): the hub is a Federation v2 subgraph; link https://specs.apollo.dev/federation/v2.3"));
+                }
+            }
+            Some(Value::String(_)) => {}
+            _ => self.report(directive.pos, "@link needs `url`, a string"),
+        }
+    }
+
+    /// Federation directives on a type: `@key(fields: …)` names fields the type has.
+    fn type_federation(&mut self, ty: &Positioned<TypeDefinition>) {
+        let name = ty.node.name.node.as_str();
+        let fields: &[Positioned<FieldDefinition>] = match &ty.node.kind {
+            TypeKind::Object(object) => &object.fields,
+            TypeKind::Interface(interface) => &interface.fields,
+            _ => &[],
+        };
+        for directive in &ty.node.directives {
+            match directive.node.name.node.as_str() {
+                "key" if ["Query", "Mutation", "Subscription"].contains(&name) || fields.is_empty() => {
+                    self.report(
+                        directive.pos,
+                        format!("@key on `{name}`: keys belong on entity types, objects with fields"),
+                    );
+                }
+                "key" => self.key(name, fields, directive),
+                "external" | "override" => {
+                    let directive_name = &directive.node.name.node;
+                    self.report(directive.pos, format!("@{directive_name} belongs on fields, not on type `{name}`"));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn key(&mut self, type_name: &str, fields: &[Positioned<FieldDefinition>], directive: &Positioned<ConstDirective>) {
+        match argument(directive, "fields").map(|fields| &fields.node) {
+            Some(Value::String(selection)) => {
+                let names = subhub_federation::compose::top_level_fields(selection);
+                if names.is_empty() {
+                    self.report(directive.pos, "@key(fields: …) names at least one field");
+                }
+                for field in names {
+                    if !fields.iter().any(|f| f.node.name.node == field) {
+                        self.report(
+                            directive.pos,
+                            format!("@key(fields: \"{selection}\"): `{type_name}` has no field `{field}`"),
+                        );
+                    }
+                }
+            }
+            _ => self.report(directive.pos, "@key needs `fields`, a string: @key(fields: \"id\")"),
+        }
+        if let Some(resolvable) = argument(directive, "resolvable") {
+            if resolvable.node != Value::Boolean(false) {
+                self.report(
+                    resolvable.pos,
+                    "the hub answers no `_entities` requests: its keys are `resolvable: false` (leave `resolvable` out)",
+                );
+            }
+        }
+    }
+
+    /// Federation directives on a field: `@external` and `@override` only where the hub could
+    /// own the field.
+    fn field_federation(&mut self, type_name: &str, field: &Positioned<FieldDefinition>) {
+        for directive in &field.node.directives {
+            match directive.node.name.node.as_str() {
+                "external" if ["Mutation", "Subscription"].contains(&type_name) => {
+                    self.report(directive.pos, format!("@external on a {type_name} field: the hub serves it"));
+                }
+                "override" => match argument(directive, "from").map(|from| &from.node) {
+                    Some(Value::String(_)) => {}
+                    _ => self.report(directive.pos, "@override needs `from`, the subgraph the field moves from"),
+                },
+                "key" | "extends" | "interfaceObject" => {
+                    let name = &directive.node.name.node;
+                    self.report(directive.pos, format!("@{name} belongs on types, not on fields"));
+                }
+                _ => {}
             }
         }
     }
