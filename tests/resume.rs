@@ -375,3 +375,70 @@ async fn replays_beyond_max_replays_wait_their_turn_and_miss_nothing() {
     hub.wait_metric("subhub_resumes_total{recovered=\"true\"}", 3.0).await;
     assert_eq!(hub.metric("subhub_replayed_total").await, 600.0);
 }
+
+/// Publishes to one topic from many requests at once while two clients read it: the events
+/// come live in the order of their cursors, and a client that leaves and resumes from its last
+/// cursor gets exactly what the other saw after that point, in the same order. It leaves where a
+/// resume is hardest: right after an event that came before an older one, if any did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_publishes_resume_without_gap_or_repeat() {
+    use futures_util::StreamExt;
+
+    const EVENTS: i64 = 2000;
+    const AT_ONCE: usize = 16;
+    let hub = TestHub::with_config("[brokers.local]\nkind = \"memory\"\nhistory = 10000\n").await;
+    let topic = "mem.concurrent";
+    let mut stayer = subscribe(&hub, topic, None).await;
+    let mut leaver = subscribe(&hub, topic, None).await;
+    hub.wait_metric("subhub_subscriptions", 2.0).await;
+    let publish = through_hub(&hub);
+    let publishing = futures_util::stream::iter(0..EVENTS)
+        .map(|n| publish(topic.to_owned(), n))
+        .buffer_unordered(AT_ONCE)
+        .collect::<Vec<()>>();
+    let reading = async {
+        let mut seen = Vec::new();
+        for _ in 0..EVENTS {
+            seen.push(next(&mut stayer).await);
+        }
+        seen
+    };
+    let (_, seen) = tokio::join!(publishing, reading);
+    let cursors: Vec<u64> = seen.iter().map(|(_, cursor, _)| cursor.parse().expect("a memory cursor")).collect();
+    let inversion = cursors.windows(2).position(|pair| pair[0] >= pair[1]);
+
+    let leave_after = inversion.map_or(seen.len() / 2, |at| at + 1);
+    let mut cursor = String::new();
+    for (n, _, _) in &seen[..leave_after] {
+        let (got, at, _) = next(&mut leaver).await;
+        assert_eq!(got, *n, "both clients see one order");
+        cursor = at;
+    }
+    drop(leaver);
+    hub.wait_metric("subhub_subscriptions", 1.0).await;
+    let mut back = subscribe(&hub, topic, Some(&cursor)).await;
+    let missed: Vec<i64> = seen[leave_after..].iter().map(|(n, _, _)| *n).collect();
+    // Once the replay is over, one more event marks the end of what the client is owed.
+    hub.wait_metric("subhub_resumes_total{recovered=\"true\"}", 1.0).await;
+    publish(topic.to_owned(), EVENTS).await;
+    let mut resumed = Vec::new();
+    loop {
+        match next(&mut back).await.0 {
+            EVENTS => break,
+            n => resumed.push(n),
+        }
+    }
+    if let Some(at) = (0..missed.len().max(resumed.len())).find(|&i| resumed.get(i) != missed.get(i)) {
+        let window = |list: &[i64]| list[at.saturating_sub(2)..(at + 3).min(list.len())].to_vec();
+        panic!(
+            "resumed after cursor {cursor}, the client got {} events for {} missed; from #{at} it got {:?} for {:?}",
+            resumed.len(),
+            missed.len(),
+            window(&resumed),
+            window(&missed)
+        );
+    }
+    if let Some(at) = inversion {
+        panic!("events came live out of their cursors' order: {:?} at {at}", &cursors[at..at + 2]);
+    }
+}
