@@ -29,8 +29,12 @@ fn through_hub(hub: &TestHub) -> Publisher {
 }
 
 async fn subscribe(hub: &TestHub, topic: &str, resume: Option<&str>) -> Client {
+    subscribe_to(hub, QUERY, topic, resume).await
+}
+
+async fn subscribe_to(hub: &TestHub, query: &str, topic: &str, resume: Option<&str>) -> Client {
     let mut client = Client::ready(hub, TRANSPORT_WS).await;
-    let mut payload = json!({"query": QUERY, "variables": {"topic": topic}});
+    let mut payload = json!({"query": query, "variables": {"topic": topic}});
     if let Some(cursor) = resume {
         payload["extensions"] = json!({"resume": cursor});
     }
@@ -441,4 +445,87 @@ async fn concurrent_publishes_resume_without_gap_or_repeat() {
     if let Some(at) = inversion {
         panic!("events came live out of their cursors' order: {:?} at {at}", &cursors[at..at + 2]);
     }
+}
+
+/// `limits.max_replays` bounds the work of replays, not only their writes: a replay waiting for
+/// its turn has read no history, so NATS holds no JetStream consumer for it. The turn is held by
+/// a replay on the memory broker whose client does not read; the replay that waits is on
+/// JetStream, where the server announces every API request it takes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_waiting_for_its_turn_reads_no_history() {
+    use futures_util::StreamExt;
+
+    if !binary_available("nats-server") {
+        return;
+    }
+    let server = NatsServer::start().await;
+    let nats = async_nats::connect(server.url()).await.unwrap();
+    let js = async_nats::jetstream::new(nats.clone());
+    let config = async_nats::jetstream::stream::Config {
+        name: "TURNS".into(),
+        subjects: vec!["turns.>".into()],
+        ..Default::default()
+    };
+    js.create_stream(config).await.unwrap();
+    for n in 0..20 {
+        js.publish("turns.b", json!({"n": n}).to_string().into()).await.unwrap().await.unwrap();
+    }
+    let hub = TestHub::with_config(&format!(
+        "default_broker = \"local\"\n[brokers.local]\nkind = \"memory\"\nhistory = 1000\n\
+         [brokers.bus]\nkind = \"nats\"\nurl = \"{}\"\njetstream = \"TURNS\"\n\
+         [limits]\nmax_replays = 1\nconnection_queue = 8\n",
+        server.url()
+    ))
+    .await;
+    hub.wait_metric("subhub_broker_connected", 2.0).await;
+    let on_bus = "subscription($topic: String!) { events(topic: $topic, broker: \"bus\") { id payload } }";
+    // The JetStream source is open before the resume, so what the resume asks of the server
+    // is its replay's alone.
+    let _stayer = subscribe_to(&hub, on_bus, "turns.b", None).await;
+    hub.wait_metric("subhub_subscriptions", 1.0).await;
+
+    // The only turn: a replay of 10 MB to a client that does not read, waiting for room.
+    let pad = "x".repeat(20_000);
+    for n in 0..500 {
+        hub.publish("mem.hog", json!({"n": n, "pad": pad}).to_string()).await;
+    }
+    let mut hog = Client::connect_small_buffer(&hub, TRANSPORT_WS).await;
+    hog.init().await;
+    let payload = json!({"query": QUERY, "variables": {"topic": "mem.hog"}, "extensions": {"resume": "0"}});
+    hog.send(json!({"type": "subscribe", "id": "1", "payload": payload})).await;
+    hub.wait_metric("subhub_queued_messages", 8.0).await;
+
+    let mut requests = nats.subscribe("$JS.EVENT.ADVISORY.API").await.unwrap();
+    nats.flush().await.unwrap();
+    let replay_consumers = |payload: &[u8]| String::from_utf8_lossy(payload).contains("_replay_");
+    let mut waiting = subscribe_to(&hub, on_bus, "turns.b", Some("0")).await;
+    hub.wait_metric("subhub_subscriptions", 3.0).await;
+    // Absence cannot be waited for; this is long enough for a replay that does not wait for its
+    // turn to have asked for its consumer many times over.
+    let asked = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        while let Some(request) = requests.next().await {
+            if replay_consumers(&request.payload) {
+                return String::from_utf8_lossy(&request.payload).into_owned();
+            }
+        }
+        String::new()
+    })
+    .await;
+    assert!(asked.is_err(), "a replay without its turn asked JetStream: {}", asked.unwrap_or_default());
+
+    // Once the turn is free, the replay reads and sends what the stream holds.
+    for n in 0..500 {
+        assert_eq!(next(&mut hog).await.0, n);
+    }
+    for n in 0..20 {
+        let (got, _, recovered) = next(&mut waiting).await;
+        assert_eq!((got, recovered), (n, (n == 0).then_some(true)));
+    }
+    hub.wait_metric("subhub_resumes_total{recovered=\"true\"}", 2.0).await;
+    // Every consumer a replay made is gone: the stream keeps only the source's.
+    let consumers = wait_for(PATIENCE, || async {
+        js.get_stream("TURNS").await.is_ok_and(|stream| stream.cached_info().state.consumer_count == 1)
+    })
+    .await;
+    assert!(consumers, "a replay's consumer was left on the server");
 }
