@@ -102,13 +102,16 @@ pub struct Registry<O: Origin> {
 
 struct Entry<O: Origin> {
     key: O::Key,
-    items: broadcast::Sender<O::Item>,
     /// `None` while opening; then whether the source went live.
     live: watch::Receiver<Option<Result<(), O::Error>>>,
-    state: Mutex<EntryState<O::Guard>>,
+    state: Mutex<EntryState<O::Guard, O::Item>>,
 }
 
-struct EntryState<G> {
+struct EntryState<G, I> {
+    /// What leases subscribe to, until the entry leaves the map. Dropped then: once the origin
+    /// lets go of its own senders, leases read what is left and end, those that joined after
+    /// the source's last item included.
+    items: Option<broadcast::Sender<I>>,
     leases: usize,
     guard: Option<G>,
     /// Counted in `subhub_sources_open`.
@@ -155,8 +158,13 @@ impl<O: Origin> Registry<O> {
                     entry
                 }
             };
-            lock(&entry.state).leases += 1;
-            let receiver = entry.items.subscribe();
+            let receiver = {
+                let mut state = lock(&entry.state);
+                state.leases += 1;
+                state.items.as_ref().map(broadcast::Sender::subscribe)
+            };
+            // An entry in the map has its sender; were it gone, the lease would end at once.
+            let receiver = receiver.unwrap_or_else(|| broadcast::channel(1).1);
             // The lease exists before the first await, so a cancelled acquire gives it back.
             Lease { registry: self.clone(), entry, receiver }
         };
@@ -176,13 +184,17 @@ impl<O: Origin> Registry<O> {
     /// A new entry, its opening already under way on a task of its own.
     fn start(self: &Arc<Self>, key: O::Key) -> Arc<Entry<O>> {
         let (outcome, live) = watch::channel(None);
-        let entry = Arc::new(Entry {
-            key,
-            items: broadcast::channel(self.buffer).0,
-            live,
-            state: Mutex::new(EntryState { leases: 0, guard: None, counted: false, detached: false, idle_period: 0 }),
-        });
-        let opening = self.origin.open(&entry.key, entry.items.clone());
+        let (items, _) = broadcast::channel(self.buffer);
+        let state = EntryState {
+            items: Some(items.clone()),
+            leases: 0,
+            guard: None,
+            counted: false,
+            detached: false,
+            idle_period: 0,
+        };
+        let entry = Arc::new(Entry { key, live, state: Mutex::new(state) });
+        let opening = self.origin.open(&entry.key, items);
         let (registry, opened) = (self.clone(), entry.clone());
         tokio::spawn(async move {
             let result = opening.await;
@@ -249,7 +261,7 @@ impl<O: Origin> Registry<O> {
     }
 
     /// Takes the entry out of the map (later acquires open anew) and closes its source; leases
-    /// still held keep reading until the origin's items stop.
+    /// still held read what the origin sent and end once it lets go of its senders.
     fn detach(&self, entry: &Arc<Entry<O>>) {
         let mut entries = lock(&self.entries);
         let mut state = lock(&entry.state);
@@ -263,13 +275,14 @@ impl<O: Origin> Registry<O> {
     fn detach_locked(
         &self,
         entries: &mut HashMap<O::Key, Arc<Entry<O>>>,
-        state: &mut EntryState<O::Guard>,
+        state: &mut EntryState<O::Guard, O::Item>,
         entry: &Arc<Entry<O>>,
     ) -> Option<O::Guard> {
         if state.detached {
             return None;
         }
         state.detached = true;
+        state.items = None;
         tracing::debug!(key = ?entry.key, opened = state.guard.is_some(), "closing a source");
         if entries.get(&entry.key).is_some_and(|current| Arc::ptr_eq(current, entry)) {
             entries.remove(&entry.key);
@@ -341,6 +354,14 @@ mod tests {
         /// When set, each opening waits for a permit.
         gate: Option<Arc<Semaphore>>,
         linger: Duration,
+        /// Where the source opened last delivers, until a test takes it.
+        items: Mutex<Option<broadcast::Sender<u32>>>,
+    }
+
+    impl Counting {
+        fn take_items(&self) -> broadcast::Sender<u32> {
+            lock(&self.items).take().expect("a source was opened")
+        }
     }
 
     struct Open(Arc<AtomicI64>);
@@ -357,12 +378,9 @@ mod tests {
         type Guard = Open;
         type Error = String;
 
-        fn open(
-            &self,
-            _key: &&'static str,
-            _items: broadcast::Sender<u32>,
-        ) -> BoxFuture<'static, Result<Open, String>> {
+        fn open(&self, _key: &&'static str, items: broadcast::Sender<u32>) -> BoxFuture<'static, Result<Open, String>> {
             self.opened.fetch_add(1, SeqCst);
+            *lock(&self.items) = Some(items);
             let (fail, gate, open_now) = (self.fail.load(SeqCst), self.gate.clone(), self.open_now.clone());
             Box::pin(async move {
                 if let Some(gate) = gate {
@@ -506,7 +524,7 @@ mod tests {
     async fn a_last_item_ends_the_source_for_later_acquires() {
         let registry = registry(Counting::default());
         let mut lease = registry.acquire("t").await.expect("acquire");
-        let items = lease.entry.items.clone();
+        let items = registry.origin().take_items();
         items.send(7).expect("a reader");
         items.send(0).expect("a reader");
         assert_eq!(lease.recv().await, Some(7));
@@ -516,6 +534,26 @@ mod tests {
         assert_eq!(registry.origin().opened.load(SeqCst), 2);
         drop((lease, again));
         assert_eq!(registry.origin().gauge.load(SeqCst), 0);
+    }
+
+    /// A lease that joins a source after its last item was sent, before any reader has seen
+    /// it, ends with the source instead of waiting on it for good.
+    #[tokio::test]
+    async fn a_lease_joining_a_source_that_sent_its_last_item_ends_with_it() {
+        let registry = registry(Counting::default());
+        let mut first = registry.acquire("t").await.expect("acquire");
+        let items = registry.origin().take_items();
+        items.send(0).expect("a reader");
+        let mut late = registry.acquire("t").await.expect("the source is still in the map");
+        assert_eq!(first.recv().await, Some(0));
+        // The origin lets go of a source that has ended (an upstream connection forgets the
+        // subscription it completed).
+        drop(items);
+        assert_eq!(late.recv().now_or_never(), Some(None), "the late lease waits on a source that ended");
+        drop((first, late));
+        let again = registry.acquire("t").await.expect("a new source");
+        assert_eq!((registry.origin().opened.load(SeqCst), registry.origin().gauge.load(SeqCst)), (2, 1));
+        drop(again);
     }
 
     #[tokio::test]
