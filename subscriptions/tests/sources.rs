@@ -1,5 +1,6 @@
 //! Broker topics in the registry, on the embedded memory broker: the registry's rules hold for
-//! real sources, on tokio's paused clock so that timings are exact.
+//! real sources. Timings on tokio's paused clock, so that they are exact; races on a
+//! multi-threaded runtime.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
