@@ -581,6 +581,18 @@ mod tests {
         release: Mutex<std::sync::mpsc::Receiver<()>>,
     }
 
+    impl HeldSocket {
+        /// A held socket `outbox` writes through to; `entering` hears of each write as it
+        /// begins, and a message on `released` lets one finish.
+        fn under(outbox: &Outbox) -> (Arc<Self>, std::sync::mpsc::Receiver<()>, std::sync::mpsc::Sender<()>) {
+            let (entered, entering) = std::sync::mpsc::channel();
+            let (released, release) = std::sync::mpsc::channel();
+            let socket = Arc::new(HeldSocket { frames: Mutex::default(), entered, release: Mutex::new(release) });
+            outbox.write_through(socket.clone());
+            (socket, entering, released)
+        }
+    }
+
     impl WriteThrough for HeldSocket {
         fn write_nexts(&self, _prefix: &FramePrefix, payloads: &[SharedPayload]) -> WriteOutcome {
             let _ = self.entered.send(());
@@ -595,10 +607,7 @@ mod tests {
     #[test]
     fn no_frame_of_a_subscription_follows_what_its_end_sends() {
         let (outbox, _metrics) = outbox(8, SlowConsumerPolicy::DropOldest, Duration::from_secs(1));
-        let (entered, entering) = std::sync::mpsc::channel();
-        let (released, release) = std::sync::mpsc::channel();
-        let socket = Arc::new(HeldSocket { frames: Mutex::default(), entered, release: Mutex::new(release) });
-        outbox.write_through(socket.clone());
+        let (socket, entering, released) = HeldSocket::under(&outbox);
         let slot = Slot::new(Protocol::TransportWs, "1");
 
         let execution = std::thread::spawn({
@@ -634,10 +643,7 @@ mod tests {
     #[test]
     fn a_hold_is_let_go_only_once_its_results_are_delivered() {
         let (outbox, _metrics) = outbox(8, SlowConsumerPolicy::DropOldest, Duration::from_secs(1));
-        let (entered, entering) = std::sync::mpsc::channel();
-        let (released, release) = std::sync::mpsc::channel();
-        let socket = Arc::new(HeldSocket { frames: Mutex::default(), entered, release: Mutex::new(release) });
-        outbox.write_through(socket.clone());
+        let (socket, entering, released) = HeldSocket::under(&outbox);
         let slot = Slot::new(Protocol::TransportWs, "1");
         let event = |id: &str| SharedPayload::of_event(format!(r#"{{"n":"{id}"}}"#), Some(id), Some(id));
         outbox.hold(&slot);
