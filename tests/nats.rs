@@ -236,6 +236,8 @@ async fn the_ci_nats_server_on_4222_serves_the_hub() {
     hub.wait_metric("subhub_subscriptions", 1.0).await;
     let plain = async_nats::connect("nats://127.0.0.1:4222").await.unwrap();
     let mut echo = plain.subscribe(topic.clone()).await.unwrap();
+    // The SUB is on the server before the hub publishes, not still in the client's buffer.
+    plain.flush().await.unwrap();
     hub.publish(&format!("{topic}?broker=bus"), json!({"n": 7}).to_string()).await;
     assert_eq!(client.recv_json().await["payload"]["data"]["events"]["payload"]["n"], 7);
     let seen = tokio::time::timeout(PATIENCE, echo.next()).await.unwrap().unwrap();

@@ -29,8 +29,12 @@ fn through_hub(hub: &TestHub) -> Publisher {
 }
 
 async fn subscribe(hub: &TestHub, topic: &str, resume: Option<&str>) -> Client {
+    subscribe_to(hub, QUERY, topic, resume).await
+}
+
+async fn subscribe_to(hub: &TestHub, query: &str, topic: &str, resume: Option<&str>) -> Client {
     let mut client = Client::ready(hub, TRANSPORT_WS).await;
-    let mut payload = json!({"query": QUERY, "variables": {"topic": topic}});
+    let mut payload = json!({"query": query, "variables": {"topic": topic}});
     if let Some(cursor) = resume {
         payload["extensions"] = json!({"resume": cursor});
     }
@@ -374,4 +378,154 @@ async fn replays_beyond_max_replays_wait_their_turn_and_miss_nothing() {
     }
     hub.wait_metric("subhub_resumes_total{recovered=\"true\"}", 3.0).await;
     assert_eq!(hub.metric("subhub_replayed_total").await, 600.0);
+}
+
+/// Publishes to one topic from many requests at once while two clients read it: the events
+/// come live in the order of their cursors, and a client that leaves and resumes from its last
+/// cursor gets exactly what the other saw after that point, in the same order. It leaves where a
+/// resume is hardest: right after an event that came before an older one, if any did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_publishes_resume_without_gap_or_repeat() {
+    use futures_util::StreamExt;
+
+    const EVENTS: i64 = 2000;
+    const AT_ONCE: usize = 16;
+    let hub = TestHub::with_config("[brokers.local]\nkind = \"memory\"\nhistory = 10000\n").await;
+    let topic = "mem.concurrent";
+    let mut stayer = subscribe(&hub, topic, None).await;
+    let mut leaver = subscribe(&hub, topic, None).await;
+    hub.wait_metric("subhub_subscriptions", 2.0).await;
+    let publish = through_hub(&hub);
+    let publishing = futures_util::stream::iter(0..EVENTS)
+        .map(|n| publish(topic.to_owned(), n))
+        .buffer_unordered(AT_ONCE)
+        .collect::<Vec<()>>();
+    let reading = async {
+        let mut seen = Vec::new();
+        for _ in 0..EVENTS {
+            seen.push(next(&mut stayer).await);
+        }
+        seen
+    };
+    let (_, seen) = tokio::join!(publishing, reading);
+    let cursors: Vec<u64> = seen.iter().map(|(_, cursor, _)| cursor.parse().expect("a memory cursor")).collect();
+    let inversion = cursors.windows(2).position(|pair| pair[0] >= pair[1]);
+
+    let leave_after = inversion.map_or(seen.len() / 2, |at| at + 1);
+    let mut cursor = String::new();
+    for (n, _, _) in &seen[..leave_after] {
+        let (got, at, _) = next(&mut leaver).await;
+        assert_eq!(got, *n, "both clients see one order");
+        cursor = at;
+    }
+    drop(leaver);
+    hub.wait_metric("subhub_subscriptions", 1.0).await;
+    let mut back = subscribe(&hub, topic, Some(&cursor)).await;
+    let missed: Vec<i64> = seen[leave_after..].iter().map(|(n, _, _)| *n).collect();
+    // Once the replay is over, one more event marks the end of what the client is owed.
+    hub.wait_metric("subhub_resumes_total{recovered=\"true\"}", 1.0).await;
+    publish(topic.to_owned(), EVENTS).await;
+    let mut resumed = Vec::new();
+    loop {
+        match next(&mut back).await.0 {
+            EVENTS => break,
+            n => resumed.push(n),
+        }
+    }
+    if let Some(at) = (0..missed.len().max(resumed.len())).find(|&i| resumed.get(i) != missed.get(i)) {
+        let window = |list: &[i64]| list[at.saturating_sub(2)..(at + 3).min(list.len())].to_vec();
+        panic!(
+            "resumed after cursor {cursor}, the client got {} events for {} missed; from #{at} it got {:?} for {:?}",
+            resumed.len(),
+            missed.len(),
+            window(&resumed),
+            window(&missed)
+        );
+    }
+    if let Some(at) = inversion {
+        panic!("events came live out of their cursors' order: {:?} at {at}", &cursors[at..at + 2]);
+    }
+}
+
+/// `limits.max_replays` bounds the work of replays, not only their writes: a replay waiting for
+/// its turn has read no history, so NATS holds no JetStream consumer for it. The turn is held by
+/// a replay on the memory broker whose client does not read; the replay that waits is on
+/// JetStream, where the server announces every API request it takes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_waiting_for_its_turn_reads_no_history() {
+    use futures_util::StreamExt;
+
+    if !binary_available("nats-server") {
+        return;
+    }
+    let server = NatsServer::start().await;
+    let nats = async_nats::connect(server.url()).await.unwrap();
+    let js = async_nats::jetstream::new(nats.clone());
+    let config = async_nats::jetstream::stream::Config {
+        name: "TURNS".into(),
+        subjects: vec!["turns.>".into()],
+        ..Default::default()
+    };
+    js.create_stream(config).await.unwrap();
+    for n in 0..20 {
+        js.publish("turns.b", json!({"n": n}).to_string().into()).await.unwrap().await.unwrap();
+    }
+    let hub = TestHub::with_config(&format!(
+        "default_broker = \"local\"\n[brokers.local]\nkind = \"memory\"\nhistory = 1000\n\
+         [brokers.bus]\nkind = \"nats\"\nurl = \"{}\"\njetstream = \"TURNS\"\n\
+         [limits]\nmax_replays = 1\nconnection_queue = 8\n",
+        server.url()
+    ))
+    .await;
+    hub.wait_metric("subhub_broker_connected", 2.0).await;
+    let on_bus = "subscription($topic: String!) { events(topic: $topic, broker: \"bus\") { id payload } }";
+    // The JetStream source is open before the resume, so what the resume asks of the server
+    // is its replay's alone.
+    let _stayer = subscribe_to(&hub, on_bus, "turns.b", None).await;
+    hub.wait_metric("subhub_subscriptions", 1.0).await;
+
+    // The only turn: a replay of 10 MB to a client that does not read, waiting for room.
+    let pad = "x".repeat(20_000);
+    for n in 0..500 {
+        hub.publish("mem.hog", json!({"n": n, "pad": pad}).to_string()).await;
+    }
+    let mut hog = Client::connect_small_buffer(&hub, TRANSPORT_WS).await;
+    hog.init().await;
+    let payload = json!({"query": QUERY, "variables": {"topic": "mem.hog"}, "extensions": {"resume": "0"}});
+    hog.send(json!({"type": "subscribe", "id": "1", "payload": payload})).await;
+    hub.wait_metric("subhub_queued_messages", 8.0).await;
+
+    let mut requests = nats.subscribe("$JS.EVENT.ADVISORY.API").await.unwrap();
+    nats.flush().await.unwrap();
+    let replay_consumers = |payload: &[u8]| String::from_utf8_lossy(payload).contains("_replay_");
+    let mut waiting = subscribe_to(&hub, on_bus, "turns.b", Some("0")).await;
+    hub.wait_metric("subhub_subscriptions", 3.0).await;
+    // Absence cannot be waited for; this is long enough for a replay that does not wait for its
+    // turn to have asked for its consumer many times over.
+    let asked = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        while let Some(request) = requests.next().await {
+            if replay_consumers(&request.payload) {
+                return String::from_utf8_lossy(&request.payload).into_owned();
+            }
+        }
+        String::new()
+    })
+    .await;
+    assert!(asked.is_err(), "a replay without its turn asked JetStream: {}", asked.unwrap_or_default());
+
+    // Once the turn is free, the replay reads and sends what the stream holds.
+    for n in 0..500 {
+        assert_eq!(next(&mut hog).await.0, n);
+    }
+    for n in 0..20 {
+        let (got, _, recovered) = next(&mut waiting).await;
+        assert_eq!((got, recovered), (n, (n == 0).then_some(true)));
+    }
+    hub.wait_metric("subhub_resumes_total{recovered=\"true\"}", 2.0).await;
+    // Every consumer a replay made is gone: the stream keeps only the source's.
+    let consumers = wait_for(PATIENCE, || async {
+        js.get_stream("TURNS").await.is_ok_and(|stream| stream.cached_info().state.consumer_count == 1)
+    })
+    .await;
+    assert!(consumers, "a replay's consumer was left on the server");
 }

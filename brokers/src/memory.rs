@@ -209,20 +209,22 @@ impl Broker for MemoryBroker {
     }
 
     async fn publish(&self, message: Publish) -> Result<PublishAck, BrokerError> {
+        // Numbered, kept and delivered in one critical section: numbers rise through each
+        // topic's history (a resume finds its cursor by halving it) and live events come in the
+        // order of their numbers, so a client's last cursor says exactly what it has seen.
+        // Under the lock is a clone of the body and one send into a bounded broadcast.
+        let topics = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
         let number = self.sequence.fetch_add(1, Ordering::Relaxed) + 1;
         let id = number.to_string();
-        // Kept and delivered under the topics' lock: history and live delivery agree on order.
-        let topics = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
         self.keep(&message.topic, number, message.key.clone(), message.body.clone());
-        let sink = topics.get(message.topic.as_str()).cloned();
-        drop(topics);
-        if let Some(sink) = sink {
+        if let Some(sink) = topics.get(message.topic.as_str()) {
             let event = Event::new(self.name.clone(), message.topic.as_str().into(), message.body)
                 .with_key(message.key)
                 .with_id(Some(id.clone()))
                 .with_cursor(Some(id.clone()));
             sink.send(event);
         }
+        drop(topics);
         Ok(PublishAck { id: Some(id) })
     }
 
@@ -337,5 +339,34 @@ mod tests {
             numbers(broker.history("new", "2", 10).await.unwrap()),
             Some(vec!["3".into(), "4".into(), "5".into()])
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_publishes_are_kept_and_delivered_in_the_order_of_their_numbers() {
+        let config = MemoryConfig { history: 10_000, ..MemoryConfig::default() };
+        let broker = Arc::new(MemoryBroker::with_config("local", &config));
+        let (tx, mut rx) = broadcast::channel(10_000);
+        let _guard = broker.subscribe("t", EventSink::new(tx, broker.stats().clone(), 1024)).await.unwrap();
+        let publishers: Vec<_> = (0..8)
+            .map(|_| {
+                let broker = broker.clone();
+                tokio::spawn(async move {
+                    for _ in 0..500 {
+                        let message = Publish { topic: "t".into(), key: None, body: Bytes::from_static(b"{}") };
+                        broker.publish(message).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for publisher in publishers {
+            publisher.await.unwrap();
+        }
+        let mut live = Vec::new();
+        while let Ok(event) = rx.try_recv() {
+            live.push(event.id.as_deref().and_then(|id| id.parse::<u64>().ok()).unwrap());
+        }
+        assert_eq!(live, (1..=4000).collect::<Vec<_>>(), "delivered in the order of their numbers");
+        let kept = numbers(broker.history("t", "0", 10_000).await.unwrap()).unwrap();
+        assert_eq!(kept, live.iter().map(u64::to_string).collect::<Vec<_>>(), "kept in the same order");
     }
 }

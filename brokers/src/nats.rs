@@ -111,6 +111,33 @@ impl NatsBroker {
         BrokerError::Unavailable(self.name.to_string())
     }
 
+    /// A name for a consumer of this hub's, unique on the server: `subhub_<broker>_<what><random>`.
+    fn consumer_name(&self, what: &str) -> String {
+        let broker = self.name.replace(|c: char| !c.is_ascii_alphanumeric(), "_");
+        format!("subhub_{broker}_{what}{:016x}", fastrand::u64(..))
+    }
+
+    /// Up to `limit` of a history consumer's messages: those pending when it was made.
+    async fn read_page(
+        &self,
+        mut consumer: jetstream::consumer::Consumer<jetstream::consumer::pull::Config>,
+        limit: usize,
+    ) -> Result<Vec<Event>, BrokerError> {
+        let pending = consumer.info().await.map_err(|e| self.unavailable(&e, "consumer info"))?.num_pending as usize;
+        let mut events = Vec::new();
+        if pending == 0 {
+            return Ok(events);
+        }
+        let batch = consumer.fetch().max_messages(pending.min(limit)).messages().await;
+        let mut batch = batch.map_err(|e| self.unavailable(&e, "history read"))?;
+        while let Some(message) = batch.next().await {
+            let message = message.map_err(|e| self.unavailable(&e, "history read"))?;
+            let Ok(sequence) = message.info().map(|info| info.stream_sequence) else { continue };
+            events.push(stream_event(&self.name, message.message, sequence));
+        }
+        Ok(events)
+    }
+
     /// Core NATS: a SUB, confirmed by a round trip to the server.
     async fn subscribe_core(&self, topic: &str, sink: EventSink) -> Result<SourceGuard, BrokerError> {
         let mut subscriber =
@@ -148,11 +175,7 @@ impl NatsBroker {
         let last = stream.info().await.map_err(|e| self.unavailable(&e, "stream info"))?.state.last_sequence;
         // Named, so this source's consumers can be deleted when it closes, not only once the
         // server finds them idle.
-        let prefix = format!(
-            "subhub_{}_{:016x}",
-            self.name.replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
-            fastrand::u64(..)
-        );
+        let prefix = self.consumer_name("");
         let consumer = Consumer { stream: stream.clone(), subject: topic.to_owned(), prefix: prefix.clone() };
         let mut messages = consumer.open(0, last + 1).await.map_err(|e| self.unavailable(&e, "consumer"))?;
         let (name, stats, mut reconnects) = (self.name.clone(), self.stats.clone(), self.reconnects.subscribe());
@@ -325,7 +348,8 @@ impl Broker for NatsBroker {
     }
 
     /// JetStream: the subject's messages after the cursor (a stream sequence), read by a
-    /// short-lived consumer. The cursor is lost when the stream no longer starts after it.
+    /// short-lived consumer, deleted once the page is read, however the reading went. The cursor
+    /// is lost when the stream no longer starts after it.
     async fn history(&self, topic: &str, cursor: &str, limit: usize) -> Result<History, BrokerError> {
         let Some((context, stream)) = &self.jetstream else { return Ok(History::Unsupported) };
         let Ok(after) = cursor.parse::<u64>() else { return Ok(History::Lost) };
@@ -334,28 +358,22 @@ impl Broker for NatsBroker {
         if after.saturating_add(1) < first {
             return Ok(History::Lost);
         }
+        // Named, so it can be deleted whatever happens to the read, and told on the server
+        // from the sources' consumers.
+        let name = self.consumer_name("replay_");
         let config = jetstream::consumer::pull::Config {
+            name: Some(name.clone()),
             filter_subject: topic.to_owned(),
             deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence: after + 1 },
             ack_policy: jetstream::consumer::AckPolicy::None,
+            // The server forgets it by itself if the hub is gone before deleting it.
             inactive_threshold: std::time::Duration::from_secs(10),
             ..Default::default()
         };
-        let mut consumer = stream.create_consumer(config).await.map_err(|e| self.unavailable(&e, "consumer"))?;
-        let info = consumer.info().await.map_err(|e| self.unavailable(&e, "consumer info"))?;
-        let (name, pending) = (info.name.clone(), info.num_pending as usize);
-        let mut events = Vec::new();
-        if pending > 0 {
-            let batch = consumer.fetch().max_messages(pending.min(limit)).messages().await;
-            let mut batch = batch.map_err(|e| self.unavailable(&e, "history read"))?;
-            while let Some(message) = batch.next().await {
-                let message = message.map_err(|e| self.unavailable(&e, "history read"))?;
-                let Ok(sequence) = message.info().map(|info| info.stream_sequence) else { continue };
-                events.push(stream_event(&self.name, message.message, sequence));
-            }
-        }
+        let consumer = stream.create_consumer(config).await.map_err(|e| self.unavailable(&e, "consumer"))?;
+        let page = self.read_page(consumer, limit).await;
         let _ = stream.delete_consumer(&name).await;
-        Ok(History::Events(events))
+        page.map(History::Events)
     }
 
     async fn publish(&self, message: Publish) -> Result<PublishAck, BrokerError> {

@@ -36,7 +36,9 @@ pub fn run(
         let live = live.await;
         let (mut sent, mut sent_any, mut recovered) = (HashSet::new(), false, live);
         // A turn among `limits.max_replays`; the client's live results stay held meanwhile.
-        let turn = hub.replays.clone().acquire_owned().await;
+        // The replay is not polled before it: until then it has run nothing, read no history
+        // and holds no results.
+        let turn = hub.replays.acquire().await;
         if live && turn.is_ok() {
             while let Some(step) = replay.next().await {
                 match step {

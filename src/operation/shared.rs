@@ -169,6 +169,10 @@ pub enum Replayed {
 /// Events after `cursor` from the broker's history, through the same sources, filters and
 /// selection as the live execution, for one resumed client. Read a page at a time, and at most
 /// `limits.max_replay` events; a replay that needs more is lost.
+///
+/// Nothing runs until the stream is polled, and then only as far as it is read: the replay's
+/// execution, its history reads (a JetStream consumer each) and its page of events exist only
+/// while the client's turn among `limits.max_replays` is held (`resume::run`).
 pub fn replay_results(
     hub: &Arc<Hub>,
     request: Request,
@@ -177,53 +181,101 @@ pub fn replay_results(
     identity: Identity,
     cursor: String,
 ) -> BoxStream<'static, Replayed> {
+    let hub = hub.clone();
+    let opening = async move {
+        let Started { leases, filters, plan } = start(&hub, request, &document, &payload, identity).await.ok()?;
+        Some(Replay {
+            hub,
+            leases,
+            filters,
+            plan,
+            after: cursor,
+            replayed: 0,
+            page: Vec::new().into_iter(),
+            over: false,
+        })
+    };
+    futures_util::stream::once(opening)
+        .filter_map(std::future::ready)
+        .flat_map(|replay| {
+            futures_util::stream::unfold(replay, |mut replay| async move {
+                let step = replay.next().await?;
+                Some((step, replay))
+            })
+        })
+        .boxed()
+}
+
+/// A replay under way: the sources it reads through, where it is in the broker's history, and
+/// the page read last.
+struct Replay {
+    hub: Arc<Hub>,
+    leases: Vec<SourceLease>,
+    filters: Vec<Filter>,
+    plan: Plan,
+    /// The cursor of the last event read.
+    after: String,
+    replayed: usize,
+    page: std::vec::IntoIter<Event>,
+    over: bool,
+}
+
+impl Replay {
     /// Events read from the broker at a time.
     const PAGE: usize = 256;
-    let hub = hub.clone();
-    let (tx, rx) = tokio::sync::mpsc::channel(PAGE);
-    tokio::spawn(async move {
-        let Ok(Started { leases, filters, plan }) = start(&hub, request, &document, &payload, identity).await else {
-            return;
-        };
-        // A cursor is one source's position.
-        let [lease] = leases.as_slice() else {
-            let _ = tx.send(Replayed::Lost).await;
-            return;
-        };
-        let Ok(broker) = hub.brokers.get(Some(lease.broker())) else { return };
-        let (mut after, mut replayed) = (cursor, 0);
+
+    async fn next(&mut self) -> Option<Replayed> {
         loop {
-            let page = match broker.history(lease.topic(), &after, PAGE).await {
-                Ok(History::Events(page)) => page,
-                Ok(History::Lost | History::Unsupported) | Err(_) => {
-                    let _ = tx.send(Replayed::Lost).await;
-                    return;
-                }
-            };
-            if page.is_empty() {
-                return;
-            }
-            replayed += page.len();
-            if replayed > hub.config.limits.max_replay {
-                let _ = tx.send(Replayed::Lost).await;
-                return;
-            }
-            for event in page {
+            if let Some(event) = self.page.next() {
                 if let Some(cursor) = &event.cursor {
-                    after.clone_from(cursor);
+                    self.after.clone_from(cursor);
                 }
-                if passes(&filters, &event, &hub) {
-                    let output = execute::write(&plan, &event);
-                    if tx.send(Replayed::Next(result(output.json, &event))).await.is_err() {
-                        return;
-                    }
+                if passes(&self.filters, &event, &self.hub) {
+                    let output = execute::write(&self.plan, &event);
+                    return Some(Replayed::Next(result(output.json, &event)));
+                }
+                continue;
+            }
+            if self.over {
+                return None;
+            }
+            match self.read_page().await {
+                Some(Ok(page)) => self.page = page.into_iter(),
+                Some(Err(lost)) => {
+                    self.over = true;
+                    return Some(lost);
+                }
+                None => {
+                    self.over = true;
+                    return None;
                 }
             }
+        }
+    }
+
+    /// The next page of the history: `None` once nothing follows, `Err` when the client must
+    /// reload instead.
+    async fn read_page(&mut self) -> Option<Result<Vec<Event>, Replayed>> {
+        // A cursor is one source's position.
+        let [lease] = self.leases.as_slice() else { return Some(Err(Replayed::Lost)) };
+        let broker = self.hub.brokers.get(Some(lease.broker())).ok()?.clone();
+        if self.replayed > 0 {
             // Live delivery goes first between pages.
             tokio::task::yield_now().await;
         }
-    });
-    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
+        let page = match broker.history(lease.topic(), &self.after, Self::PAGE).await {
+            Ok(History::Events(page)) => page,
+            Ok(History::Lost | History::Unsupported) | Err(_) => return Some(Err(Replayed::Lost)),
+        };
+        if page.is_empty() {
+            return None;
+        }
+        self.replayed += page.len();
+        if self.replayed > self.hub.config.limits.max_replay {
+            return Some(Err(Replayed::Lost));
+        }
+        Some(Ok(page))
+    }
 }
 
 /// Whether an event passes every filter: tested once per event for the whole execution.

@@ -19,7 +19,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::AtomicBool;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -210,16 +210,16 @@ impl Outbox {
     /// connection is not writing and the socket takes them; otherwise queued, applying the
     /// slow-consumer policy when the queue is full.
     pub fn push_nexts(&self, slot: &Arc<Slot>, payloads: &[SharedPayload]) {
-        if slot.held.load(Relaxed) {
+        if slot.held.load(Acquire) {
             let mut hold = lock(&slot.hold);
             if let Some(waiting) = hold.as_mut() {
                 let passed = waiting.take(payloads);
                 self.metrics.dropped_slow_consumer.fetch_add(passed.dropped, Relaxed);
+                self.deliver_nexts(slot, &passed.results);
                 if passed.done {
                     *hold = None;
-                    slot.held.store(false, Relaxed);
+                    slot.held.store(false, Release);
                 }
-                self.deliver_nexts(slot, &passed.results);
                 return;
             }
         }
@@ -229,7 +229,7 @@ impl Outbox {
     /// Holds the slot's results until [`Outbox::release`]: its replay comes first.
     pub fn hold(&self, slot: &Slot) {
         *lock(&slot.hold) = Some(Hold::new(self.config.capacity));
-        slot.held.store(true, Relaxed);
+        slot.held.store(true, Release);
     }
 
     /// A result of the slot's replay: queued, whatever the hold.
@@ -248,11 +248,13 @@ impl Outbox {
         let mut hold = lock(&slot.hold);
         let Some(waiting) = hold.as_mut() else { return };
         let passed = waiting.release(replayed, recovered, sent_any);
+        // Delivered before the slot stops holding: a result pushed meanwhile waits for the
+        // hold's lock, and so comes after these.
+        self.deliver_nexts(slot, &passed.results);
         if passed.done {
             *hold = None;
-            slot.held.store(false, Relaxed);
+            slot.held.store(false, Release);
         }
-        self.deliver_nexts(slot, &passed.results);
     }
 
     fn deliver_nexts(&self, slot: &Arc<Slot>, payloads: &[SharedPayload]) {
@@ -579,6 +581,18 @@ mod tests {
         release: Mutex<std::sync::mpsc::Receiver<()>>,
     }
 
+    impl HeldSocket {
+        /// A held socket `outbox` writes through to; `entering` hears of each write as it
+        /// begins, and a message on `released` lets one finish.
+        fn under(outbox: &Outbox) -> (Arc<Self>, std::sync::mpsc::Receiver<()>, std::sync::mpsc::Sender<()>) {
+            let (entered, entering) = std::sync::mpsc::channel();
+            let (released, release) = std::sync::mpsc::channel();
+            let socket = Arc::new(HeldSocket { frames: Mutex::default(), entered, release: Mutex::new(release) });
+            outbox.write_through(socket.clone());
+            (socket, entering, released)
+        }
+    }
+
     impl WriteThrough for HeldSocket {
         fn write_nexts(&self, _prefix: &FramePrefix, payloads: &[SharedPayload]) -> WriteOutcome {
             let _ = self.entered.send(());
@@ -593,10 +607,7 @@ mod tests {
     #[test]
     fn no_frame_of_a_subscription_follows_what_its_end_sends() {
         let (outbox, _metrics) = outbox(8, SlowConsumerPolicy::DropOldest, Duration::from_secs(1));
-        let (entered, entering) = std::sync::mpsc::channel();
-        let (released, release) = std::sync::mpsc::channel();
-        let socket = Arc::new(HeldSocket { frames: Mutex::default(), entered, release: Mutex::new(release) });
-        outbox.write_through(socket.clone());
+        let (socket, entering, released) = HeldSocket::under(&outbox);
         let slot = Slot::new(Protocol::TransportWs, "1");
 
         let execution = std::thread::spawn({
@@ -624,5 +635,30 @@ mod tests {
         // And nothing of the slot is written after.
         outbox.push_nexts(&slot, &["{}".into()]);
         assert_eq!(lock(&socket.frames).len(), 2);
+    }
+
+    /// A resumed subscription's replay ends, letting go of the live results held meanwhile. The
+    /// slot stops holding only once they are delivered: a live result the execution pushes in
+    /// between waits for the hold (and comes after them) instead of racing them to the queue.
+    #[test]
+    fn a_hold_is_let_go_only_once_its_results_are_delivered() {
+        let (outbox, _metrics) = outbox(8, SlowConsumerPolicy::DropOldest, Duration::from_secs(1));
+        let (socket, entering, released) = HeldSocket::under(&outbox);
+        let slot = Slot::new(Protocol::TransportWs, "1");
+        let event = |id: &str| SharedPayload::of_event(format!(r#"{{"n":"{id}"}}"#), Some(id), Some(id));
+        outbox.hold(&slot);
+        outbox.push_nexts(&slot, &[event("2")]);
+        let replay = std::thread::spawn({
+            let (outbox, slot) = (outbox.clone(), slot.clone());
+            move || outbox.release(&slot, ["1".to_owned()].into(), true, true)
+        });
+        entering.recv().expect("the held result is being written");
+        let holding = slot.held.load(Acquire);
+        released.send(()).expect("release the write");
+        replay.join().expect("replay");
+        assert!(holding, "the slot let go of its hold while the held results were still on their way");
+        released.send(()).expect("let the next write through");
+        outbox.push_nexts(&slot, &[event("3")]);
+        assert_eq!(*lock(&socket.frames), [r#"next {"n":"2"}"#, r#"next {"n":"3"}"#]);
     }
 }

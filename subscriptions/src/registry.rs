@@ -102,13 +102,16 @@ pub struct Registry<O: Origin> {
 
 struct Entry<O: Origin> {
     key: O::Key,
-    items: broadcast::Sender<O::Item>,
     /// `None` while opening; then whether the source went live.
     live: watch::Receiver<Option<Result<(), O::Error>>>,
-    state: Mutex<EntryState<O::Guard>>,
+    state: Mutex<EntryState<O::Guard, O::Item>>,
 }
 
-struct EntryState<G> {
+struct EntryState<G, I> {
+    /// What leases subscribe to, until the entry leaves the map. Dropped then: once the origin
+    /// lets go of its own senders, leases read what is left and end, those that joined after
+    /// the source's last item included.
+    items: Option<broadcast::Sender<I>>,
     leases: usize,
     guard: Option<G>,
     /// Counted in `subhub_sources_open`.
@@ -155,8 +158,13 @@ impl<O: Origin> Registry<O> {
                     entry
                 }
             };
-            lock(&entry.state).leases += 1;
-            let receiver = entry.items.subscribe();
+            let receiver = {
+                let mut state = lock(&entry.state);
+                state.leases += 1;
+                state.items.as_ref().map(broadcast::Sender::subscribe)
+            };
+            // An entry in the map has its sender; were it gone, the lease would end at once.
+            let receiver = receiver.unwrap_or_else(|| broadcast::channel(1).1);
             // The lease exists before the first await, so a cancelled acquire gives it back.
             Lease { registry: self.clone(), entry, receiver }
         };
@@ -176,13 +184,17 @@ impl<O: Origin> Registry<O> {
     /// A new entry, its opening already under way on a task of its own.
     fn start(self: &Arc<Self>, key: O::Key) -> Arc<Entry<O>> {
         let (outcome, live) = watch::channel(None);
-        let entry = Arc::new(Entry {
-            key,
-            items: broadcast::channel(self.buffer).0,
-            live,
-            state: Mutex::new(EntryState { leases: 0, guard: None, counted: false, detached: false, idle_period: 0 }),
-        });
-        let opening = self.origin.open(&entry.key, entry.items.clone());
+        let (items, _) = broadcast::channel(self.buffer);
+        let state = EntryState {
+            items: Some(items.clone()),
+            leases: 0,
+            guard: None,
+            counted: false,
+            detached: false,
+            idle_period: 0,
+        };
+        let entry = Arc::new(Entry { key, live, state: Mutex::new(state) });
+        let opening = self.origin.open(&entry.key, items);
         let (registry, opened) = (self.clone(), entry.clone());
         tokio::spawn(async move {
             let result = opening.await;
@@ -234,39 +246,52 @@ impl<O: Origin> Registry<O> {
         }
     }
 
-    /// Closes the source if nobody came back since idle period `period` began.
+    /// Closes the source if nobody came back since idle period `period` began. The check and
+    /// the removal are one step under the map's lock, which every acquire takes to join an
+    /// entry: a lease is either had before the check (and the source stays) or on a new entry.
     fn close_if_idle(&self, entry: &Arc<Entry<O>>, period: u64) {
-        {
-            let state = lock(&entry.state);
-            if state.leases > 0 || state.idle_period != period {
-                return;
-            }
+        let mut entries = lock(&self.entries);
+        let mut state = lock(&entry.state);
+        if state.leases > 0 || state.idle_period != period {
+            return;
         }
-        self.detach(entry);
+        let guard = self.detach_locked(&mut entries, &mut state, entry);
+        drop((state, entries));
+        drop(guard);
     }
 
     /// Takes the entry out of the map (later acquires open anew) and closes its source; leases
-    /// still held keep reading until the origin's items stop.
+    /// still held read what the origin sent and end once it lets go of its senders.
     fn detach(&self, entry: &Arc<Entry<O>>) {
-        let guard = {
-            let mut entries = lock(&self.entries);
-            let mut state = lock(&entry.state);
-            // Under the map's lock, so no acquire can join the entry in between.
-            if state.detached {
-                return;
-            }
-            state.detached = true;
-            tracing::debug!(key = ?entry.key, opened = state.guard.is_some(), "closing a source");
-            if entries.get(&entry.key).is_some_and(|current| Arc::ptr_eq(current, entry)) {
-                entries.remove(&entry.key);
-            }
-            self.capacity.free();
-            if std::mem::take(&mut state.counted) {
-                self.origin.count_open(&entry.key, -1);
-            }
-            state.guard.take()
-        };
+        let mut entries = lock(&self.entries);
+        let mut state = lock(&entry.state);
+        let guard = self.detach_locked(&mut entries, &mut state, entry);
+        drop((state, entries));
         drop(guard);
+    }
+
+    /// [`Registry::detach`] with both locks held; the guard it returns is dropped (the source
+    /// closed on the origin) once they are not.
+    fn detach_locked(
+        &self,
+        entries: &mut HashMap<O::Key, Arc<Entry<O>>>,
+        state: &mut EntryState<O::Guard, O::Item>,
+        entry: &Arc<Entry<O>>,
+    ) -> Option<O::Guard> {
+        if state.detached {
+            return None;
+        }
+        state.detached = true;
+        state.items = None;
+        tracing::debug!(key = ?entry.key, opened = state.guard.is_some(), "closing a source");
+        if entries.get(&entry.key).is_some_and(|current| Arc::ptr_eq(current, entry)) {
+            entries.remove(&entry.key);
+        }
+        self.capacity.free();
+        if std::mem::take(&mut state.counted) {
+            self.origin.count_open(&entry.key, -1);
+        }
+        state.guard.take()
     }
 }
 
@@ -316,6 +341,7 @@ mod tests {
     //! the server's tests, on real brokers and a real upstream.
 
     use super::*;
+    use futures_util::FutureExt;
     use std::sync::atomic::{AtomicBool, AtomicI64};
     use tokio::sync::Semaphore;
 
@@ -328,6 +354,14 @@ mod tests {
         /// When set, each opening waits for a permit.
         gate: Option<Arc<Semaphore>>,
         linger: Duration,
+        /// Where the source opened last delivers, until a test takes it.
+        items: Mutex<Option<broadcast::Sender<u32>>>,
+    }
+
+    impl Counting {
+        fn take_items(&self) -> broadcast::Sender<u32> {
+            lock(&self.items).take().expect("a source was opened")
+        }
     }
 
     struct Open(Arc<AtomicI64>);
@@ -344,12 +378,9 @@ mod tests {
         type Guard = Open;
         type Error = String;
 
-        fn open(
-            &self,
-            _key: &&'static str,
-            _items: broadcast::Sender<u32>,
-        ) -> BoxFuture<'static, Result<Open, String>> {
+        fn open(&self, _key: &&'static str, items: broadcast::Sender<u32>) -> BoxFuture<'static, Result<Open, String>> {
             self.opened.fetch_add(1, SeqCst);
+            *lock(&self.items) = Some(items);
             let (fail, gate, open_now) = (self.fail.load(SeqCst), self.gate.clone(), self.open_now.clone());
             Box::pin(async move {
                 if let Some(gate) = gate {
@@ -493,7 +524,7 @@ mod tests {
     async fn a_last_item_ends_the_source_for_later_acquires() {
         let registry = registry(Counting::default());
         let mut lease = registry.acquire("t").await.expect("acquire");
-        let items = lease.entry.items.clone();
+        let items = registry.origin().take_items();
         items.send(7).expect("a reader");
         items.send(0).expect("a reader");
         assert_eq!(lease.recv().await, Some(7));
@@ -503,6 +534,26 @@ mod tests {
         assert_eq!(registry.origin().opened.load(SeqCst), 2);
         drop((lease, again));
         assert_eq!(registry.origin().gauge.load(SeqCst), 0);
+    }
+
+    /// A lease that joins a source after its last item was sent, before any reader has seen
+    /// it, ends with the source instead of waiting on it for good.
+    #[tokio::test]
+    async fn a_lease_joining_a_source_that_sent_its_last_item_ends_with_it() {
+        let registry = registry(Counting::default());
+        let mut first = registry.acquire("t").await.expect("acquire");
+        let items = registry.origin().take_items();
+        items.send(0).expect("a reader");
+        let mut late = registry.acquire("t").await.expect("the source is still in the map");
+        assert_eq!(first.recv().await, Some(0));
+        // The origin lets go of a source that has ended (an upstream connection forgets the
+        // subscription it completed).
+        drop(items);
+        assert_eq!(late.recv().now_or_never(), Some(None), "the late lease waits on a source that ended");
+        drop((first, late));
+        let again = registry.acquire("t").await.expect("a new source");
+        assert_eq!((registry.origin().opened.load(SeqCst), registry.origin().gauge.load(SeqCst)), (2, 1));
+        drop(again);
     }
 
     #[tokio::test]
@@ -515,5 +566,98 @@ mod tests {
         assert_eq!(other.acquire("b").await.err(), Some(AcquireError::Full(1)));
         drop(lease);
         drop(other.acquire("b").await.expect("room again"));
+    }
+
+    /// Holds the registry's map lock while it opens `other` (as every opening does while
+    /// [`Origin::open`] runs), until a lease is released: the last lease of `t` leaves while an
+    /// acquire of `t` is queued behind the lock. The sources open now deliver what
+    /// [`Stalling::send`] gives them.
+    struct Stalling {
+        open: Arc<Mutex<HashMap<&'static str, broadcast::Sender<u32>>>>,
+        opening: std::sync::mpsc::Sender<()>,
+        released: Mutex<std::sync::mpsc::Receiver<()>>,
+        release: std::sync::mpsc::Sender<()>,
+    }
+
+    struct Registered(Arc<Mutex<HashMap<&'static str, broadcast::Sender<u32>>>>, &'static str, broadcast::Sender<u32>);
+
+    impl Drop for Registered {
+        fn drop(&mut self) {
+            // A closed source's guard may go after its key was opened anew.
+            let mut open = lock(&self.0);
+            if open.get(self.1).is_some_and(|items| items.same_channel(&self.2)) {
+                open.remove(self.1);
+            }
+        }
+    }
+
+    impl Stalling {
+        fn send(&self, key: &'static str, item: u32) -> bool {
+            lock(&self.open).get(key).is_some_and(|items| items.send(item).is_ok())
+        }
+    }
+
+    impl Origin for Stalling {
+        type Key = &'static str;
+        type Item = u32;
+        type Guard = Registered;
+        type Error = String;
+
+        fn open(
+            &self,
+            key: &&'static str,
+            items: broadcast::Sender<u32>,
+        ) -> BoxFuture<'static, Result<Registered, String>> {
+            if *key == "other" {
+                let _ = self.opening.send(());
+                let _ = lock(&self.released).recv();
+            }
+            lock(&self.open).insert(key, items.clone());
+            let registered = Registered(self.open.clone(), key, items);
+            Box::pin(async move { Ok(registered) })
+        }
+
+        fn linger(&self, _key: &&'static str) -> Duration {
+            // Called as a last lease leaves, before the registry looks at closing its source.
+            let _ = self.release.send(());
+            Duration::ZERO
+        }
+
+        fn count_open(&self, _key: &&'static str, _delta: i64) {}
+    }
+
+    /// The last lease of `t` leaves while an acquire of `t` waits for the map's lock: the
+    /// acquire gets either the source still open or a new one, and its lease delivers.
+    #[test]
+    fn a_lease_taken_as_the_last_one_leaves_delivers() {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().expect("runtime");
+        let mut dead = 0;
+        const TRIALS: usize = 50;
+        for _ in 0..TRIALS {
+            let (opening, opened) = std::sync::mpsc::channel();
+            let (release, released) = std::sync::mpsc::channel();
+            let origin = Stalling { open: Arc::default(), opening, released: Mutex::new(released), release };
+            let registry = Registry::new(Arc::new(origin), 16, Capacity::new(100), Arc::new(Metrics::default()));
+            let last = runtime.block_on(registry.acquire("t")).expect("t");
+            let (runtime, registry) = (&runtime, &registry);
+            std::thread::scope(|threads| {
+                // Opens `other`, holding the map's lock until `last` is dropped.
+                let stalled = threads.spawn(|| runtime.block_on(registry.acquire("other")).map(drop));
+                opened.recv().expect("opening other");
+                let (joining, joins) = std::sync::mpsc::channel();
+                let joiner = threads.spawn(move || {
+                    let _ = joining.send(());
+                    runtime.block_on(registry.acquire("t"))
+                });
+                joins.recv().expect("joining t");
+                threads.spawn(move || drop(last)).join().expect("leave");
+                stalled.join().expect("other").expect("other opens");
+                let mut lease = joiner.join().expect("join").expect("t");
+                if !registry.origin().send("t", 7) || lease.recv().now_or_never() != Some(Some(7)) {
+                    dead += 1;
+                }
+            });
+        }
+        assert_eq!(dead, 0, "{dead} of {TRIALS} leases are on a source that closed as they joined");
     }
 }
