@@ -202,7 +202,7 @@ pub struct Prepared {
 impl Document {
     fn parse(text: Arc<str>) -> Result<Document, String> {
         let parsed = async_graphql::parser::parse_query(&*text)
-            .map_err(|error| crate::operation::errors_json(&[ServerError::from(error)]))?;
+            .map_err(|error| crate::results::errors_json(&[ServerError::from(error)]))?;
         let operations = match &parsed.operations {
             DocumentOperations::Single(operation) => {
                 HashMap::from([(None, measure(&parsed, &operation.node.ty, &operation.node.selection_set))])
