@@ -81,7 +81,8 @@ mod tests {
 
     #[test]
     fn keys_ignore_variable_order() {
-        let documents = Documents::new(4, 1024, CostLimits { max_depth: 4, max_complexity: 10, max_aliases: 2 });
+        let limits = CostLimits { max_depth: 4, max_complexity: 10, max_aliases: 2 };
+        let documents = Documents::new(4, 1024, limits, subhub_subscriptions::Metrics::new().document_cache.clone());
         let key = |payload: &OperationPayload| {
             let prepared = documents.prepare(&payload.query, None).expect("prepared");
             key(payload, &prepared, "")
