@@ -1,9 +1,10 @@
 //! `/metrics` read as a scraper reads it: every line parses, label values come back as they
-//! were.
+//! were, and `subhub_delivery_seconds` counts each event once per execution.
 
 mod common;
 
 use common::*;
+use serde_json::json;
 
 /// One sample line: its name, its labels (unescaped) and its value.
 type Sample = (String, Vec<(String, String)>, f64);
@@ -92,4 +93,49 @@ async fn label_values_are_escaped_so_every_line_parses_and_names_come_back_whole
         metric == "subhub_sources_open" && labels.iter().any(|(label, value)| label == "broker" && value == name)
     });
     assert!(open.is_some(), "{samples:?}");
+}
+
+/// `subhub_delivery_seconds` times every event to the last subscriber of each execution: two
+/// executions (two distinct operations) with three and one subscribers, five events: ten
+/// observations, not twenty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_seconds_counts_each_event_once_per_execution() {
+    let hub = TestHub::start().await;
+    let topic = unique("delivery");
+    let documents = [EVENTS_QUERY, "subscription($topic: String!) { events(topic: $topic) { payload } }"];
+    let mut clients = Vec::new();
+    for (document, subscribers) in documents.iter().zip([3, 1]) {
+        for _ in 0..subscribers {
+            let mut client = Client::ready(&hub, TRANSPORT_WS).await;
+            client.subscribe("s", document, json!({ "topic": topic })).await;
+            clients.push(client);
+        }
+    }
+    hub.wait_metric("subhub_subscriptions", 4.0).await;
+    assert_eq!(hub.metric("subhub_executions").await, 2.0);
+    for n in 0..5 {
+        hub.publish(&topic, json!({ "n": n }).to_string()).await;
+    }
+    for client in &mut clients {
+        for n in 0..5 {
+            let message = client.recv_json().await;
+            assert_eq!(message["payload"]["data"]["events"]["payload"]["n"], n, "{message}");
+        }
+    }
+    hub.wait_metric("subhub_delivery_seconds_count", 10.0).await;
+    let samples = scrape(&hub).await;
+    let value = |name: &str, le: Option<&str>| {
+        samples
+            .iter()
+            .find(|(metric, labels, _)| {
+                metric == name && le.is_none_or(|le| labels.iter().any(|(l, v)| l == "le" && v == le))
+            })
+            .map(|(_, _, value)| *value)
+    };
+    assert_eq!(value("subhub_delivery_seconds_bucket", Some("+Inf")), Some(10.0));
+    let seconds = value("subhub_delivery_seconds_sum", None).expect("a sum");
+    assert!(seconds > 0.0 && seconds < 10.0 * PATIENCE.as_secs_f64(), "{seconds}");
+    // Every subscriber has every result: nothing more is observed.
+    assert_eq!(hub.metric("subhub_deliveries_total").await, 20.0);
+    assert_eq!(hub.metric("subhub_delivery_seconds_count").await, 10.0);
 }
