@@ -85,10 +85,10 @@ impl Hub {
         let executions = Executions::new(metrics.clone(), limits.max_executions);
         let publisher = Arc::new(Publisher::new(brokers.clone(), limits.max_message_bytes));
         let upstreams = Arc::new(Upstreams::start(&config.upstreams, limits.max_message_bytes).await?);
-        let numbers = upstreams.entries().iter().map(|entry| UpstreamNumbers {
-            name: entry.name.as_str().into(),
-            stats: entry.pool.stats().clone(),
-        });
+        let numbers = upstreams
+            .entries()
+            .iter()
+            .map(|entry| UpstreamNumbers { name: entry.name.as_str().into(), stats: entry.pool.stats().clone() });
         metrics.read_stats_of(brokers.clone(), numbers.collect());
         let pools = upstreams.entries().iter().map(|entry| entry.pool.clone());
         let forwarded = Arc::new(Forwarded::new(pools, sources.capacity().clone(), metrics.clone()));

@@ -14,7 +14,10 @@ type Sample = (String, Vec<(String, String)>, f64);
 fn sample(line: &str) -> Option<Sample> {
     let name_end = line.find(['{', ' '])?;
     let name = &line[..name_end];
-    let name_ok = name.chars().enumerate().all(|(i, c)| c == '_' || c == ':' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()));
+    let name_ok = name
+        .chars()
+        .enumerate()
+        .all(|(i, c)| c == '_' || c == ':' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()));
     if name.is_empty() || !name_ok {
         return None;
     }
@@ -28,7 +31,8 @@ fn sample(line: &str) -> Option<Sample> {
                 break;
             }
             let label: String = rest.by_ref().take_while(|c| *c != '=').collect();
-            if label.is_empty() || !label.chars().all(|c| c == '_' || c.is_ascii_alphanumeric()) || rest.next()? != '"' {
+            if label.is_empty() || !label.chars().all(|c| c == '_' || c.is_ascii_alphanumeric()) || rest.next()? != '"'
+            {
                 return None;
             }
             let mut value = String::new();

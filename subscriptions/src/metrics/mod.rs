@@ -163,12 +163,8 @@ impl Metrics {
         let mut families = Registrar::new();
         let stats = StatsSources::default();
         families.sampled(StatsCollector::new(&stats), &stats::OWNED);
-        let [dropped_slow_consumer, dropped_lagged] = families.counters(
-            stats::DROPPED.name,
-            stats::DROPPED.help,
-            ["reason"],
-            [["slow_consumer"], ["lagged"]],
-        );
+        let [dropped_slow_consumer, dropped_lagged] =
+            families.counters(stats::DROPPED.name, stats::DROPPED.help, ["reason"], [["slow_consumer"], ["lagged"]]);
         let [filter_passed, filter_dropped] = families.counters(
             "subhub_filter_evaluations_total",
             "Events tested by an execution's filters, once per event per execution.",

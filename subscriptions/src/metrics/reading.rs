@@ -72,7 +72,13 @@ impl Reading {
         let mut text = String::from_utf8(out).unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into());
         for family in declared {
             if self.families.binary_search_by(|f| f.name().cmp(family.name)).is_err() {
-                text.push_str(&format!("# HELP {} {}\n# TYPE {} {}\n", family.name, family.help, family.name, family.kind.name()));
+                text.push_str(&format!(
+                    "# HELP {} {}\n# TYPE {} {}\n",
+                    family.name,
+                    family.help,
+                    family.name,
+                    family.kind.name()
+                ));
             }
         }
         text

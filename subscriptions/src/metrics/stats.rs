@@ -106,7 +106,11 @@ impl Collector for StatsCollector {
         for broker in sources.brokers.iter().flat_map(|brokers| brokers.iter()) {
             let (name, stats) = (broker.name(), broker.stats());
             let by_broker = [("broker", name)];
-            families.gauge(SOURCES_OPEN, &[("kind", broker.kind()), ("broker", name)], stats.sources_open.load(Relaxed));
+            families.gauge(
+                SOURCES_OPEN,
+                &[("kind", broker.kind()), ("broker", name)],
+                stats.sources_open.load(Relaxed),
+            );
             families.gauge(BROKER_CONNECTED, &by_broker, i64::from(stats.connected.load(Relaxed)));
             families.gauge(BROKER_SUBSCRIPTIONS, &by_broker, stats.broker_subscriptions.load(Relaxed));
             families.counter(EVENTS_RECEIVED, &by_broker, stats.events_received.load(Relaxed));
