@@ -307,3 +307,34 @@ impl std::fmt::Debug for Metrics {
         f.debug_struct("Metrics").field("families", &self.registrar.declared.len()).finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_family_is_rendered_once_and_handles_count_into_it() {
+        let metrics = Metrics::new();
+        metrics.refuse(Refusal::Rate);
+        metrics.deliveries.fetch_add(3, Relaxed);
+        metrics.connection_opened(Transport::Sse);
+        drop(metrics.delivery(Arrival::now()));
+        let text = metrics.render();
+        for family in metrics.declared() {
+            let kind = format!("# TYPE {} {}\n", family.name, family.kind.name());
+            assert_eq!(text.matches(&kind).count(), 1, "{}:\n{text}", family.name);
+        }
+        for line in [
+            "subhub_refused_total{reason=\"rate\"} 1\n",
+            "subhub_deliveries_total 3\n",
+            "subhub_connections{transport=\"sse\"} 1\n",
+            "subhub_delivery_seconds_count 1\n",
+            "subhub_dropped_total{reason=\"too_large\"} 0\n",
+        ] {
+            assert!(text.contains(line), "{line}:\n{text}");
+        }
+        let reading = metrics.gather();
+        assert_eq!(reading.sum("subhub_connections"), 1.0);
+        assert_eq!(reading.by("subhub_refused_total", "reason").get("rate"), Some(&1.0));
+    }
+}
