@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_graphql::parser::types::{
@@ -20,6 +20,7 @@ use async_graphql::parser::types::{
 };
 use async_graphql::{Name, Positioned, ServerError};
 use lru::LruCache;
+use subhub_subscriptions::Lookups;
 
 /// Fields and fragments nested deeper than this are refused before they are measured: the
 /// measuring recursion must never come near the end of a worker thread's stack, whatever
@@ -89,8 +90,8 @@ pub struct Documents {
     cache: Mutex<Cache>,
     max_bytes: usize,
     limits: CostLimits,
-    pub hits: AtomicU64,
-    pub misses: AtomicU64,
+    /// `subhub_document_cache_total`.
+    lookups: Lookups,
 }
 
 struct Cache {
@@ -103,15 +104,15 @@ struct Cache {
 type Parsed = Result<Arc<Document>, Arc<str>>;
 
 impl Documents {
-    /// Keeps at most `entries` documents and `max_bytes` bytes of their text.
-    pub fn new(entries: usize, max_bytes: usize, limits: CostLimits) -> Self {
+    /// Keeps at most `entries` documents and `max_bytes` bytes of their text, counting its
+    /// lookups into `lookups`.
+    pub fn new(entries: usize, max_bytes: usize, limits: CostLimits, lookups: Lookups) -> Self {
         let capacity = NonZeroUsize::new(entries).unwrap_or(NonZeroUsize::MIN);
         Documents {
             cache: Mutex::new(Cache { entries: LruCache::new(capacity), bytes: 0 }),
             max_bytes,
             limits,
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
+            lookups,
         }
     }
 
@@ -132,10 +133,10 @@ impl Documents {
 
     fn parse(&self, query: &str) -> Parsed {
         if let Some(parsed) = self.lock().entries.get(query) {
-            self.hits.fetch_add(1, Relaxed);
+            self.lookups.hits.fetch_add(1, Relaxed);
             return parsed.clone();
         }
-        self.misses.fetch_add(1, Relaxed);
+        self.lookups.misses.fetch_add(1, Relaxed);
         let text: Arc<str> = query.into();
         let parsed = Document::parse(text.clone()).map(Arc::new).map_err(Arc::from);
         if text.len() <= self.max_bytes {
@@ -202,7 +203,7 @@ pub struct Prepared {
 impl Document {
     fn parse(text: Arc<str>) -> Result<Document, String> {
         let parsed = async_graphql::parser::parse_query(&*text)
-            .map_err(|error| crate::operation::errors_json(&[ServerError::from(error)]))?;
+            .map_err(|error| crate::results::errors_json(&[ServerError::from(error)]))?;
         let operations = match &parsed.operations {
             DocumentOperations::Single(operation) => {
                 HashMap::from([(None, measure(&parsed, &operation.node.ty, &operation.node.selection_set))])
@@ -318,7 +319,8 @@ mod tests {
     use super::*;
 
     fn documents() -> Documents {
-        Documents::new(4, 1024, CostLimits { max_depth: 3, max_complexity: 10, max_aliases: 2 })
+        let lookups = subhub_subscriptions::Metrics::new().document_cache.clone();
+        Documents::new(4, 1024, CostLimits { max_depth: 3, max_complexity: 10, max_aliases: 2 }, lookups)
     }
 
     fn cost(query: &str) -> Cost {
@@ -377,7 +379,8 @@ mod tests {
             assert!(documents.prepare("subscription { events(topic: \"t\") { id } }", None).is_ok());
             assert!(matches!(documents.prepare("subscription {", None), Err(Refused::Invalid(_))));
         }
-        assert_eq!((documents.misses.load(Relaxed), documents.hits.load(Relaxed)), (2, 4));
+        let lookups = &documents.lookups;
+        assert_eq!((lookups.misses.load(Relaxed), lookups.hits.load(Relaxed)), (2, 4));
         // Four entries at most, and 1024 bytes of text.
         for n in 0..10 {
             let _ = documents.prepare(&format!("{{ a{n} }}"), None);

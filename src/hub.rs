@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use subhub_brokers::{BrokerError, Brokers};
 use subhub_subscriptions::{
-    Executions, Forwarded, Metrics, OutboxConfig, Refusal, SlowConsumerPolicy, SourceLimits, Sources,
+    Executions, Forwarded, Metrics, OutboxConfig, Refusal, SlowConsumerPolicy, SourceLimits, Sources, UpstreamNumbers,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -71,7 +71,7 @@ pub enum StartError {
 
 impl Hub {
     pub async fn new(config: Config) -> Result<Arc<Self>, StartError> {
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::new(Metrics::new());
         let brokers = Arc::new(Brokers::build(&config.brokers, &config.default_broker).await?);
         let limits = &config.limits;
         let source_limits = SourceLimits {
@@ -85,6 +85,11 @@ impl Hub {
         let executions = Executions::new(metrics.clone(), limits.max_executions);
         let publisher = Arc::new(Publisher::new(brokers.clone(), limits.max_message_bytes));
         let upstreams = Arc::new(Upstreams::start(&config.upstreams, limits.max_message_bytes).await?);
+        let numbers = upstreams
+            .entries()
+            .iter()
+            .map(|entry| UpstreamNumbers { name: entry.name.as_str().into(), stats: entry.pool.stats().clone() });
+        metrics.read_stats_of(brokers.clone(), numbers.collect());
         let pools = upstreams.entries().iter().map(|entry| entry.pool.clone());
         let forwarded = Arc::new(Forwarded::new(pools, sources.capacity().clone(), metrics.clone()));
         let broker_names: Vec<&str> = config.brokers.keys().map(String::as_str).collect();
@@ -112,7 +117,12 @@ impl Hub {
             max_complexity: limits.max_query_complexity,
             max_aliases: limits.max_aliases,
         };
-        let documents = Documents::new(limits.document_cache, limits.document_cache_bytes, cost_limits);
+        let documents = Documents::new(
+            limits.document_cache,
+            limits.document_cache_bytes,
+            cost_limits,
+            metrics.document_cache.clone(),
+        );
         let hub = Arc::new(Hub {
             upstreams,
             forwarded,

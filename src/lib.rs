@@ -17,7 +17,8 @@
 //! - [`server`]: binding, serving, graceful shutdown.
 //! - [`template`]: `{{ args.NAME }}` and `{{ claims.PATH }}` in directives and rules.
 //! - [`schema`]: the schema the hub serves (the built-in `events` / `publish` / `brokers`).
-//! - [`operation`]: from a prepared request to shared results: operation key, serialization.
+//! - [`operation`]: from a prepared request to shared results: operation key, executions.
+//! - [`results`]: GraphQL responses and error lists as JSON text.
 //! - [`publish`]: publishing through the hub.
 //! - `rate`: the token bucket of `limits.subscribe_rate`.
 //! - [`upstreams`]: upstream GraphQL servers: schemas loaded at start, routing, credentials.
@@ -40,6 +41,7 @@ pub mod operation;
 mod pages;
 pub mod publish;
 mod rate;
+pub mod results;
 pub mod schema;
 pub mod server;
 pub mod template;

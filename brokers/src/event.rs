@@ -1,7 +1,7 @@
 //! One message read from a broker.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -23,7 +23,10 @@ pub struct Event {
     /// id does not say it all (Kafka: every partition's offset). `None` where the broker keeps
     /// no history.
     pub cursor: Option<String>,
+    /// When it was published, where the broker or the publisher says so; else when it arrived.
     pub timestamp: SystemTime,
+    /// When the hub read it: the start of its way to subscribers (`subhub_delivery_seconds`).
+    pub arrived: Instant,
     /// The payload as JSON text: a JSON body as it was published (the same bytes), else the
     /// body as a JSON string, else base64 in a JSON string.
     payload: Box<str>,
@@ -43,6 +46,7 @@ impl Event {
             id: None,
             cursor: None,
             timestamp: SystemTime::now(),
+            arrived: Instant::now(),
             payload,
             payload_is_json,
             headers,

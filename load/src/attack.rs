@@ -13,7 +13,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::run::{handshake, open_from, target, Target};
+use crate::client::{handshake, open_from, target, Target};
 
 /// The attacker's own address on loopback.
 const SOURCE: std::net::Ipv4Addr = std::net::Ipv4Addr::new(127, 0, 1, 1);

@@ -4,14 +4,12 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use futures_util::SinkExt;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use crate::aside::Aside;
+use crate::client::{self, Target};
 use crate::latency::Latencies;
 use crate::options::RunOptions;
-use crate::run::{handshake, open, subscribe_message, Target};
 
 /// How long cycles under way at the end may take to finish.
 const FINISH: Duration = Duration::from_secs(2);
@@ -53,11 +51,11 @@ async fn run(options: RunOptions, target: Target, first: usize, stop: Cancellati
 async fn cycle(index: usize, options: Rc<RunOptions>, target: Rc<Target>, tally: Rc<RefCell<ChurnTally>>) {
     let started = Instant::now();
     let result = async {
-        let mut socket = open(index, &options.url, &target).await?;
-        handshake(&mut socket).await?;
+        let mut socket = client::open(index, &options.url, &target).await?;
+        client::handshake(&mut socket).await?;
         let connected = started.elapsed();
-        socket.send(Message::Text(subscribe_message(&options, "c", &options.topic(0)).into())).await?;
-        socket.send(Message::Text(r#"{"type":"complete","id":"c"}"#.into())).await?;
+        client::subscribe(&mut socket, "c", &client::subscription(&options, &options.topic(0), None)).await?;
+        client::complete(&mut socket, "c").await?;
         socket.close(None).await?;
         anyhow::Ok(connected)
     }

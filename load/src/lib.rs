@@ -8,6 +8,7 @@
 //! ## Layout
 //! - [`options`]: scenarios and their parameters.
 //! - [`run`]: a run: connections, readiness probes, open-loop publishing, measurement windows.
+//! - `client`: the WebSocket client of the server under test, on `subhub_protocol::client`.
 //! - [`plain`]: plain broker subscribers, to measure what the server adds over its broker.
 //! - [`aside`]: work on a thread of its own beside the run's.
 //! - [`churn`]: connect-subscribe-leave cycles, on a thread of their own.
@@ -26,6 +27,7 @@ pub mod accounting;
 pub mod aside;
 pub mod attack;
 pub mod churn;
+mod client;
 pub mod latency;
 pub mod options;
 pub mod plain;

@@ -9,13 +9,13 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use crate::aside::Aside;
+use crate::client::{self, number_after, Target};
 use crate::options::RunOptions;
-use crate::run::{handshake, number_after, open, Target};
 
 /// How long a cycle reads before it drops its socket, stays away, and reads after resuming.
 const BEFORE: Duration = Duration::from_millis(500);
@@ -97,17 +97,6 @@ struct Found {
     recovered: bool,
 }
 
-fn subscribe(options: &RunOptions, resume: Option<&str>) -> String {
-    let mut payload = serde_json::json!({
-        "query": options.query,
-        "variables": {options.topic_variable.as_str(): options.topic(0)},
-    });
-    if let Some(cursor) = resume {
-        payload["extensions"] = serde_json::json!({ "resume": cursor });
-    }
-    serde_json::json!({"type": "subscribe", "id": "r", "payload": payload}).to_string()
-}
-
 /// The cursor of a `next` message.
 fn cursor(text: &str) -> Option<String> {
     let value: serde_json::Value = serde_json::from_str(text).ok()?;
@@ -115,9 +104,9 @@ fn cursor(text: &str) -> Option<String> {
 }
 
 async fn cycle(index: usize, options: &RunOptions, target: &Target) -> anyhow::Result<Found> {
-    let mut socket = open(index, &options.url, target).await?;
-    handshake(&mut socket).await?;
-    socket.send(Message::Text(subscribe(options, None).into())).await?;
+    let mut socket = client::open(index, &options.url, target).await?;
+    client::handshake(&mut socket).await?;
+    client::subscribe(&mut socket, "r", &client::subscription(options, &options.topic(0), None)).await?;
     let mut last: Option<(u64, String)> = None;
     let _ = tokio::time::timeout(BEFORE, async {
         while let Some(Ok(message)) = socket.next().await {
@@ -133,9 +122,10 @@ async fn cycle(index: usize, options: &RunOptions, target: &Target) -> anyhow::R
     drop(socket);
     let Some((last_seq, last_cursor)) = last else { anyhow::bail!("no event with a cursor before the drop") };
     tokio::time::sleep(AWAY).await;
-    let mut socket = open(index, &options.url, target).await?;
-    handshake(&mut socket).await?;
-    socket.send(Message::Text(subscribe(options, Some(&last_cursor)).into())).await?;
+    let mut socket = client::open(index, &options.url, target).await?;
+    client::handshake(&mut socket).await?;
+    let resumed = client::subscription(options, &options.topic(0), Some(&last_cursor));
+    client::subscribe(&mut socket, "r", &resumed).await?;
     let mut seqs = Vec::new();
     let mut recovered = None;
     let _ = tokio::time::timeout(AFTER, async {

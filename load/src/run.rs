@@ -4,20 +4,16 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context as _};
-use futures_util::{SinkExt, StreamExt};
-use nix::sys::socket::{setsockopt, sockopt::IpBindAddressNoPort};
-use tokio::net::TcpSocket;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use crate::accounting::{Sequence, Tally};
+use crate::client::{self, number_after, target, Target};
 use crate::latency::{Latencies, Percentiles, Second};
 use crate::options::{RunOptions, Scenario};
 use crate::plain;
@@ -185,107 +181,6 @@ fn unix_nanos(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
-/// The number after `"key":` in `text`.
-pub(crate) fn number_after(text: &str, key: &str) -> Option<u64> {
-    let start = text.find(key)? + key.len();
-    let digits = text[start..].trim_start().split(|c: char| !c.is_ascii_digit()).next()?;
-    digits.parse().ok()
-}
-
-#[derive(Clone)]
-pub(crate) struct Target {
-    addr: SocketAddr,
-    loopback: bool,
-}
-
-impl Target {
-    pub(crate) fn is_loopback(&self) -> bool {
-        self.loopback
-    }
-
-    pub(crate) fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-}
-
-pub(crate) fn target(url: &str) -> anyhow::Result<Target> {
-    let rest = url.split("://").nth(1).ok_or_else(|| anyhow!("--url {url}: not a URL"))?;
-    let authority = rest.split('/').next().unwrap_or(rest);
-    let addr = std::net::ToSocketAddrs::to_socket_addrs(authority)
-        .with_context(|| format!("--url {url}: cannot resolve {authority}"))?
-        .next()
-        .ok_or_else(|| anyhow!("--url {url}: no address for {authority}"))?;
-    Ok(Target { loopback: addr.ip().is_loopback(), addr })
-}
-
-/// Opens one connection from its own loopback source address (127.0.0.2–127.0.0.251), with
-/// `IP_BIND_ADDRESS_NO_PORT` so the port is picked per 4-tuple and ephemeral ports never run out.
-pub(crate) async fn open(
-    index: usize,
-    url: &str,
-    target: &Target,
-) -> anyhow::Result<tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>> {
-    let source = target.loopback.then(|| Ipv4Addr::new(127, 0, 0, 2 + (index % 250) as u8));
-    open_from(source, url, target).await
-}
-
-/// Opens one connection from `source` (any address when `None`).
-pub(crate) async fn open_from(
-    source: Option<Ipv4Addr>,
-    url: &str,
-    target: &Target,
-) -> anyhow::Result<tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>> {
-    let socket = TcpSocket::new_v4()?;
-    if let Some(source) = source {
-        setsockopt(&socket, IpBindAddressNoPort, &true)?;
-        socket.bind(SocketAddr::new(IpAddr::V4(source), 0))?;
-    }
-    let stream = socket.connect(target.addr).await?;
-    stream.set_nodelay(true)?;
-    let mut request = url.into_client_request()?;
-    request.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse()?);
-    let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
-    let (socket, response) = match tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await {
-        Err(tokio_tungstenite::tungstenite::Error::Protocol(
-            tokio_tungstenite::tungstenite::error::ProtocolError::SecWebSocketSubProtocolError(_),
-        )) => bail!("the server does not speak graphql-transport-ws (it accepted no such sub-protocol)"),
-        other => other?,
-    };
-    if response.headers().get("Sec-WebSocket-Protocol").and_then(|v| v.to_str().ok()) != Some("graphql-transport-ws") {
-        bail!("the server did not accept the graphql-transport-ws sub-protocol");
-    }
-    Ok(socket)
-}
-
-/// connection_init, then the ack.
-pub(crate) async fn handshake(
-    socket: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
-) -> anyhow::Result<()> {
-    socket.send(Message::Text(r#"{"type":"connection_init"}"#.into())).await?;
-    let ack = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(message) = socket.next().await {
-            if let Message::Text(text) = message? {
-                if text.contains("\"connection_ack\"") {
-                    return Ok(());
-                }
-                bail!("expected connection_ack, got {text}");
-            }
-        }
-        bail!("closed before connection_ack")
-    })
-    .await;
-    ack.unwrap_or_else(|_| Err(anyhow!("no connection_ack within 10s")))
-}
-
-pub(crate) fn subscribe_message(options: &RunOptions, id: &str, topic: &str) -> String {
-    serde_json::json!({
-        "type": "subscribe",
-        "id": id,
-        "payload": {"query": options.query, "variables": {options.topic_variable.as_str(): topic}},
-    })
-    .to_string()
-}
-
 async fn client(
     index: usize,
     options: Rc<RunOptions>,
@@ -295,9 +190,9 @@ async fn client(
     stop: CancellationToken,
 ) {
     let connected = async {
-        let mut socket = open(index, &options.url, &target).await?;
-        handshake(&mut socket).await?;
-        socket.send(Message::Text(subscribe_message(&options, "s", &options.topic(index)).into())).await?;
+        let mut socket = client::open(index, &options.url, &target).await?;
+        client::handshake(&mut socket).await?;
+        client::subscribe(&mut socket, "s", &client::subscription(&options, &options.topic(index), None)).await?;
         anyhow::Ok(socket)
     };
     let mut socket = match connected.await {
@@ -776,13 +671,5 @@ mod tests {
         receivers.receive(0, &probe(3), 0, None);
         assert!(receivers.has_probe(3));
         assert_eq!(receivers.delivered, 0, "probes are not deliveries");
-    }
-
-    #[test]
-    fn numbers_are_found_in_any_server_s_framing() {
-        let text = r#"{"id":"s","type":"next","payload":{"data":{"events":{"payload":{"seq":42,"t":1700000000123456789,"pad":"x"}}}}}"#;
-        assert_eq!(number_after(text, "\"seq\":"), Some(42));
-        assert_eq!(number_after(text, "\"t\":"), Some(1_700_000_000_123_456_789));
-        assert_eq!(number_after(text, "\"missing\":"), None);
     }
 }

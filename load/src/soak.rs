@@ -26,7 +26,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::run::{handshake, number_after, open, target, Target};
+use crate::client::{handshake, number_after, open, target, Target};
 use crate::server;
 
 #[derive(Args, Clone, Debug)]

@@ -1,6 +1,5 @@
 //! Operations endpoints: health, readiness, metrics.
 
-use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
@@ -9,7 +8,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use subhub_subscriptions::UpstreamSample;
+use subhub_subscriptions::Metrics;
 
 use crate::hub::Hub;
 
@@ -48,25 +47,7 @@ pub async fn readyz(State(hub): State<Arc<Hub>>) -> Response {
     (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
 }
 
-/// Prometheus text format.
+/// The hub's metrics in the Prometheus text format.
 pub async fn metrics(State(hub): State<Arc<Hub>>) -> Response {
-    let upstreams: Vec<UpstreamSample> = hub
-        .upstreams
-        .entries()
-        .iter()
-        .map(|entry| UpstreamSample {
-            name: entry.name.clone(),
-            connections: entry.pool.stats().connections.load(Relaxed),
-            sources_open: entry.pool.stats().sources_open.load(Relaxed),
-        })
-        .collect();
-    let mut body = hub.metrics.render(&hub.brokers, &upstreams);
-    let documents = &hub.documents;
-    let _ = write!(
-        body,
-        "# HELP subhub_document_cache_total Documents looked up in the cache of parsed documents.\n# TYPE subhub_document_cache_total counter\nsubhub_document_cache_total{{result=\"hit\"}} {}\nsubhub_document_cache_total{{result=\"miss\"}} {}\n",
-        documents.hits.load(Relaxed),
-        documents.misses.load(Relaxed),
-    );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+    ([(header::CONTENT_TYPE, Metrics::CONTENT_TYPE)], hub.metrics.render()).into_response()
 }

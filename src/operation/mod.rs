@@ -2,7 +2,8 @@
 //! one execution, and results turned into shared bytes.
 //!
 //! ## Layout
-//! - this file: requests, operation keys, queries and mutations, result serialization.
+//! - this file: requests, operation keys, queries and mutations (results as JSON text are
+//!   [`crate::results`]'s).
 //! - [`resume`]: a resumed subscription: its replay, then its held live results.
 //! - [`running`]: an operation started for one client, on any transport.
 //! - [`shared`]: a subscription on the hub's sources, executed once per event for every
@@ -18,12 +19,15 @@ pub use running::{start, Caller, Running};
 pub use shared::{replay_results, shared_results, Subscribed, SubscribedSlot};
 pub use upstream::upstream_results;
 
+pub use crate::results::{errors_json, failed_before_execution, is_request_error, response_json};
+
 use async_graphql::dynamic::Schema;
-use async_graphql::{Request, Response, ServerError, Value, Variables};
+use async_graphql::{Request, Response, Variables};
 use subhub_protocol::OperationPayload;
 use subhub_subscriptions::{ExecutionItem, OperationKey};
 
 use crate::documents::Prepared;
+use crate::results::internal_error_json;
 
 /// The request to execute, with the document parsed once already.
 pub fn request(payload: &OperationPayload, prepared: &Prepared) -> Request {
@@ -66,28 +70,6 @@ fn item(response: Response, first: bool) -> ExecutionItem {
     }
 }
 
-/// No data at all, only errors: the request never produced a result.
-pub fn failed_before_execution(response: &Response) -> bool {
-    response.data == Value::Null && !response.errors.is_empty()
-}
-
-/// True when every error is a request error (parse, validation, variables): none has a path.
-pub fn is_request_error(response: &Response) -> bool {
-    failed_before_execution(response) && response.errors.iter().all(|e| e.path.is_empty())
-}
-
-pub fn response_json(response: &Response) -> String {
-    serde_json::to_string(response).unwrap_or_else(|_| internal_error_json())
-}
-
-pub fn errors_json(errors: &[ServerError]) -> String {
-    serde_json::to_string(errors).unwrap_or_else(|_| internal_error_json())
-}
-
-pub(crate) fn internal_error_json() -> String {
-    r#"[{"message":"internal error"}]"#.to_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,7 +81,8 @@ mod tests {
 
     #[test]
     fn keys_ignore_variable_order() {
-        let documents = Documents::new(4, 1024, CostLimits { max_depth: 4, max_complexity: 10, max_aliases: 2 });
+        let limits = CostLimits { max_depth: 4, max_complexity: 10, max_aliases: 2 };
+        let documents = Documents::new(4, 1024, limits, subhub_subscriptions::Metrics::new().document_cache.clone());
         let key = |payload: &OperationPayload| {
             let prepared = documents.prepare(&payload.query, None).expect("prepared");
             key(payload, &prepared, "")

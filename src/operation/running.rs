@@ -114,10 +114,10 @@ pub fn start(
                         .as_ref()
                         .map_or_else(String::new, |p| subhub_protocol::canonical::text(&Value::Object(p.clone())));
                     let key = super::key(payload, prepared, &format!("{}\n{credentials}", caller.identity.scope()));
-                    let sources = hub.forwarded.clone();
+                    let (sources, metrics) = (hub.forwarded.clone(), hub.metrics.clone());
                     hub.executions.attach(key, outbox.clone(), slot, || {
                         let payload = payload.clone();
-                        super::upstream_results(&schema, request(), entry, init_payload, payload, sources)
+                        super::upstream_results(&schema, request(), entry, init_payload, payload, sources, metrics)
                     })
                 }
             };

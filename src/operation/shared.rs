@@ -14,7 +14,7 @@ use futures_util::stream::{BoxStream, SelectAll};
 use futures_util::StreamExt;
 use subhub_brokers::{Event, History};
 use subhub_protocol::OperationPayload;
-use subhub_subscriptions::{ExecutionItem, ExecutionStream, SharedPayload, SourceLease, SourceRef};
+use subhub_subscriptions::{Arrival, ExecutionItem, ExecutionStream, SharedPayload, SourceLease, SourceRef};
 use tokio::sync::oneshot;
 
 use super::{errors_json, failed_before_execution};
@@ -151,7 +151,9 @@ pub fn shared_results(
                 if output.errors > 0 {
                     hub.metrics.event_errors.fetch_add(1, Relaxed);
                 }
-                Some((ExecutionItem::Next(result(output.json, &event)), Some((events, plan, filters, hub))))
+                let delivery = hub.metrics.delivery(Arrival::of(&event));
+                let next = ExecutionItem::Next(result(output.json, &event, Some(delivery)));
+                Some((next, Some((events, plan, filters, hub))))
             });
             futures_util::stream::once(async move { first }).chain(results).boxed()
         })
@@ -232,7 +234,7 @@ impl Replay {
                 }
                 if passes(&self.filters, &event, &self.hub) {
                     let output = execute::write(&self.plan, &event);
-                    return Some(Replayed::Next(result(output.json, &event)));
+                    return Some(Replayed::Next(result(output.json, &event, None)));
                 }
                 continue;
             }
@@ -300,8 +302,9 @@ fn events(lease: SourceLease) -> BoxStream<'static, Arc<Event>> {
 }
 
 /// An event's result, shared: with `extensions.cursor` where the event can be resumed from
-/// (DESIGN §12), so a client that reconnects says where it stopped.
-fn result(mut json: String, event: &Event) -> SharedPayload {
+/// (DESIGN §12), so a client that reconnects says where it stopped; a live one timed to its
+/// last subscriber.
+fn result(mut json: String, event: &Event, delivery: Option<subhub_subscriptions::Delivery>) -> SharedPayload {
     if let Some(cursor) = &event.cursor {
         if json.ends_with('}') {
             json.pop();
@@ -310,5 +313,5 @@ fn result(mut json: String, event: &Event) -> SharedPayload {
             json.push_str("}}");
         }
     }
-    SharedPayload::of_event(json, event.cursor.as_deref(), event.id.as_deref())
+    SharedPayload::of_timed_event(json, event.cursor.as_deref(), event.id.as_deref(), delivery)
 }

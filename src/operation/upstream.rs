@@ -7,7 +7,9 @@ use async_graphql::dynamic::Schema;
 use async_graphql::Request;
 use futures_util::StreamExt;
 use subhub_protocol::OperationPayload;
-use subhub_subscriptions::{ExecutionItem, ExecutionStream, Forwarded, ForwardedKey, SourceRef};
+use subhub_subscriptions::{
+    Arrival, ExecutionItem, ExecutionStream, Forwarded, ForwardedKey, Metrics, SharedPayload, SourceRef,
+};
 use subhub_upstream_ws::rewrite::forward;
 use subhub_upstream_ws::Item;
 
@@ -17,7 +19,8 @@ use crate::upstreams::UpstreamEntry;
 
 /// An upstream subscription: validated once against the hub's schema, forwarded with the
 /// namespace removed, and its results passed through (each serialized once, `__typename`
-/// mapped back). The upstream's `error` and `complete` end it for every subscriber.
+/// mapped back; each timed from when the execution takes it in to its last subscriber). The
+/// upstream's `error` and `complete` end it for every subscriber.
 pub fn upstream_results(
     schema: &Schema,
     request: Request,
@@ -25,6 +28,7 @@ pub fn upstream_results(
     init_payload: Option<serde_json::Map<String, serde_json::Value>>,
     payload: OperationPayload,
     sources: Arc<Forwarded>,
+    metrics: Arc<Metrics>,
 ) -> ExecutionStream {
     let validation = schema.execute_stream(request);
     let starting = entry.clone();
@@ -52,17 +56,19 @@ pub fn upstream_results(
                 origin: entry.name.as_str().into(),
                 topic: operation_label(&forwarded.operation).into(),
             };
-            let entry = entry.clone();
+            let (entry, metrics) = (entry.clone(), metrics.clone());
             let results = futures_util::stream::unfold(Some((lease, forwarded)), move |state| {
-                let entry = entry.clone();
+                let (entry, metrics) = (entry.clone(), metrics.clone());
                 async move {
                     let (mut lease, forwarded) = state?;
                     let item = lease.recv().await?;
                     match &*item {
                         Item::Next(result) => {
+                            let delivery = metrics.delivery(Arrival::now());
                             let mut result = result.clone();
                             forwarded.map_result(&entry.namespace, &mut result);
-                            Some((ExecutionItem::Next(result.to_string().into()), Some((lease, forwarded))))
+                            let result = SharedPayload::of_timed_event(result.to_string(), None, None, Some(delivery));
+                            Some((ExecutionItem::Next(result), Some((lease, forwarded))))
                         }
                         Item::Error(errors) => Some((ExecutionItem::Error(errors.to_string().into()), None)),
                         Item::Complete => None,

@@ -1,14 +1,14 @@
 //! The dashboard's numbers: one task samples the hub once a second, keeps the last minutes of
-//! samples for the charts, and hands each snapshot to every viewer's status stream. Viewers
-//! cost one serialization per second each; with none watching, a sample is a few loads.
+//! samples for the charts, and hands each snapshot to every viewer's status stream. A sample
+//! reads the hub's metrics as `/metrics` does, from one gathered list, so the page and a scrape
+//! never disagree. Viewers cost one serialization per second each.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
-use subhub_subscriptions::{Refusal, SourceRef, Transport};
+use subhub_subscriptions::{Reading, SourceRef};
 use tokio::sync::watch;
 
 use crate::auth::Identity;
@@ -21,6 +21,41 @@ pub const PERIOD: Duration = Duration::from_secs(1);
 const HISTORY: usize = 300;
 /// Sources listed at most, busiest first; the rest are only counted.
 const SOURCES_LISTED: usize = 50;
+
+/// The families a sample reads.
+const CONNECTIONS: &str = "subhub_connections";
+const SUBSCRIPTIONS: &str = "subhub_subscriptions";
+const EXECUTIONS: &str = "subhub_executions";
+const QUEUED: &str = "subhub_queued_messages";
+const SOURCES_OPEN: &str = "subhub_sources_open";
+const EVENTS: &str = "subhub_events_received_total";
+const DELIVERIES: &str = "subhub_deliveries_total";
+const DROPPED: &str = "subhub_dropped_total";
+const REFUSED: &str = "subhub_refused_total";
+const SLOW_CONSUMER_CLOSES: &str = "subhub_slow_consumer_closes_total";
+const STALLED_CLOSES: &str = "subhub_stalled_closes_total";
+const BROKER_CONNECTED: &str = "subhub_broker_connected";
+const BROKER_SUBSCRIPTIONS: &str = "subhub_broker_subscriptions";
+const UPSTREAM_REACHABLE: &str = "subhub_upstream_reachable";
+const UPSTREAM_CONNECTIONS: &str = "subhub_upstream_connections";
+#[cfg(test)]
+const READ: [&str; 15] = [
+    CONNECTIONS,
+    SUBSCRIPTIONS,
+    EXECUTIONS,
+    QUEUED,
+    SOURCES_OPEN,
+    EVENTS,
+    DELIVERIES,
+    DROPPED,
+    REFUSED,
+    SLOW_CONSUMER_CLOSES,
+    STALLED_CLOSES,
+    BROKER_CONNECTED,
+    BROKER_SUBSCRIPTIONS,
+    UPSTREAM_REACHABLE,
+    UPSTREAM_CONNECTIONS,
+];
 
 /// The sampler's output, shared by the hub and every viewer.
 pub struct Status {
@@ -47,7 +82,7 @@ pub struct Sample {
 #[derive(Clone, Debug, Serialize)]
 pub struct Snapshot {
     pub sample: Sample,
-    pub connections: BTreeMap<&'static str, i64>,
+    pub connections: BTreeMap<String, i64>,
     pub queued: i64,
     pub totals: Totals,
     pub brokers: Vec<BrokerView>,
@@ -63,8 +98,8 @@ pub struct Snapshot {
 pub struct Totals {
     pub events: u64,
     pub deliveries: u64,
-    pub dropped: BTreeMap<&'static str, u64>,
-    pub refused: BTreeMap<&'static str, u64>,
+    pub dropped: BTreeMap<String, u64>,
+    pub refused: BTreeMap<String, u64>,
     pub slow_consumer_closes: u64,
     pub stalled_closes: u64,
 }
@@ -72,7 +107,7 @@ pub struct Totals {
 #[derive(Clone, Debug, Serialize)]
 pub struct BrokerView {
     pub name: String,
-    pub kind: &'static str,
+    pub kind: String,
     pub connected: bool,
     pub sources: i64,
     pub broker_subscriptions: i64,
@@ -156,25 +191,24 @@ pub async fn sample(hub: Weak<Hub>, status: Arc<Status>) {
             return;
         }
         let now = tokio::time::Instant::now();
-        let counters = Counters::read(&hub);
+        let reading = hub.metrics.gather();
+        let counters = Counters::read(&reading);
         let rates = previous.as_ref().map(|(then, before)| {
             let seconds = now.duration_since(*then).as_secs_f64().max(f64::EPSILON);
             let rate = |after: u64, before: u64| after.saturating_sub(before) as f64 / seconds;
             (
                 rate(counters.events, before.events),
                 rate(counters.deliveries, before.deliveries),
-                rate(counters.dropped(), before.dropped()),
+                rate(counters.dropped, before.dropped),
             )
         });
         let (events, deliveries, dropped) = rates.unwrap_or_default();
-        let metrics = &hub.metrics;
         let sample = Sample {
             t: SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
-            connections: metrics.connections(),
-            subscriptions: metrics.subscriptions.load(Relaxed),
-            executions: metrics.executions.load(Relaxed),
-            sources: hub.brokers.iter().map(|b| b.stats().sources_open.load(Relaxed)).sum::<i64>()
-                + hub.upstreams.entries().iter().map(|u| u.pool.stats().sources_open.load(Relaxed)).sum::<i64>(),
+            connections: reading.sum(CONNECTIONS) as i64,
+            subscriptions: reading.sum(SUBSCRIPTIONS) as i64,
+            executions: reading.sum(EXECUTIONS) as i64,
+            sources: reading.sum(SOURCES_OPEN) as i64,
             events,
             deliveries,
             dropped,
@@ -187,80 +221,59 @@ pub async fn sample(hub: Weak<Hub>, status: Arc<Status>) {
             history.push_back(sample.clone());
         }
         if status.latest.receiver_count() > 0 {
-            status.latest.send_replace(Some(Arc::new(snapshot(&hub, sample, &counters))));
+            status.latest.send_replace(Some(Arc::new(snapshot(&hub, sample, &reading, &counters))));
         }
         previous = Some((now, counters));
     }
 }
 
-/// The hub's counters at one moment.
+/// The counters the charts show as rates.
 struct Counters {
     events: u64,
     deliveries: u64,
-    slow_consumer: u64,
-    lagged: u64,
-    too_large: u64,
+    dropped: u64,
 }
 
 impl Counters {
-    fn read(hub: &Hub) -> Self {
-        let metrics = &hub.metrics;
+    fn read(reading: &Reading) -> Self {
         Counters {
-            events: hub.brokers.iter().map(|b| b.stats().events_received.load(Relaxed)).sum(),
-            deliveries: metrics.deliveries.load(Relaxed),
-            slow_consumer: metrics.dropped_slow_consumer.load(Relaxed),
-            lagged: metrics.dropped_lagged.load(Relaxed),
-            too_large: hub.brokers.iter().map(|b| b.stats().dropped_too_large.load(Relaxed)).sum(),
+            events: reading.sum(EVENTS) as u64,
+            deliveries: reading.sum(DELIVERIES) as u64,
+            dropped: reading.sum(DROPPED) as u64,
         }
-    }
-
-    fn dropped(&self) -> u64 {
-        self.slow_consumer + self.lagged + self.too_large
     }
 }
 
-fn snapshot(hub: &Hub, sample: Sample, counters: &Counters) -> Snapshot {
-    let metrics = &hub.metrics;
-    let connections = Transport::ALL.iter().map(|t| (t.label(), metrics.connections_over(*t))).collect();
+fn snapshot(hub: &Hub, sample: Sample, reading: &Reading, counters: &Counters) -> Snapshot {
+    let whole = |by: BTreeMap<String, f64>| by.into_iter().map(|(label, n)| (label, n as u64)).collect();
     let totals = Totals {
         events: counters.events,
         deliveries: counters.deliveries,
-        dropped: BTreeMap::from([
-            ("slow_consumer", counters.slow_consumer),
-            ("lagged", counters.lagged),
-            ("too_large", counters.too_large),
-        ]),
-        refused: Refusal::ALL.iter().map(|r| (r.label(), metrics.refused(*r))).collect(),
-        slow_consumer_closes: metrics.slow_consumer_closes.load(Relaxed),
-        stalled_closes: metrics.stalled_closes.load(Relaxed),
+        dropped: whole(reading.by(DROPPED, "reason")),
+        refused: whole(reading.by(REFUSED, "reason")),
+        slow_consumer_closes: reading.sum(SLOW_CONSUMER_CLOSES) as u64,
+        stalled_closes: reading.sum(STALLED_CLOSES) as u64,
     };
-    let brokers = hub
-        .brokers
-        .iter()
-        .map(|broker| {
-            let stats = broker.stats();
-            BrokerView {
-                name: broker.name().to_owned(),
-                kind: broker.kind(),
-                connected: stats.connected.load(Relaxed),
-                sources: stats.sources_open.load(Relaxed),
-                broker_subscriptions: stats.broker_subscriptions.load(Relaxed),
-                events: stats.events_received.load(Relaxed),
-            }
+    let brokers = reading
+        .by(BROKER_CONNECTED, "broker")
+        .into_iter()
+        .map(|(name, connected)| BrokerView {
+            kind: reading.label_where(SOURCES_OPEN, "broker", &name, "kind").unwrap_or_default().to_owned(),
+            connected: connected > 0.0,
+            sources: reading.sum_where(SOURCES_OPEN, "broker", &name) as i64,
+            broker_subscriptions: reading.sum_where(BROKER_SUBSCRIPTIONS, "broker", &name) as i64,
+            events: reading.sum_where(EVENTS, "broker", &name) as u64,
+            name,
         })
         .collect();
-    let upstreams = hub
-        .upstreams
-        .entries()
-        .iter()
-        .map(|entry| {
-            let stats = entry.pool.stats();
-            UpstreamView {
-                name: entry.name.clone(),
-                healthy: !stats.failing.load(Relaxed),
-                connections: stats.connections.load(Relaxed),
-                sources: stats.sources_open.load(Relaxed),
-            }
+    let upstreams = reading
+        .by(UPSTREAM_REACHABLE, "upstream")
+        .into_iter()
+        .map(|(name, reachable)| UpstreamView {
+            healthy: reachable > 0.0,
+            connections: reading.sum_where(UPSTREAM_CONNECTIONS, "upstream", &name) as i64,
+            sources: reading.sum_where(SOURCES_OPEN, "upstream", &name) as i64,
+            name,
         })
         .collect();
     // Subscribers of a source: those of every execution that listens to it.
@@ -290,8 +303,8 @@ fn snapshot(hub: &Hub, sample: Sample, counters: &Counters) -> Snapshot {
     let auth = hub.config.auth.as_ref();
     Snapshot {
         sample,
-        connections,
-        queued: metrics.queued.load(Relaxed),
+        connections: reading.by(CONNECTIONS, "transport").into_iter().map(|(t, n)| (t, n as i64)).collect(),
+        queued: reading.sum(QUEUED) as i64,
         totals,
         brokers,
         upstreams,
@@ -305,5 +318,18 @@ fn snapshot(hub: &Hub, sample: Sample, counters: &Counters) -> Snapshot {
             token_query: auth.and_then(|a| a.token_query.clone()),
             token_cookie: auth.and_then(|a| a.token_cookie.clone()),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_family_a_sample_reads_is_one_the_hub_exports() {
+        let metrics = subhub_subscriptions::Metrics::new();
+        for name in READ {
+            assert!(metrics.declared().iter().any(|family| family.name == name), "{name} is not exported");
+        }
     }
 }

@@ -17,7 +17,8 @@
 //! - [`hold`]: a resumed subscription's live results, held while its replay runs.
 //! - [`payload`]: the shared bytes of one result, with its event's cursor.
 //! - [`outbox`]: the bounded per-connection queue and its slow-consumer policy.
-//! - [`metrics`]: the hub's counters and gauges, rendered as Prometheus text.
+//! - [`metrics`]: every family the hub exports, as one list that `/metrics`, the dashboard and
+//!   exporters read.
 
 pub mod executions;
 pub mod forwarded;
@@ -32,7 +33,7 @@ pub use executions::{
     Attachment, ExecutionItem, ExecutionStream, ExecutionView, Executions, OperationKey, SourceRef, TooManyExecutions,
 };
 pub use forwarded::{Forwarded, ForwardedKey, ForwardedLease};
-pub use metrics::{Metrics, Refusal, Transport, UpstreamSample};
+pub use metrics::{Arrival, Delivery, Lookups, Metrics, Reading, Refusal, Transport, UpstreamNumbers};
 pub use outbox::{Outbound, Outbox, OutboxConfig, SharedPayload, Slot, SlowConsumerPolicy, WriteOutcome, WriteThrough};
 pub use registry::{AcquireError, Capacity, Lease, Origin, Registry};
 pub use sources::{SourceError, SourceLease, SourceLimits, Sources, TopicKey, Topics};

@@ -3,10 +3,14 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
+use crate::metrics::Delivery;
+
 /// A serialized GraphQL result shared by every subscriber of one execution, with the broker
 /// position of the event it came from (its cursor, DESIGN §12) where the event has one. Each
 /// transport frames it its own way: a WebSocket `next`, an SSE `event: next` whose `id:` is the
-/// cursor, a multipart part. Cloning it clones a pointer.
+/// cursor, a multipart part. Cloning it clones a pointer. A live event's result carries the
+/// clock of its delivery, stopped when the last subscriber is done with it
+/// ([`crate::metrics::Delivery`]).
 #[derive(Clone, Debug)]
 pub struct SharedPayload(Arc<Payload>);
 
@@ -17,19 +21,38 @@ struct Payload {
     /// The id of the event it came from, which tells a resumed client's replay and its live
     /// results apart.
     event: Option<Box<str>>,
+    /// Observed when the last reference goes.
+    _delivery: Option<Delivery>,
 }
 
 impl SharedPayload {
     pub fn new(json: impl Into<Box<str>>, cursor: Option<&str>) -> Self {
-        SharedPayload(Arc::new(Payload { json: json.into(), cursor: cursor.map(Into::into), event: None }))
+        SharedPayload(Arc::new(Payload {
+            json: json.into(),
+            cursor: cursor.map(Into::into),
+            event: None,
+            _delivery: None,
+        }))
     }
 
     /// A result of the event with id `event`.
     pub fn of_event(json: impl Into<Box<str>>, cursor: Option<&str>, event: Option<&str>) -> Self {
+        Self::of_timed_event(json, cursor, event, None)
+    }
+
+    /// A result of the event with id `event`, timed by `delivery` to its last subscriber (a
+    /// live event's; a replayed one has none).
+    pub fn of_timed_event(
+        json: impl Into<Box<str>>,
+        cursor: Option<&str>,
+        event: Option<&str>,
+        delivery: Option<Delivery>,
+    ) -> Self {
         SharedPayload(Arc::new(Payload {
             json: json.into(),
             cursor: cursor.map(Into::into),
             event: event.map(Into::into),
+            _delivery: delivery,
         }))
     }
 
@@ -58,6 +81,7 @@ impl SharedPayload {
             json: marked.into(),
             cursor: self.0.cursor.clone(),
             event: self.0.event.clone(),
+            _delivery: None,
         }))
     }
 
