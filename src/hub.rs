@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use subhub_brokers::{BrokerError, Brokers};
+use subhub_brokers::{BrokerError, Brokers, BuildContext};
 use subhub_subscriptions::{
     Executions, Forwarded, Metrics, OutboxConfig, Refusal, SlowConsumerPolicy, SourceLimits, Sources,
 };
@@ -72,8 +72,9 @@ pub enum StartError {
 impl Hub {
     pub async fn new(config: Config) -> Result<Arc<Self>, StartError> {
         let metrics = Arc::new(Metrics::default());
-        let brokers = Arc::new(Brokers::build(&config.brokers, &config.default_broker).await?);
         let limits = &config.limits;
+        let context = BuildContext { max_message_bytes: limits.max_message_bytes };
+        let brokers = Arc::new(Brokers::build(&config.brokers, &config.default_broker, &context).await?);
         let source_limits = SourceLimits {
             linger: limits.linger,
             buffer: limits.source_buffer,

@@ -11,7 +11,7 @@ use subhub_subscriptions::{Metrics, SourceLimits, Sources};
 
 async fn sources(limits: SourceLimits) -> Arc<Sources> {
     let configs = BTreeMap::from([("local".to_owned(), BrokerConfig::Memory(MemoryConfig::default()))]);
-    let brokers = Arc::new(Brokers::build(&configs, "local").await.expect("memory broker"));
+    let brokers = Arc::new(Brokers::build(&configs, "local", &Default::default()).await.expect("memory broker"));
     Sources::new(brokers, limits, Arc::new(Metrics::default()))
 }
 
