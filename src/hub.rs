@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use subhub_brokers::{BrokerError, Brokers, BuildContext};
 use subhub_subscriptions::{
-    Executions, Forwarded, Metrics, OutboxConfig, Refusal, SlowConsumerPolicy, SourceLimits, Sources,
+    Executions, ForwardedSources, Metrics, OutboxConfig, Refusal, SlowConsumerPolicy, SourceLimits, Sources,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -31,7 +31,7 @@ pub struct Hub {
     pub publisher: Arc<Publisher>,
     pub upstreams: Arc<Upstreams>,
     /// The registry's sources of upstream operations.
-    pub forwarded: Arc<Forwarded>,
+    pub forwarded: Arc<ForwardedSources>,
     /// `None` when `[auth]` is not configured: everyone is anonymous.
     pub auth: Option<Auth>,
     /// `[authz]`, as every API checks it.
@@ -87,7 +87,7 @@ impl Hub {
         let publisher = Arc::new(Publisher::new(brokers.clone(), limits.max_message_bytes));
         let upstreams = Arc::new(Upstreams::start(&config.upstreams, limits.max_message_bytes).await?);
         let pools = upstreams.entries().iter().map(|entry| entry.pool.clone());
-        let forwarded = Arc::new(Forwarded::new(pools, sources.capacity().clone(), metrics.clone()));
+        let forwarded = Arc::new(ForwardedSources::new(pools, sources.capacity().clone(), metrics.clone()));
         let broker_names: Vec<&str> = config.brokers.keys().map(String::as_str).collect();
         let authz = config.authz.as_ref().map(|authz| Authz::from_config(authz, &broker_names)).transpose();
         let access = Arc::new(Access::new(authz.map_err(StartError::Auth)?, metrics.clone()));
