@@ -76,7 +76,7 @@ impl BrokerConfig {
             BrokerConfig::Memory(config) => Ok(Arc::new(MemoryBroker::with_config(name, config))),
             BrokerConfig::Redis(config) => Ok(Arc::new(RedisBroker::start(name, config)?)),
             BrokerConfig::Amqp(config) => Ok(Arc::new(AmqpBroker::start(name, config)?)),
-            BrokerConfig::Kafka(config) => Ok(Arc::new(KafkaBroker::start(name, config)?)),
+            BrokerConfig::Kafka(config) => Ok(Arc::new(KafkaBroker::start(name, config, context)?)),
             BrokerConfig::Nats(config) => Ok(Arc::new(NatsBroker::start(name, config).await?)),
             BrokerConfig::Mqtt(config) => Ok(Arc::new(MqttBroker::start(name, config, context)?)),
         }
