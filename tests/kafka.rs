@@ -304,3 +304,17 @@ async fn bodies_up_to_the_message_limit_are_published() {
     let response = hub.http().post(hub.url("/publish/large")).body(body + " ").send().await.expect("publish");
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
+
+/// A source that cannot be opened is counted, and logged only at debug: clients can make one
+/// at their subscribe rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_that_cannot_be_opened_is_counted() {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    let hub = TestHub::with_config(&config(&cluster.bootstrap_servers(), "")).await;
+    let mut client = Client::ready(&hub, TRANSPORT_WS).await;
+    for id in ["1", "2"] {
+        client.subscribe(id, QUERY, json!({"topic": "nowhere"})).await;
+        assert_eq!(client.recv_json().await["type"], "error");
+    }
+    assert_eq!(hub.metric("subhub_source_errors_total").await, 2.0);
+}

@@ -40,6 +40,8 @@ pub struct Metrics {
     resumes_lost: AtomicU64,
     /// Events sent to resumed subscriptions from their broker's history.
     pub replayed: AtomicU64,
+    /// Sources that could not be opened (an unknown topic, a broker or upstream down).
+    pub source_errors: AtomicU64,
 }
 
 /// Why a request was refused (`subhub_refused_total{reason}`).
@@ -273,6 +275,11 @@ impl Metrics {
             out,
             "# HELP subhub_replayed_total Events sent to resumed subscriptions from their broker's history.\n# TYPE subhub_replayed_total counter\nsubhub_replayed_total {}",
             self.replayed.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP subhub_source_errors_total Sources that could not be opened.\n# TYPE subhub_source_errors_total counter\nsubhub_source_errors_total {}",
+            self.source_errors.load(Relaxed)
         );
         let _ = writeln!(out, "# HELP subhub_refused_total Requests refused.\n# TYPE subhub_refused_total counter");
         for reason in Refusal::ALL {
