@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use subhub_brokers::{BrokerError, Brokers};
+use subhub_brokers::{BrokerError, Brokers, BuildContext};
 use subhub_subscriptions::{
-    Executions, Forwarded, Metrics, OutboxConfig, Refusal, SlowConsumerPolicy, SourceLimits, Sources, UpstreamNumbers,
+    Executions, ForwardedSources, Metrics, OutboxConfig, Refusal, SlowConsumerPolicy, SourceLimits, Sources, UpstreamNumbers,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -31,7 +31,7 @@ pub struct Hub {
     pub publisher: Arc<Publisher>,
     pub upstreams: Arc<Upstreams>,
     /// The registry's sources of upstream operations.
-    pub forwarded: Arc<Forwarded>,
+    pub forwarded: Arc<ForwardedSources>,
     /// `None` when `[auth]` is not configured: everyone is anonymous.
     pub auth: Option<Auth>,
     /// `[authz]`, as every API checks it.
@@ -72,8 +72,9 @@ pub enum StartError {
 impl Hub {
     pub async fn new(config: Config) -> Result<Arc<Self>, StartError> {
         let metrics = Arc::new(Metrics::new());
-        let brokers = Arc::new(Brokers::build(&config.brokers, &config.default_broker).await?);
         let limits = &config.limits;
+        let context = BuildContext { max_message_bytes: limits.max_message_bytes };
+        let brokers = Arc::new(Brokers::build(&config.brokers, &config.default_broker, &context).await?);
         let source_limits = SourceLimits {
             linger: limits.linger,
             buffer: limits.source_buffer,
@@ -91,7 +92,7 @@ impl Hub {
             .map(|entry| UpstreamNumbers { name: entry.name.as_str().into(), stats: entry.pool.stats().clone() });
         metrics.read_stats_of(brokers.clone(), numbers.collect());
         let pools = upstreams.entries().iter().map(|entry| entry.pool.clone());
-        let forwarded = Arc::new(Forwarded::new(pools, sources.capacity().clone(), metrics.clone()));
+        let forwarded = Arc::new(ForwardedSources::new(pools, sources.capacity().clone(), metrics.clone()));
         let broker_names: Vec<&str> = config.brokers.keys().map(String::as_str).collect();
         let authz = config.authz.as_ref().map(|authz| Authz::from_config(authz, &broker_names)).transpose();
         let access = Arc::new(Access::new(authz.map_err(StartError::Auth)?, metrics.clone()));

@@ -209,3 +209,34 @@ fn malformed_urls_fail_at_start_naming_the_key() {
     let _ = std::fs::remove_file(&path);
     assert!(error.contains("brokers.rabbit.url") && error.contains("invalid AMQP URL"), "{error}");
 }
+
+/// A publish RabbitMQ never confirms (here: a proxy of the test's own that stops forwarding
+/// after the handshake, as a `connection.blocked` alarm or a partition would) is answered 503
+/// within the publish deadline, not held for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unconfirmed_publish_is_answered_503_within_its_deadline() {
+    if !broker_available("RabbitMQ", RABBIT) {
+        return;
+    }
+    let proxy = common::proxy::Proxy::start(RABBIT).await;
+    let exchange = unique("stall");
+    let hub = TestHub::with_config(&format!(
+        "default_broker = \"rabbit\"\n[brokers.rabbit]\nkind = \"amqp\"\n\
+         url = \"amqp://guest:guest@{}/%2f\"\nexchange = \"{exchange}\"\n",
+        proxy.host_port()
+    ))
+    .await;
+    hub.wait_metric("subhub_broker_connected", 1.0).await;
+    hub.publish("ticks", "1").await;
+
+    proxy.stall();
+    let publish = hub.http().post(hub.url("/publish/ticks")).body("2").send();
+    // The deadline is ten seconds; RabbitMQ's heartbeat would give up on the connection only
+    // after a minute or more.
+    let response = tokio::time::timeout(std::time::Duration::from_secs(30), publish)
+        .await
+        .expect("the publish was held past its deadline")
+        .expect("publish");
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    proxy.resume();
+}

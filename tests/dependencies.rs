@@ -1,5 +1,5 @@
-//! A crate depends only on what it uses (DESIGN §1): the upstream client and the protocol crate
-//! link no broker client. Read from `cargo tree`, so a new dependency that drags a broker
+//! A crate depends only on what it uses (DESIGN §1): the upstream client, the protocol crate and
+//! the vocabulary they share with the brokers (subhub-core) link no broker client. Read from `cargo tree`, so a new dependency that drags a broker
 //! client in fails here, not in a review.
 
 use std::collections::BTreeSet;
@@ -21,11 +21,13 @@ fn linked_by(root: &str) -> BTreeSet<String> {
 }
 
 #[test]
-fn the_upstream_client_and_the_protocol_link_no_broker_client() {
-    for crate_name in ["subhub-upstream-ws", "subhub-protocol"] {
+fn the_upstream_client_the_protocol_and_the_core_link_no_broker_client() {
+    for (crate_name, surely) in
+        [("subhub-upstream-ws", "serde_json"), ("subhub-protocol", "serde_json"), ("subhub-core", "tokio")]
+    {
         let linked = linked_by(crate_name);
-        assert!(linked.contains("serde_json"), "{crate_name}: the walk found its dependencies: {linked:?}");
-        for broker_client in ["rdkafka", "rdkafka-sys", "lapin", "redis", "subhub-brokers"] {
+        assert!(linked.contains(surely), "{crate_name}: the walk found its dependencies: {linked:?}");
+        for broker_client in ["rdkafka", "rdkafka-sys", "lapin", "redis", "rumqttc", "async-nats", "subhub-brokers"] {
             assert!(!linked.contains(broker_client), "{crate_name} links {broker_client}");
         }
     }

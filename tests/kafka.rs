@@ -270,3 +270,51 @@ async fn closing_and_reopening_a_topic_at_once_keeps_it_assigned_and_delivering(
     }
     hub.wait_metric("subhub_broker_subscriptions{broker=\"events\"}", 0.0).await;
 }
+
+/// Whether a topic exists is looked up once and remembered: a second publish to a missing topic
+/// is answered 404 from what the hub knows, even with the cluster unreachable by then, instead
+/// of one more blocking metadata round trip per publish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_topic_is_looked_up_once_not_at_every_publish() {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic("present", 1, 1).expect("topic");
+    let hub = TestHub::with_config(&config(&cluster.bootstrap_servers(), "")).await;
+    let publish = |topic: &str| hub.http().post(hub.url(&format!("/publish/{topic}"))).body("1").send();
+    assert_eq!(publish("absent").await.expect("publish").status(), StatusCode::NOT_FOUND);
+    cluster.broker_down(1).expect("broker down");
+    assert_eq!(publish("absent").await.expect("publish").status(), StatusCode::NOT_FOUND);
+    cluster.broker_up(1).expect("broker up");
+}
+
+/// A body up to `limits.max_message_bytes` (1 MiB by default) is published, also above
+/// librdkafka's own default cap of 1,000,000 bytes; one byte more is 413.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_up_to_the_message_limit_are_published() {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic("large", 1, 1).expect("topic");
+    let hub = TestHub::with_config(&config(&cluster.bootstrap_servers(), "")).await;
+    let mut client = Client::ready(&hub, TRANSPORT_WS).await;
+    client.subscribe("1", QUERY, json!({"topic": "large"})).await;
+    hub.wait_metric("subhub_subscriptions", 1.0).await;
+    let limit = 1024 * 1024;
+    let body = format!("\"{}\"", "x".repeat(limit - 2));
+    let response = hub.http().post(hub.url("/publish/large")).body(body.clone()).send().await.expect("publish");
+    assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await.unwrap_or_default());
+    assert_eq!(events(&client.recv_json().await)["payload"].as_str().map(str::len), Some(limit - 2));
+    let response = hub.http().post(hub.url("/publish/large")).body(body + " ").send().await.expect("publish");
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+/// A source that cannot be opened is counted, and logged only at debug: clients can make one
+/// at their subscribe rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_that_cannot_be_opened_is_counted() {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    let hub = TestHub::with_config(&config(&cluster.bootstrap_servers(), "")).await;
+    let mut client = Client::ready(&hub, TRANSPORT_WS).await;
+    for id in ["1", "2"] {
+        client.subscribe(id, QUERY, json!({"topic": "nowhere"})).await;
+        assert_eq!(client.recv_json().await["type"], "error");
+    }
+    assert_eq!(hub.metric("subhub_source_errors_total").await, 2.0);
+}

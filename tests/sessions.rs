@@ -19,7 +19,7 @@ use tokio::sync::broadcast;
 
 async fn broker(config: serde_json::Value) -> Arc<dyn Broker> {
     let config: BrokerConfig = serde_json::from_value(config).expect("broker config");
-    config.build("under_test").await.expect("broker")
+    config.build("under_test", &subhub_brokers::BuildContext::default()).await.expect("broker")
 }
 
 fn sink(broker: &Arc<dyn Broker>) -> (EventSink, broadcast::Receiver<Arc<Event>>) {

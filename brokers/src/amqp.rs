@@ -1,11 +1,15 @@
 //! RabbitMQ (AMQP 0-9-1): one connection per configured broker and one exclusive, auto-delete
 //! queue per hub instance, bound to the configured topic exchange. A topic is a routing key
 //! (wildcards `*` and `#` allowed), bound for the first subscriber and unbound after the last.
-//! Publishing uses the topic as routing key, on a channel in confirm mode. Like Redis pub/sub,
-//! what is published while the hub is disconnected is not delivered to it.
+//! Publishing uses the topic as routing key, on a channel in confirm mode, and a confirmation
+//! that does not come within [`REQUEST_TIMEOUT`] (RabbitMQ blocks publishers during a memory or
+//! disk alarm) is answered `Unavailable`. Like Redis pub/sub, what is published while the hub is
+//! disconnected is not delivered to it. The connection's liveness is AMQP's own heartbeat
+//! (negotiated with the server; `?heartbeat=SECONDS` in the URL sets it).
 
 use std::borrow::Cow;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -17,11 +21,12 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use serde::Deserialize;
+use subhub_core::{ConnectError, Reconnect, SessionEnd};
 use tokio::sync::mpsc;
 
-use crate::broker::{validate_common, Broker, BrokerError, Publish, PublishAck, SourceGuard};
+use crate::broker::{validate_common, Broker, BrokerError, Publish, PublishAck, SourceGuard, REQUEST_TIMEOUT};
 use crate::event::Event;
-use crate::session::{self, Command, Commands, Link, SessionEnd, Topics};
+use crate::session::{self, Command, Commands, Current, Link, SessionTopics};
 use crate::sink::{BrokerStats, EventSink};
 
 /// `kind = "amqp"`.
@@ -44,8 +49,8 @@ pub struct AmqpBroker {
     exchange: String,
     stats: Arc<BrokerStats>,
     commands: Commands,
-    /// The publishing channel of the current session; `None` while disconnected.
-    publisher: Arc<Mutex<Option<Channel>>>,
+    /// The publishing channel of the session in progress.
+    publisher: Current<Channel>,
 }
 
 impl AmqpBroker {
@@ -53,15 +58,15 @@ impl AmqpBroker {
         config.validate(name)?;
         let name: Arc<str> = name.into();
         let stats = Arc::new(BrokerStats::default());
-        let publisher = Arc::new(Mutex::new(None));
+        let publisher = Current::default();
         let (commands, receiver) = mpsc::unbounded_channel();
         let queue = format!("subhub.{}.{}.{:08x}", host_name(), std::process::id(), fastrand::u32(..));
         let session = Session {
             url: config.url.clone(),
             exchange: config.exchange.clone(),
             queue,
-            name: name.clone(),
-            stats: stats.clone(),
+            link: Link::new(name.clone(), stats.clone()),
+            topics: SessionTopics::default(),
             publisher: publisher.clone(),
         };
         tokio::spawn(session.run(receiver));
@@ -127,31 +132,39 @@ impl Broker for AmqpBroker {
             let reason = "wildcards are for subscribing; publish to a plain routing key";
             return Err(BrokerError::invalid_topic(&self.name, &message.topic, reason));
         }
-        let channel = self.publisher.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let unavailable = || BrokerError::Unavailable(self.name.to_string());
-        let channel = channel.ok_or_else(unavailable)?;
+        let channel = self.publisher.get(REQUEST_TIMEOUT).await.ok_or_else(unavailable)?;
         let mut properties = BasicProperties::default();
         if let Some(key) = message.key {
             properties = properties.with_message_id(key.into());
         }
-        let confirm = channel
-            .basic_publish(
-                self.exchange.as_str().into(),
-                message.topic.as_str().into(),
-                BasicPublishOptions::default(),
-                &message.body,
-                properties,
-            )
-            .await
-            .map_err(|error| {
+        let confirmed = async {
+            let confirm = channel
+                .basic_publish(
+                    self.exchange.as_str().into(),
+                    message.topic.as_str().into(),
+                    BasicPublishOptions::default(),
+                    &message.body,
+                    properties,
+                )
+                .await?;
+            confirm.await
+        };
+        match tokio::time::timeout(REQUEST_TIMEOUT, confirmed).await {
+            Ok(Ok(confirmation)) if confirmation.is_ack() => Ok(PublishAck { id: None }),
+            Ok(Ok(_)) => {
+                tracing::warn!(broker = %self.name, "RabbitMQ refused a publish (nack)");
+                Err(unavailable())
+            }
+            Ok(Err(error)) => {
                 tracing::warn!(broker = %self.name, %error, "publish to RabbitMQ failed");
-                unavailable()
-            })?;
-        let confirmation = confirm.await.map_err(|_| unavailable())?;
-        if confirmation.is_nack() {
-            return Err(unavailable());
+                Err(unavailable())
+            }
+            Err(_) => {
+                tracing::warn!(broker = %self.name, timeout = ?REQUEST_TIMEOUT, "RabbitMQ did not confirm a publish in time (a resource alarm blocks publishers?)");
+                Err(unavailable())
+            }
         }
-        Ok(PublishAck { id: None })
     }
 }
 
@@ -159,38 +172,62 @@ struct Session {
     url: String,
     exchange: String,
     queue: String,
-    name: Arc<str>,
-    stats: Arc<BrokerStats>,
-    publisher: Arc<Mutex<Option<Channel>>>,
+    link: Link,
+    topics: SessionTopics,
+    publisher: Current<Channel>,
 }
 
+/// An open connection, its consuming channel and its consumer.
+type Connected = (Connection, Channel, lapin::Consumer);
+
+impl subhub_core::Session for Session {
+    type Request = Command;
+    type Connection = Connected;
+    type Error = String;
+    const KIND: &'static str = "RabbitMQ";
+
+    fn name(&self) -> &str {
+        self.link.name()
+    }
+
+    async fn connect(&mut self) -> Result<Connected, ConnectError<String>> {
+        self.open().await.map_err(|error| {
+            self.publisher.clear();
+            ConnectError::Retry(format!("{} ({error})", redact(&self.url)))
+        })
+    }
+
+    async fn serve(
+        &mut self,
+        (connection, channel, consumer): Connected,
+        commands: &mut mpsc::UnboundedReceiver<Command>,
+    ) -> SessionEnd {
+        self.link.up(&mut self.topics);
+        let end = self.session(&channel, consumer, commands).await;
+        self.publisher.clear();
+        self.link.down();
+        // A connection that went silent may never answer the close.
+        let close = connection.close(200, "subhub session ended".into());
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, close).await;
+        end
+    }
+
+    fn offline(&mut self, command: Command) {
+        self.topics.apply_offline(command);
+    }
+}
+
+/// How long closing a connection may take before it is dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
 impl Session {
-    async fn run(self, mut commands: mpsc::UnboundedReceiver<Command>) {
-        let mut topics = Topics::default();
-        let mut link = Link::new(self.name.clone(), self.stats.clone(), "RabbitMQ");
-        loop {
-            let end = match self.connect(&topics).await {
-                Ok((connection, channel, consumer)) => {
-                    link.up(&mut topics);
-                    let end = self.session(&channel, consumer, &mut commands, &mut topics, &link).await;
-                    *self.publisher.lock().unwrap_or_else(PoisonError::into_inner) = None;
-                    let _ = connection.close(200, "subhub session ended".into()).await;
-                    end
-                }
-                Err(error) => {
-                    link.unreachable(&format!("{} ({error})", redact(&self.url)));
-                    SessionEnd::Disconnected
-                }
-            };
-            if !link.down(end, &mut commands, &mut topics).await {
-                return;
-            }
-        }
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        subhub_core::run(&mut self, &mut commands, Reconnect::default()).await;
     }
 
     /// Connects, declares the exchange and the hub's queue, restores every binding and starts
     /// consuming.
-    async fn connect(&self, topics: &Topics) -> lapin::Result<(Connection, Channel, lapin::Consumer)> {
+    async fn open(&self) -> lapin::Result<Connected> {
         let connection = Connection::connect(&self.url, ConnectionProperties::default()).await?;
         let channel = connection.create_channel().await?;
         let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
@@ -199,7 +236,7 @@ impl Session {
             .await?;
         let queue = QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() };
         channel.queue_declare(self.queue.as_str().into(), queue, FieldTable::default()).await?;
-        for topic in topics.active.keys() {
+        for topic in self.topics.active.keys() {
             self.bind(&channel, topic).await?;
         }
         let no_ack = BasicConsumeOptions { no_ack: true, ..Default::default() };
@@ -207,7 +244,7 @@ impl Session {
             channel.basic_consume(self.queue.as_str().into(), "subhub".into(), no_ack, FieldTable::default()).await?;
         let publisher = connection.create_channel().await?;
         publisher.confirm_select(ConfirmSelectOptions::default()).await?;
-        *self.publisher.lock().unwrap_or_else(PoisonError::into_inner) = Some(publisher);
+        self.publisher.set(publisher);
         Ok((connection, channel, consumer))
     }
 
@@ -223,52 +260,48 @@ impl Session {
             .await
     }
 
+    async fn unbind(&self, channel: &Channel, topic: &str) -> lapin::Result<()> {
+        let (queue, exchange) = (self.queue.as_str().into(), self.exchange.as_str().into());
+        channel.queue_unbind(queue, exchange, topic.into(), FieldTable::default()).await
+    }
+
     async fn session(
-        &self,
+        &mut self,
         channel: &Channel,
         mut consumer: lapin::Consumer,
         commands: &mut mpsc::UnboundedReceiver<Command>,
-        topics: &mut Topics,
-        link: &Link,
     ) -> SessionEnd {
         loop {
             tokio::select! {
                 command = commands.recv() => match command {
                     None => return SessionEnd::Shutdown,
                     Some(Command::Subscribe { topic, sink, live }) => {
-                        if topics.superseded(&topic, &sink) {
-                            let _ = live.send(Ok(()));
-                            continue;
-                        }
-                        topics.active.insert(topic.clone(), sink);
+                        let Some(live) = self.topics.accept(&topic, sink, live) else { continue };
                         // The binding is confirmed (BindOk) before the subscription counts as live.
-                        if self.bind(channel, &topic).await.is_err() {
-                            topics.waiting.push((topic, live));
+                        if !answered(self.bind(channel, &topic)).await {
+                            self.topics.waiting.push((topic, live));
                             return SessionEnd::Disconnected;
                         }
-                        link.held(topics);
+                        self.link.held(&self.topics);
                         let _ = live.send(Ok(()));
                     }
                     Some(Command::Unsubscribe { topic, sink }) => {
-                        if topics.remove(&topic, &sink) {
-                            let unbind = channel
-                                .queue_unbind(self.queue.as_str().into(), self.exchange.as_str().into(), topic.as_str().into(), FieldTable::default())
-                                .await;
-                            if unbind.is_err() {
+                        if self.topics.remove(&topic, &sink) {
+                            if !answered(self.unbind(channel, &topic)).await {
                                 return SessionEnd::Disconnected;
                             }
-                            link.held(topics);
+                            self.link.held(&self.topics);
                         }
                     }
                 },
                 delivery = consumer.next() => match delivery {
-                    Some(Ok(delivery)) => self.deliver(topics, delivery),
+                    Some(Ok(delivery)) => self.deliver(delivery),
                     Some(Err(error)) => {
-                        tracing::warn!(broker = %self.name, %error, "RabbitMQ connection lost; reconnecting");
+                        tracing::warn!(broker = %self.link.name(), %error, "RabbitMQ connection lost; reconnecting");
                         return SessionEnd::Disconnected;
                     }
                     None => {
-                        tracing::warn!(broker = %self.name, "RabbitMQ consumer ended; reconnecting");
+                        tracing::warn!(broker = %self.link.name(), "RabbitMQ consumer ended; reconnecting");
                         return SessionEnd::Disconnected;
                     }
                 },
@@ -278,16 +311,21 @@ impl Session {
 
     /// One message reaches the queue once however many bindings match it; every source whose
     /// routing-key pattern matches gets it.
-    fn deliver(&self, topics: &Topics, delivery: lapin::message::Delivery) {
+    fn deliver(&self, delivery: lapin::message::Delivery) {
         let routing_key = delivery.routing_key.as_str();
         let body = Bytes::from(delivery.data);
         let key = delivery.properties.message_id().as_ref().map(|id| id.to_string());
-        for (topic, sink) in &topics.active {
+        for (topic, sink) in &self.topics.active {
             if routing_key_matches(topic, routing_key) && sink.admits(body.len()) {
-                sink.send(Event::new(self.name.clone(), routing_key.into(), body.clone()).with_key(key.clone()));
+                sink.send(Event::new(self.link.name().clone(), routing_key.into(), body.clone()).with_key(key.clone()));
             }
         }
     }
+}
+
+/// Whether RabbitMQ answered a request without error within [`REQUEST_TIMEOUT`].
+async fn answered(request: impl std::future::Future<Output = lapin::Result<()>>) -> bool {
+    matches!(tokio::time::timeout(REQUEST_TIMEOUT, request).await, Ok(Ok(())))
 }
 
 /// The canonical form of a routing-key pattern: consecutive `#` words mean the same as one and

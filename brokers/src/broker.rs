@@ -3,12 +3,18 @@
 use std::any::Any;
 use std::borrow::Cow;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::event::Event;
 use crate::sink::{BrokerStats, EventSink};
+
+/// How long the hub waits for a broker to answer one request: a publish's acknowledgement, a
+/// binding. A broker that takes longer (an alarm blocking publishers, a partition) is answered
+/// `Unavailable`, so nothing waiting on it holds its place for good.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Closes a broker subscription when dropped. What it holds is the broker's business.
 pub type SourceGuard = Box<dyn Any + Send + Sync>;

@@ -13,6 +13,21 @@ use crate::mqtt::{MqttBroker, MqttConfig};
 use crate::nats::{NatsBroker, NatsConfig};
 use crate::redis::{RedisBroker, RedisConfig};
 
+/// What every broker is built with besides its own table: the hub's limits that bound what it
+/// sends and receives.
+#[derive(Clone, Debug)]
+pub struct BuildContext {
+    /// `limits.max_message_bytes`: the largest body published through the hub; a larger
+    /// incoming one is dropped (`too_large`). A broker's client must carry at least this much.
+    pub max_message_bytes: usize,
+}
+
+impl Default for BuildContext {
+    fn default() -> Self {
+        BuildContext { max_message_bytes: 1024 * 1024 }
+    }
+}
+
 /// One `[brokers.NAME]` table; `kind` picks the broker.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -56,14 +71,14 @@ impl BrokerConfig {
     }
 
     /// Starts the broker.
-    pub async fn build(&self, name: &str) -> Result<Arc<dyn Broker>, BrokerError> {
+    pub async fn build(&self, name: &str, context: &BuildContext) -> Result<Arc<dyn Broker>, BrokerError> {
         match self {
             BrokerConfig::Memory(config) => Ok(Arc::new(MemoryBroker::with_config(name, config))),
             BrokerConfig::Redis(config) => Ok(Arc::new(RedisBroker::start(name, config)?)),
             BrokerConfig::Amqp(config) => Ok(Arc::new(AmqpBroker::start(name, config)?)),
-            BrokerConfig::Kafka(config) => Ok(Arc::new(KafkaBroker::start(name, config)?)),
+            BrokerConfig::Kafka(config) => Ok(Arc::new(KafkaBroker::start(name, config, context)?)),
             BrokerConfig::Nats(config) => Ok(Arc::new(NatsBroker::start(name, config).await?)),
-            BrokerConfig::Mqtt(config) => Ok(Arc::new(MqttBroker::start(name, config)?)),
+            BrokerConfig::Mqtt(config) => Ok(Arc::new(MqttBroker::start(name, config, context)?)),
         }
     }
 }
@@ -76,10 +91,14 @@ pub struct Brokers {
 
 impl Brokers {
     /// Starts every configured broker. `default` must name one of them.
-    pub async fn build(configs: &BTreeMap<String, BrokerConfig>, default: &str) -> Result<Self, BrokerError> {
+    pub async fn build(
+        configs: &BTreeMap<String, BrokerConfig>,
+        default: &str,
+        context: &BuildContext,
+    ) -> Result<Self, BrokerError> {
         let mut by_name = BTreeMap::new();
         for (name, config) in configs {
-            by_name.insert(name.clone(), config.build(name).await?);
+            by_name.insert(name.clone(), config.build(name, context).await?);
         }
         if !by_name.contains_key(default) {
             return Err(BrokerError::UnknownBroker(default.to_owned()));

@@ -13,8 +13,10 @@
 //! - [`broker`]: the [`Broker`] trait, [`Publish`] and [`PublishAck`], [`BrokerError`].
 //! - [`event`]: [`Event`], one message read from a broker, its body decoded once.
 //! - [`sink`]: [`EventSink`], where a broker delivers a source's events, and [`BrokerStats`].
-//! - [`config`]: [`BrokerConfig`] and [`Brokers`], the configured brokers by name.
-//! - [`session`]: requests to a broker's session task; subscriptions confirmed once live.
+//! - [`config`]: [`BrokerConfig`] and [`Brokers`], the configured brokers by name, built with a
+//!   [`BuildContext`] (the hub's limits).
+//! - [`session`]: requests to a broker's session task, subscriptions confirmed once live, and
+//!   what every session on the shared reconnect loop ([`subhub_core::session`]) keeps.
 //! - [`memory`]: the embedded in-process broker.
 //! - [`redis`]: Redis pub/sub and streams.
 //! - [`amqp`]: RabbitMQ (AMQP 0-9-1) topic exchanges.
@@ -35,6 +37,6 @@ pub mod session;
 pub mod sink;
 
 pub use broker::{Broker, BrokerError, History, Publish, PublishAck, SourceGuard};
-pub use config::{BrokerConfig, Brokers};
+pub use config::{BrokerConfig, Brokers, BuildContext};
 pub use event::Event;
 pub use sink::{BrokerStats, EventSink};

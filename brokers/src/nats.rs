@@ -18,7 +18,9 @@ use async_trait::async_trait;
 use futures_util::StreamExt;
 use serde::Deserialize;
 
-use crate::broker::{validate_common, Broker, BrokerError, History, Levels, Publish, PublishAck, SourceGuard};
+use crate::broker::{
+    validate_common, Broker, BrokerError, History, Levels, Publish, PublishAck, SourceGuard, REQUEST_TIMEOUT,
+};
 use crate::event::Event;
 use crate::sink::{BrokerStats, EventSink};
 
@@ -142,7 +144,10 @@ impl NatsBroker {
     async fn subscribe_core(&self, topic: &str, sink: EventSink) -> Result<SourceGuard, BrokerError> {
         let mut subscriber =
             self.client.subscribe(topic.to_owned()).await.map_err(|e| self.unavailable(&e, "subscribe"))?;
-        self.client.flush().await.map_err(|e| self.unavailable(&e, "subscribe"))?;
+        match tokio::time::timeout(REQUEST_TIMEOUT, self.client.flush()).await {
+            Ok(flushed) => flushed.map_err(|e| self.unavailable(&e, "subscribe"))?,
+            Err(elapsed) => return Err(self.unavailable(&elapsed, "subscribe")),
+        }
         let (name, stats) = (self.name.clone(), self.stats.clone());
         stats.broker_subscriptions.fetch_add(1, Relaxed);
         let task = tokio::spawn(async move {
@@ -241,7 +246,7 @@ impl Consumer {
 
     /// Opens a consumer again, retrying until the server takes it.
     async fn reopen(&self, generation: u64, from: u64, broker: &str) -> Messages {
-        let mut backoff = subhub_protocol::backoff::Backoff::default();
+        let mut backoff = subhub_core::Backoff::default();
         loop {
             match self.open(generation, from).await {
                 Ok(messages) => return messages,
@@ -383,10 +388,18 @@ impl Broker for NatsBroker {
         }
         match &self.jetstream {
             None => {
-                self.client.publish(message.topic, message.body).await.map_err(|e| self.unavailable(&e, "publish"))?;
-                // Published once the server has it: a round trip, as other brokers confirm.
-                self.client.flush().await.map_err(|e| self.unavailable(&e, "publish"))?;
-                Ok(PublishAck { id: None })
+                let published = async {
+                    self.client
+                        .publish(message.topic, message.body)
+                        .await
+                        .map_err(|e| self.unavailable(&e, "publish"))?;
+                    // Published once the server has it: a round trip, as other brokers confirm.
+                    self.client.flush().await.map_err(|e| self.unavailable(&e, "publish"))
+                };
+                match tokio::time::timeout(REQUEST_TIMEOUT, published).await {
+                    Ok(result) => result.map(|()| PublishAck { id: None }),
+                    Err(elapsed) => Err(self.unavailable(&elapsed, "publish")),
+                }
             }
             Some((context, _)) => {
                 let ack = context

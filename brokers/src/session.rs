@@ -1,22 +1,30 @@
-//! What a broker's session task and the rest of the hub say to each other. The session task owns
-//! the broker connection; subscribing sends it a request that is answered only once the
-//! subscription is live, and dropping the returned guard asks it to unsubscribe.
+//! What a broker's session task and the rest of the hub say to each other, and what every
+//! reconnecting broker session keeps. The session task owns the broker connection and runs the
+//! shared reconnect loop ([`subhub_core::session`]); subscribing sends it a request that is
+//! answered only once the subscription is live, and dropping the returned guard asks it to
+//! unsubscribe.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::broker::{BrokerError, SourceGuard};
-use crate::sink::EventSink;
+use crate::sink::{BrokerStats, EventSink};
 
 /// A request to a session task. The channel carrying these is unbounded on purpose: at most one
 /// subscribe and one unsubscribe per source, and sources are bounded by the registry.
 pub enum Command {
-    Subscribe { topic: String, sink: EventSink, live: oneshot::Sender<Result<(), BrokerError>> },
+    Subscribe { topic: String, sink: EventSink, live: Confirm },
     Unsubscribe { topic: String, sink: EventSink },
 }
 
 pub type Commands = mpsc::UnboundedSender<Command>;
+
+/// Answers a subscribe request once its subscription is live, or why not.
+pub type Confirm = oneshot::Sender<Result<(), BrokerError>>;
 
 /// Asks the session to subscribe and waits until the subscription is live.
 pub async fn subscribe(
@@ -48,14 +56,15 @@ impl Drop for Unsubscriber {
     }
 }
 
-/// The topics a session serves, and the subscribe requests it will confirm once connected.
+/// The topics a broker session serves, and the subscribe requests it will confirm once
+/// connected.
 #[derive(Default)]
-pub struct Topics {
+pub struct SessionTopics {
     pub active: HashMap<String, EventSink>,
-    pub waiting: Vec<(String, oneshot::Sender<Result<(), BrokerError>>)>,
+    pub waiting: Vec<(String, Confirm)>,
 }
 
-impl Topics {
+impl SessionTopics {
     /// Removes `topic` if `sink` is still the source serving it; true when removed.
     pub fn remove(&mut self, topic: &str, sink: &EventSink) -> bool {
         if self.active.get(topic).is_some_and(|current| current.same_source(sink)) {
@@ -72,15 +81,25 @@ impl Topics {
         self.active.get(topic).is_some_and(|current| sink.opened_before(current))
     }
 
+    /// A subscribe request. A stale one (see [`SessionTopics::superseded`]) is confirmed at
+    /// once and `None` returned; otherwise `sink` serves `topic` from now on and the waiter is
+    /// returned, for the session to answer once the broker has the subscription.
+    pub fn accept(&mut self, topic: &str, sink: EventSink, live: Confirm) -> Option<Confirm> {
+        if self.superseded(topic, &sink) {
+            let _ = live.send(Ok(()));
+            return None;
+        }
+        self.active.insert(topic.to_owned(), sink);
+        Some(live)
+    }
+
     /// Takes a command while disconnected: subscriptions wait for the next session.
     pub fn apply_offline(&mut self, command: Command) {
         match command {
-            Command::Subscribe { topic, sink, live } if self.superseded(&topic, &sink) => {
-                let _ = live.send(Ok(()));
-            }
             Command::Subscribe { topic, sink, live } => {
-                self.active.insert(topic.clone(), sink);
-                self.waiting.push((topic, live));
+                if let Some(live) = self.accept(&topic, sink, live) {
+                    self.waiting.push((topic, live));
+                }
             }
             Command::Unsubscribe { topic, sink } => {
                 self.remove(&topic, &sink);
@@ -96,90 +115,86 @@ impl Topics {
     }
 }
 
-/// How a session ended.
-#[derive(Debug, PartialEq, Eq)]
-pub enum SessionEnd {
-    /// The hub dropped the broker: stop.
-    Shutdown,
-    /// The connection broke: reconnect after a backoff.
-    Disconnected,
-}
-
-/// Waits `delay` while still taking commands; false when the hub dropped the broker.
-pub async fn wait_offline(
-    delay: std::time::Duration,
-    commands: &mut mpsc::UnboundedReceiver<Command>,
-    topics: &mut Topics,
-) -> bool {
-    let sleep = tokio::time::sleep(delay);
-    tokio::pin!(sleep);
-    loop {
-        tokio::select! {
-            () = &mut sleep => return true,
-            command = commands.recv() => match command {
-                Some(command) => topics.apply_offline(command),
-                None => return false,
-            },
-        }
-    }
-}
-
-/// The state every reconnecting broker session keeps between sessions: who it is, its stats, and
-/// its backoff. Sessions report through it, so "connected", "what the broker holds" and the
-/// logs mean the same for every broker.
+/// Who a broker session is, for its stats and logs, so that "connected", "what the broker
+/// holds" and the log lines mean the same for every broker.
 pub struct Link {
-    name: std::sync::Arc<str>,
-    stats: std::sync::Arc<crate::sink::BrokerStats>,
-    backoff: subhub_protocol::backoff::Backoff,
-    what: &'static str,
+    name: Arc<str>,
+    stats: Arc<BrokerStats>,
 }
 
 impl Link {
-    /// `what` names the broker in logs ("Redis", "RabbitMQ").
-    pub fn new(name: std::sync::Arc<str>, stats: std::sync::Arc<crate::sink::BrokerStats>, what: &'static str) -> Self {
-        Link { name, stats, backoff: subhub_protocol::backoff::Backoff::default(), what }
+    pub fn new(name: Arc<str>, stats: Arc<BrokerStats>) -> Self {
+        Link { name, stats }
     }
 
-    pub fn name(&self) -> &std::sync::Arc<str> {
+    pub fn name(&self) -> &Arc<str> {
         &self.name
     }
 
     /// A session is up with every topic restored: mark it connected and confirm the waiting
     /// subscriptions.
-    pub fn up(&mut self, topics: &mut Topics) {
-        use std::sync::atomic::Ordering::Relaxed;
+    pub fn up(&self, topics: &mut SessionTopics) {
         self.stats.connected.store(true, Relaxed);
         self.held(topics);
-        if self.backoff.failures() > 0 {
-            tracing::info!(broker = %self.name, restored = topics.active.len(), "reconnected to {}", self.what);
-        }
-        self.backoff.reset();
         topics.confirm_waiting();
     }
 
     /// Records how many subscriptions the broker holds for the hub.
-    pub fn held(&self, topics: &Topics) {
-        self.stats.broker_subscriptions.store(topics.active.len() as i64, std::sync::atomic::Ordering::Relaxed);
+    pub fn held(&self, topics: &SessionTopics) {
+        self.stats.broker_subscriptions.store(topics.active.len() as i64, Relaxed);
     }
 
-    /// A connection attempt failed: one line for the first failure in a row, not one per retry.
-    pub fn unreachable(&self, error: &dyn std::fmt::Display) {
-        if self.backoff.failures() == 0 {
-            tracing::warn!(broker = %self.name, %error, "{} is unreachable; retrying", self.what);
-        }
-    }
-
-    /// The session ended: mark the broker down, then (unless the hub dropped the broker) wait
-    /// out the backoff while still taking commands. False means stop.
-    pub async fn down(
-        &mut self,
-        end: SessionEnd,
-        commands: &mut mpsc::UnboundedReceiver<Command>,
-        topics: &mut Topics,
-    ) -> bool {
-        use std::sync::atomic::Ordering::Relaxed;
+    /// The session ended: the broker is down and holds nothing of the hub's.
+    pub fn down(&self) {
         self.stats.connected.store(false, Relaxed);
         self.stats.broker_subscriptions.store(0, Relaxed);
-        end != SessionEnd::Shutdown && wait_offline(self.backoff.next_delay(), commands, topics).await
+    }
+}
+
+/// The connection of the session in progress, for calls made beside the session task
+/// (publishes, history reads): set when a session is up, cleared when it ends, so such a call
+/// during an outage is refused at once instead of waiting for a connection of its own. Only
+/// until the session's first attempt has an outcome does a call wait for it.
+pub struct Current<T>(Arc<watch::Sender<Connection<T>>>);
+
+enum Connection<T> {
+    /// The session has not finished its first attempt.
+    Starting,
+    Up(T),
+    Down,
+}
+
+impl<T: Clone> Current<T> {
+    /// The connection, waiting at most `deadline` for the session's first attempt.
+    pub async fn get(&self, deadline: Duration) -> Option<T> {
+        let mut state = self.0.subscribe();
+        let settled = state.wait_for(|state| !matches!(state, Connection::Starting));
+        let _ = tokio::time::timeout(deadline, settled).await;
+        let current = match &*state.borrow() {
+            Connection::Up(connection) => Some(connection.clone()),
+            Connection::Starting | Connection::Down => None,
+        };
+        current
+    }
+
+    pub fn set(&self, connection: T) {
+        self.0.send_replace(Connection::Up(connection));
+    }
+
+    /// The session ended, or an attempt failed.
+    pub fn clear(&self) {
+        self.0.send_replace(Connection::Down);
+    }
+}
+
+impl<T> Clone for Current<T> {
+    fn clone(&self) -> Self {
+        Current(self.0.clone())
+    }
+}
+
+impl<T> Default for Current<T> {
+    fn default() -> Self {
+        Current(Arc::new(watch::Sender::new(Connection::Starting)))
     }
 }

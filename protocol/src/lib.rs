@@ -6,7 +6,6 @@
 //! upstream client and the load generator all share these types.
 //!
 //! ## Layout
-//! - [`backoff`]: the jittered reconnect backoff of broker sessions and upstream connections.
 //! - [`canonical`]: JSON with sorted keys, for the keys that decide sharing.
 //! - [`client`]: the client side, for upstream servers: client messages built, server messages read.
 //! - [`close`]: close codes and reasons, cut to the 123 bytes a close frame can carry.
@@ -14,7 +13,6 @@
 //! - [`server`]: server messages, and the `next` frame built around shared payload bytes.
 //! - [`session`]: the per-connection state machine (init, ack, active ids, shutdown).
 
-pub mod backoff;
 pub mod canonical;
 pub mod client;
 pub mod close;

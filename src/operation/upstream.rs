@@ -8,7 +8,8 @@ use async_graphql::Request;
 use futures_util::StreamExt;
 use subhub_protocol::OperationPayload;
 use subhub_subscriptions::{
-    Arrival, ExecutionItem, ExecutionStream, Forwarded, ForwardedKey, Metrics, SharedPayload, SourceRef,
+    Arrival, ExecutionItem, ExecutionStream, ForwardedKey, ForwardedRefusal, ForwardedSources, Metrics, SharedPayload,
+    SourceRef,
 };
 use subhub_upstream_ws::rewrite::forward;
 use subhub_upstream_ws::Item;
@@ -27,15 +28,20 @@ pub fn upstream_results(
     entry: Arc<UpstreamEntry>,
     init_payload: Option<serde_json::Map<String, serde_json::Value>>,
     payload: OperationPayload,
-    sources: Arc<Forwarded>,
+    sources: Arc<ForwardedSources>,
     metrics: Arc<Metrics>,
 ) -> ExecutionStream {
     let validation = schema.execute_stream(request);
     let starting = entry.clone();
     let start = async move {
         let entry = starting;
-        let error =
-            |message: String| ExecutionItem::Error(serde_json::json!([{ "message": message }]).to_string().into());
+        let error = |ForwardedRefusal { message, code }: ForwardedRefusal| {
+            let errors = match code {
+                Some(code) => serde_json::json!([{ "message": message, "extensions": { "code": code } }]),
+                None => serde_json::json!([{ "message": message }]),
+            };
+            ExecutionItem::Error(errors.to_string().into())
+        };
         let mut validation = validation;
         let verdict = validation.next().await;
         let valid = verdict.as_ref().is_some_and(|r| r.errors.len() == 1 && r.errors[0].message == FORWARD);
@@ -43,7 +49,8 @@ pub fn upstream_results(
             let errors = verdict.map_or_else(internal_error_json, |r| errors_json(&r.errors));
             return Err(ExecutionItem::Error(errors.into()));
         }
-        let forwarded = forward(&entry.namespace, &entry.root_fields, &payload).map_err(error)?;
+        let forwarded = forward(&entry.namespace, &entry.root_fields, &payload)
+            .map_err(|message| error(ForwardedRefusal { message, code: None }))?;
         let key = ForwardedKey::new(&entry.name, init_payload, forwarded.operation.clone());
         let lease = sources.acquire(key).await.map_err(error)?;
         Ok((lease, forwarded))

@@ -66,11 +66,11 @@ impl Hash for ForwardedKey {
 }
 
 /// The configured upstreams, as a registry opens operations on them.
-pub struct Upstreams {
+pub struct UpstreamOperations {
     by_name: HashMap<Arc<str>, Arc<Upstream>>,
 }
 
-impl Origin for Upstreams {
+impl Origin for UpstreamOperations {
     type Key = ForwardedKey;
     type Item = Arc<Item>;
     type Guard = Subscription;
@@ -110,18 +110,26 @@ impl Origin for Upstreams {
 }
 
 /// A share of one forwarded operation's source.
-pub type ForwardedLease = Lease<Upstreams>;
+pub type ForwardedLease = Lease<UpstreamOperations>;
 
 /// Results an execution may fall behind one upstream subscription before losing the oldest.
 const RESULTS_BUFFER: usize = 256;
 
+/// Why a forwarded operation's source could not be had: a text safe to show clients, and the
+/// code of the upstream's fault, if it was one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ForwardedRefusal {
+    pub message: String,
+    pub code: Option<&'static str>,
+}
+
 /// The sources of forwarded operations.
-pub struct Forwarded {
-    registry: Arc<Registry<Upstreams>>,
+pub struct ForwardedSources {
+    registry: Arc<Registry<UpstreamOperations>>,
     metrics: Arc<Metrics>,
 }
 
-impl Forwarded {
+impl ForwardedSources {
     /// `capacity` is shared with the broker topics' registry (`limits.max_sources`).
     pub fn new(
         upstreams: impl IntoIterator<Item = Arc<Upstream>>,
@@ -129,8 +137,9 @@ impl Forwarded {
         metrics: Arc<Metrics>,
     ) -> Self {
         let by_name = upstreams.into_iter().map(|upstream| (Arc::from(upstream.name()), upstream)).collect();
-        let registry = Registry::new(Arc::new(Upstreams { by_name }), RESULTS_BUFFER, capacity, metrics.clone());
-        Forwarded { registry, metrics }
+        let registry =
+            Registry::new(Arc::new(UpstreamOperations { by_name }), RESULTS_BUFFER, capacity, metrics.clone());
+        ForwardedSources { registry, metrics }
     }
 
     /// Sources open or opening.
@@ -143,15 +152,17 @@ impl Forwarded {
     }
 
     /// A lease on the upstream subscription of `key`, once it was sent on an acknowledged
-    /// connection. The text of the error is safe to show clients.
-    pub async fn acquire(&self, key: ForwardedKey) -> Result<ForwardedLease, String> {
+    /// connection.
+    pub async fn acquire(&self, key: ForwardedKey) -> Result<ForwardedLease, ForwardedRefusal> {
         self.registry.acquire(key).await.map_err(|error| match error {
-            AcquireError::Open(error) => error.to_string(),
+            AcquireError::Open(error) => ForwardedRefusal { message: error.client_message(), code: Some(error.code()) },
             AcquireError::Full(max) => {
                 self.metrics.refuse(Refusal::Limit);
-                format!("the hub has {max} sources open, its limit (limits.max_sources); try again later")
+                let message =
+                    format!("the hub has {max} sources open, its limit (limits.max_sources); try again later");
+                ForwardedRefusal { message, code: None }
             }
-            AcquireError::Gone => "the hub is shutting down".to_owned(),
+            AcquireError::Gone => ForwardedRefusal { message: "the hub is shutting down".to_owned(), code: None },
         })
     }
 }

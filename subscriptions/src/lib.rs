@@ -32,11 +32,11 @@ pub mod sources;
 pub use executions::{
     Attachment, ExecutionItem, ExecutionStream, ExecutionView, Executions, OperationKey, SourceRef, TooManyExecutions,
 };
-pub use forwarded::{Forwarded, ForwardedKey, ForwardedLease};
+pub use forwarded::{ForwardedKey, ForwardedLease, ForwardedRefusal, ForwardedSources};
 pub use metrics::{Arrival, Delivery, Lookups, Metrics, Reading, Refusal, Transport, UpstreamNumbers};
 pub use outbox::{Outbound, Outbox, OutboxConfig, SharedPayload, Slot, SlowConsumerPolicy, WriteOutcome, WriteThrough};
 pub use registry::{AcquireError, Capacity, Lease, Origin, Registry};
-pub use sources::{SourceError, SourceLease, SourceLimits, Sources, TopicKey, Topics};
+pub use sources::{BrokerTopics, SourceError, SourceLease, SourceLimits, Sources, TopicKey};
 
 /// Locks a std mutex, going on with the data if a panicking thread poisoned it: every critical
 /// section in this crate leaves its data consistent before anything can panic.

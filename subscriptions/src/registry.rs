@@ -213,7 +213,10 @@ impl<O: Origin> Registry<O> {
                     Ok(())
                 }
                 Err(error) => {
-                    tracing::warn!(key = ?opened.key, %error, "cannot open source");
+                    // Clients can cause this at their subscribe rate (an unknown topic): counted,
+                    // and logged only at debug.
+                    registry.metrics.source_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::debug!(key = ?opened.key, %error, "cannot open source");
                     registry.detach(&opened);
                     Err(error)
                 }

@@ -65,13 +65,13 @@ pub struct TopicKey {
 }
 
 /// Broker topics, as a registry opens them.
-pub struct Topics {
+pub struct BrokerTopics {
     brokers: Arc<Brokers>,
     linger: Duration,
     max_message_bytes: usize,
 }
 
-impl Origin for Topics {
+impl Origin for BrokerTopics {
     type Key = TopicKey;
     type Item = Arc<Event>;
     type Guard = SourceGuard;
@@ -108,22 +108,22 @@ impl Origin for Topics {
     }
 }
 
-/// The sources of broker topics: the registry of [`Topics`], and the checks a topic passes
+/// The sources of broker topics: the registry of [`BrokerTopics`], and the checks a topic passes
 /// before it is opened.
 pub struct Sources {
-    registry: Arc<Registry<Topics>>,
+    registry: Arc<Registry<BrokerTopics>>,
     capacity: Arc<Capacity>,
     limits: SourceLimits,
     metrics: Arc<Metrics>,
 }
 
 /// A share of one broker topic's source.
-pub type SourceLease = Lease<Topics>;
+pub type SourceLease = Lease<BrokerTopics>;
 
 impl Sources {
     pub fn new(brokers: Arc<Brokers>, limits: SourceLimits, metrics: Arc<Metrics>) -> Arc<Self> {
         let capacity = Capacity::new(limits.max_sources);
-        let topics = Topics { brokers, linger: limits.linger, max_message_bytes: limits.max_message_bytes };
+        let topics = BrokerTopics { brokers, linger: limits.linger, max_message_bytes: limits.max_message_bytes };
         let registry = Registry::new(Arc::new(topics), limits.buffer, capacity.clone(), metrics.clone());
         Arc::new(Sources { registry, capacity, limits, metrics })
     }

@@ -16,7 +16,7 @@ async fn sources(limits: SourceLimits) -> Arc<Sources> {
 
 async fn sources_counted(limits: SourceLimits, metrics: Arc<Metrics>) -> Arc<Sources> {
     let configs = BTreeMap::from([("local".to_owned(), BrokerConfig::Memory(MemoryConfig::default()))]);
-    let brokers = Arc::new(Brokers::build(&configs, "local").await.expect("memory broker"));
+    let brokers = Arc::new(Brokers::build(&configs, "local", &Default::default()).await.expect("memory broker"));
     Sources::new(brokers, limits, metrics)
 }
 

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 mod brokers;
+pub mod proxy;
 pub mod servers;
 pub mod streams;
 // Not every test binary uses them.

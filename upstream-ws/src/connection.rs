@@ -1,7 +1,11 @@
 //! One WebSocket connection to an upstream, shared by every forwarded subscription with the same
-//! credentials. It offers both sub-protocols and speaks the one the server picks, re-sends every
-//! live subscription after a reconnect, and pings: no frame for two keepalive intervals means the
-//! connection is lost.
+//! credentials, on the shared reconnect loop ([`subhub_core::session`]). It offers both
+//! sub-protocols and speaks the one the server picks, re-sends every live subscription after a
+//! reconnect, and pings: no frame for two keepalive intervals means the connection is lost, and
+//! so does a write the upstream does not take within one (an upstream that stopped reading).
+//! A refusal that may pass (HTTP 429, 502, 503 or 504 from a proxy in front of the upstream) is
+//! retried like an unreachable upstream; only a rejection or a server that speaks no GraphQL
+//! protocol ends the connection's subscriptions for good.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -10,7 +14,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Map, Value};
-use subhub_protocol::backoff::Backoff;
+use subhub_core::{ConnectError, Heartbeat, Reconnect, SessionEnd, Stopped};
 use subhub_protocol::client::{self, ServerMessage};
 use subhub_protocol::{OperationPayload, Protocol};
 use tokio::net::TcpStream;
@@ -72,12 +76,8 @@ struct Running {
     results: broadcast::Sender<Arc<Item>>,
 }
 
-enum End {
-    Shutdown,
-    Lost,
-    /// The upstream refused us for good (rejected init, not a GraphQL server).
-    Refused(UpstreamError),
-}
+/// HTTP statuses a proxy in front of an upstream answers while it passes: retried.
+const TRANSIENT_STATUSES: [u16; 4] = [429, 502, 503, 504];
 
 /// Opens the socket and completes `connection_init`.
 pub async fn connect(target: &Target) -> Result<(Socket, Protocol), UpstreamError> {
@@ -104,6 +104,9 @@ pub async fn connect(target: &Target) -> Result<(Socket, Protocol), UpstreamErro
     let (mut socket, response) = match connected {
         Err(_) => return Err(unreachable("no answer within 10s".into())),
         Ok(Err(WsError::Io(error))) => return Err(unreachable(error.to_string())),
+        Ok(Err(WsError::Http(response))) if TRANSIENT_STATUSES.contains(&response.status().as_u16()) => {
+            return Err(unreachable(format!("answered HTTP {}", response.status())))
+        }
         Ok(Err(WsError::Http(response))) => {
             return Err(not_graphql(format!("answered HTTP {} instead of a WebSocket", response.status())))
         }
@@ -119,7 +122,7 @@ pub async fn connect(target: &Target) -> Result<(Socket, Protocol), UpstreamErro
         .and_then(|v| v.to_str().ok())
         .and_then(Protocol::from_name)
         .ok_or_else(|| not_graphql("selected neither graphql-transport-ws nor graphql-ws".into()))?;
-    send(&mut socket, client::connection_init(target.init_payload.as_ref()))
+    send(&mut socket, client::connection_init(target.init_payload.as_ref()), HANDSHAKE_TIMEOUT)
         .await
         .map_err(|e| unreachable(e.to_string()))?;
     let acknowledged = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
@@ -127,9 +130,9 @@ pub async fn connect(target: &Target) -> Result<(Socket, Protocol), UpstreamErro
             match socket.next().await {
                 Some(Ok(Message::Text(text))) => match ServerMessage::parse(protocol, &text) {
                     Ok(ServerMessage::ConnectionAck) => return Ok(()),
-                    Ok(ServerMessage::Ping(_)) => {
-                        send(&mut socket, r#"{"type":"pong"}"#.into()).await.map_err(|e| unreachable(e.to_string()))?
-                    }
+                    Ok(ServerMessage::Ping(_)) => send(&mut socket, r#"{"type":"pong"}"#.into(), HANDSHAKE_TIMEOUT)
+                        .await
+                        .map_err(|e| unreachable(e.to_string()))?,
                     Ok(ServerMessage::KeepAlive | ServerMessage::Pong) => {}
                     Ok(ServerMessage::ConnectionError(payload)) => return Err(rejected(target, &payload.to_string())),
                     Ok(other) => return Err(not_graphql(format!("sent {other:?} before connection_ack"))),
@@ -162,74 +165,112 @@ fn rejected(target: &Target, reason: &str) -> UpstreamError {
     UpstreamError::Rejected { upstream: target.upstream.to_string(), reason: reason.to_owned() }
 }
 
-async fn send(socket: &mut Socket, text: String) -> Result<(), WsError> {
-    socket.send(Message::Text(text.into())).await
+/// Sends one message; an upstream that does not take it within `deadline` is lost.
+async fn send(socket: &mut Socket, text: String, deadline: Duration) -> Result<(), WsError> {
+    write(socket, Message::Text(text.into()), deadline).await
+}
+
+async fn write(socket: &mut Socket, message: Message, deadline: Duration) -> Result<(), WsError> {
+    match tokio::time::timeout(deadline, socket.send(message)).await {
+        Ok(sent) => sent,
+        Err(_) => {
+            Err(WsError::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, "the upstream took no write in time")))
+        }
+    }
 }
 
 /// The connection's task: runs until the pool drops its request sender.
 pub async fn run(target: Target, mut requests: mpsc::UnboundedReceiver<Request>) {
-    let mut running: BTreeMap<u64, Running> = BTreeMap::new();
-    let mut waiting: Vec<oneshot::Sender<Result<(), UpstreamError>>> = Vec::new();
-    let mut backoff = Backoff::default();
-    loop {
-        let end = match connect(&target).await {
-            Ok((socket, protocol)) => {
-                target.stats.failing.store(false, Relaxed);
-                target.stats.connections.fetch_add(1, Relaxed);
-                if backoff.failures() > 0 {
-                    tracing::info!(upstream = %target.upstream, restored = running.len(), "reconnected to upstream");
-                }
-                backoff.reset();
-                let end = session(&target, socket, protocol, &mut requests, &mut running, &mut waiting).await;
-                target.stats.connections.fetch_sub(1, Relaxed);
-                end
+    let mut connection = Connection { target, running: BTreeMap::new(), waiting: Vec::new(), refusal: None };
+    if subhub_core::run(&mut connection, &mut requests, Reconnect::default()).await == Stopped::Refused {
+        connection.refused(requests).await;
+    }
+}
+
+/// The state a connection keeps across its sessions.
+struct Connection {
+    target: Target,
+    running: BTreeMap<u64, Running>,
+    /// Starts confirmed once the next session has sent them.
+    waiting: Vec<oneshot::Sender<Result<(), UpstreamError>>>,
+    /// Why the upstream refused the connection for good.
+    refusal: Option<UpstreamError>,
+}
+
+impl subhub_core::Session for Connection {
+    type Request = Request;
+    type Connection = (Socket, Protocol);
+    type Error = UpstreamError;
+    const KIND: &'static str = "upstream";
+
+    fn name(&self) -> &str {
+        &self.target.upstream
+    }
+
+    async fn connect(&mut self) -> Result<(Socket, Protocol), ConnectError<UpstreamError>> {
+        match connect(&self.target).await {
+            Ok(connected) => {
+                self.target.stats.failing.store(false, Relaxed);
+                Ok(connected)
             }
-            Err(error @ (UpstreamError::Rejected { .. } | UpstreamError::NotGraphql { .. })) => End::Refused(error),
+            Err(error @ (UpstreamError::Rejected { .. } | UpstreamError::NotGraphql { .. })) => {
+                self.refusal = Some(error);
+                Err(ConnectError::Refused)
+            }
             Err(error) => {
-                target.stats.failing.store(true, Relaxed);
-                if backoff.failures() == 0 {
-                    tracing::warn!(upstream = %target.upstream, %error, "upstream unreachable; retrying");
-                }
-                End::Lost
+                self.target.stats.failing.store(true, Relaxed);
+                Err(ConnectError::Retry(error))
             }
-        };
-        match end {
-            End::Shutdown => return,
-            End::Refused(error) => {
-                tracing::warn!(upstream = %target.upstream, %error, "upstream refused the connection");
-                let message = serde_json::json!([{ "message": error.to_string() }]);
-                for (_, subscription) in std::mem::take(&mut running) {
-                    let _ = subscription.results.send(Arc::new(Item::Error(message.clone())));
-                }
-                for live in waiting.drain(..) {
-                    let _ = live.send(Err(error.clone()));
-                }
-                // Refuse every later request the same way until the pool lets this connection go.
-                while let Some(request) = requests.recv().await {
-                    if let Request::Start { live, .. } = request {
-                        let _ = live.send(Err(error.clone()));
-                    }
-                }
-                return;
-            }
-            End::Lost => {}
         }
-        // Wait out the backoff, still taking requests: they are sent once reconnected.
-        let sleep = tokio::time::sleep(backoff.next_delay());
-        tokio::pin!(sleep);
-        loop {
-            tokio::select! {
-                () = &mut sleep => break,
-                request = requests.recv() => match request {
-                    None => return,
-                    Some(Request::Start { id, operation, results, live }) => {
-                        running.insert(id, Running { operation: *operation, results });
-                        waiting.push(live);
-                    }
-                    Some(Request::Stop { id }) => {
-                        running.remove(&id);
-                    }
-                },
+    }
+
+    async fn serve(
+        &mut self,
+        (socket, protocol): (Socket, Protocol),
+        requests: &mut mpsc::UnboundedReceiver<Request>,
+    ) -> SessionEnd {
+        self.target.stats.connections.fetch_add(1, Relaxed);
+        let end = session(&self.target, socket, protocol, requests, &mut self.running, &mut self.waiting).await;
+        self.target.stats.connections.fetch_sub(1, Relaxed);
+        match end {
+            Err(refusal) => {
+                self.refusal = Some(refusal);
+                SessionEnd::Refused
+            }
+            Ok(end) => end,
+        }
+    }
+
+    /// While waiting out the backoff, starts are kept: they are sent once reconnected.
+    fn offline(&mut self, request: Request) {
+        match request {
+            Request::Start { id, operation, results, live } => {
+                self.running.insert(id, Running { operation: *operation, results });
+                self.waiting.push(live);
+            }
+            Request::Stop { id } => {
+                self.running.remove(&id);
+            }
+        }
+    }
+}
+
+impl Connection {
+    /// The upstream refused the connection for good: every subscription and waiter hears so,
+    /// and so does every later start until the pool lets this connection go.
+    async fn refused(mut self, mut requests: mpsc::UnboundedReceiver<Request>) {
+        let Some(error) = self.refusal.take() else { return };
+        tracing::warn!(upstream = %self.target.upstream, %error, "upstream refused the connection");
+        let errors = error.client_errors();
+        for (_, subscription) in std::mem::take(&mut self.running) {
+            let _ = subscription.results.send(Arc::new(Item::Error(errors.clone())));
+        }
+        for live in self.waiting.drain(..) {
+            let _ = live.send(Err(error.clone()));
+        }
+        while let Some(request) = requests.recv().await {
+            if let Request::Start { live, .. } = request {
+                let _ = live.send(Err(error.clone()));
             }
         }
     }
@@ -245,7 +286,7 @@ async fn session(
     requests: &mut mpsc::UnboundedReceiver<Request>,
     running: &mut BTreeMap<u64, Running>,
     waiting: &mut Vec<oneshot::Sender<Result<(), UpstreamError>>>,
-) -> End {
+) -> Result<SessionEnd, UpstreamError> {
     let mut completing = Completing::new();
     let end = serve(target, socket, protocol, requests, running, waiting, &mut completing).await;
     for (_, subscription, _) in completing {
@@ -262,17 +303,21 @@ async fn serve(
     running: &mut BTreeMap<u64, Running>,
     waiting: &mut Vec<oneshot::Sender<Result<(), UpstreamError>>>,
     completing: &mut Completing,
-) -> End {
+) -> Result<SessionEnd, UpstreamError> {
+    // One keepalive interval: for pings to be answered, and for every write to be taken.
+    let deadline = target.keepalive;
     for (id, subscription) in running.iter() {
-        if send(&mut socket, client::subscribe(protocol, &id.to_string(), &subscription.operation)).await.is_err() {
-            return End::Lost;
+        if send(&mut socket, client::subscribe(protocol, &id.to_string(), &subscription.operation), deadline)
+            .await
+            .is_err()
+        {
+            return Ok(SessionEnd::Disconnected);
         }
     }
     for live in waiting.drain(..) {
         let _ = live.send(Ok(()));
     }
-    let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + target.keepalive, target.keepalive);
-    let mut heard = true;
+    let mut heartbeat = Heartbeat::new(target.keepalive);
     loop {
         let next_completion = completing.first().map(|(_, _, at)| *at);
         tokio::select! {
@@ -286,27 +331,28 @@ async fn serve(
             }
             request = requests.recv() => match request {
                 None => {
-                    let _ = socket.close(None).await;
-                    return End::Shutdown;
+                    let _ = tokio::time::timeout(deadline, socket.close(None)).await;
+                    return Ok(SessionEnd::Shutdown);
                 }
                 Some(Request::Start { id, operation, results, live }) => {
                     let operation = *operation;
-                    if send(&mut socket, client::subscribe(protocol, &id.to_string(), &operation)).await.is_err() {
+                    if let Err(error) = send(&mut socket, client::subscribe(protocol, &id.to_string(), &operation), deadline).await {
+                        tracing::warn!(upstream = %target.upstream, %error, "upstream connection lost; reconnecting");
                         running.insert(id, Running { operation, results });
                         waiting.push(live);
-                        return End::Lost;
+                        return Ok(SessionEnd::Disconnected);
                     }
                     running.insert(id, Running { operation, results });
                     let _ = live.send(Ok(()));
                 }
                 Some(Request::Stop { id }) => {
-                    if running.remove(&id).is_some() && send(&mut socket, client::stop(protocol, &id.to_string())).await.is_err() {
-                        return End::Lost;
+                    if running.remove(&id).is_some() && send(&mut socket, client::stop(protocol, &id.to_string()), deadline).await.is_err() {
+                        return Ok(SessionEnd::Disconnected);
                     }
                 }
             },
             message = socket.next() => {
-                heard = true;
+                heartbeat.heard();
                 match message {
                     Some(Ok(Message::Text(text))) => match ServerMessage::parse(protocol, &text) {
                         Ok(ServerMessage::Complete { id }) => {
@@ -316,8 +362,8 @@ async fn serve(
                         }
                         Ok(message) => {
                             if let Some(reply) = handle(message, running) {
-                                if send(&mut socket, reply).await.is_err() {
-                                    return End::Lost;
+                                if send(&mut socket, reply, deadline).await.is_err() {
+                                    return Ok(SessionEnd::Disconnected);
                                 }
                             }
                         }
@@ -326,7 +372,7 @@ async fn serve(
                     Some(Ok(Message::Close(frame))) => {
                         let code = frame.as_ref().map(|f| f.code);
                         if code == Some(CloseCode::Library(4403)) {
-                            return End::Refused(rejected(target, "closed 4403 Forbidden"));
+                            return Err(rejected(target, "closed 4403 Forbidden"));
                         }
                         if matches!(code, Some(CloseCode::Away | CloseCode::Restart)) {
                             // Completed because the server is going away: subscribe again later.
@@ -335,24 +381,24 @@ async fn serve(
                             }
                         }
                         tracing::warn!(upstream = %target.upstream, ?code, "upstream closed the connection; reconnecting");
-                        return End::Lost;
+                        return Ok(SessionEnd::Disconnected);
                     }
                     Some(Ok(_)) => {}
                     Some(Err(error)) => {
                         tracing::warn!(upstream = %target.upstream, %error, "upstream connection lost; reconnecting");
-                        return End::Lost;
+                        return Ok(SessionEnd::Disconnected);
                     }
-                    None => return End::Lost,
+                    None => return Ok(SessionEnd::Disconnected),
                 }
             }
-            _ = keepalive.tick() => {
-                if !heard {
+            () = heartbeat.due() => {
+                if !heartbeat.heard_since_last_probe() {
                     tracing::warn!(upstream = %target.upstream, "no answer from the upstream within the keepalive; reconnecting");
-                    return End::Lost;
+                    return Ok(SessionEnd::Disconnected);
                 }
-                heard = false;
-                if socket.send(Message::Ping(Default::default())).await.is_err() {
-                    return End::Lost;
+                if let Err(error) = write(&mut socket, Message::Ping(Default::default()), deadline).await {
+                    tracing::warn!(upstream = %target.upstream, %error, "upstream connection lost; reconnecting");
+                    return Ok(SessionEnd::Disconnected);
                 }
             }
         }

@@ -30,7 +30,7 @@ pub async fn introspect(
         max_message_bytes: 64 << 20,
     };
     let deadline = Instant::now() + startup_timeout;
-    let mut backoff = subhub_protocol::backoff::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+    let mut backoff = subhub_core::Backoff::new(Duration::from_millis(100), Duration::from_secs(2)).unwrap_or_default();
     loop {
         match introspect_once(&target).await {
             Ok(model) => return Ok(model),

@@ -29,5 +29,5 @@ pub use connection::Item;
 pub use error::UpstreamError;
 pub use model::TypeModel;
 pub use pool::{Subscription, Upstream};
-pub use rewrite::{Forwarded, Namespace};
+pub use rewrite::{ForwardedOperation, Namespace};
 pub use stats::UpstreamStats;

@@ -56,7 +56,7 @@ impl Namespace {
 
 /// A client operation as it goes upstream.
 #[derive(Clone, Debug)]
-pub struct Forwarded {
+pub struct ForwardedOperation {
     pub operation: OperationPayload,
     /// Response keys that carry `__typename` (the name, or its aliases).
     typename_keys: HashSet<String>,
@@ -68,7 +68,7 @@ pub fn forward(
     namespace: &Namespace,
     root_fields: &HashMap<String, String>,
     payload: &OperationPayload,
-) -> Result<Forwarded, String> {
+) -> Result<ForwardedOperation, String> {
     let document: ExecutableDocument = async_graphql_parser::parse_query(&payload.query).map_err(|e| e.to_string())?;
     let mut rewriter = Rewriter { namespace, root_fields, edits: Vec::new(), typename_keys: HashSet::new() };
     let operations: Vec<_> = match &document.operations {
@@ -89,7 +89,10 @@ pub fn forward(
         rewriter.selection_set(&fragment.node.selection_set.node, root);
     }
     let query = apply(&payload.query, rewriter.edits)?;
-    Ok(Forwarded { operation: OperationPayload { query, ..payload.clone() }, typename_keys: rewriter.typename_keys })
+    Ok(ForwardedOperation {
+        operation: OperationPayload { query, ..payload.clone() },
+        typename_keys: rewriter.typename_keys,
+    })
 }
 
 struct Rewriter<'a> {
@@ -191,7 +194,7 @@ fn apply(text: &str, edits: Vec<(Pos, String, String)>) -> Result<String, String
     Ok(out)
 }
 
-impl Forwarded {
+impl ForwardedOperation {
     /// Maps `__typename` values of an upstream result to the hub's names.
     pub fn map_result(&self, namespace: &Namespace, result: &mut Value) {
         if let Some(data) = result.get_mut("data") {

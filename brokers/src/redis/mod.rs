@@ -9,18 +9,26 @@
 //!   id it delivered after a reconnect, so nothing is lost. Publishing is XADD with
 //!   `MAXLEN ~ stream_maxlen`; an entry's `payload` field is the event body, its `key` field the
 //!   key, other fields become `headers`.
+//!
+//! Each mode's session runs on the shared reconnect loop and holds, beside its subscriber, a
+//! command connection that publishes and history reads use. A silent partition fails nothing by
+//! itself, so every connection is PINGed each `keepalive` and an answer must come within it;
+//! otherwise the session is over (`subhub_broker_connected` 0) and connects again.
 
 mod pubsub;
 mod streams;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use redis::aio::MultiplexedConnection;
 use serde::Deserialize;
-use tokio::sync::{mpsc, Mutex};
+use subhub_core::Heartbeat;
+use tokio::sync::mpsc;
 
-use crate::broker::{Broker, BrokerError, History, Publish, PublishAck, SourceGuard};
-use crate::session::{self, Commands};
+use crate::broker::{Broker, BrokerError, History, Publish, PublishAck, SourceGuard, REQUEST_TIMEOUT};
+use crate::session::{self, Commands, Current, Link, SessionTopics};
 use crate::sink::{BrokerStats, EventSink};
 
 /// `kind = "redis"`.
@@ -34,10 +42,17 @@ pub struct RedisConfig {
     /// Streams mode: entries a stream keeps at most (approximately) when the hub publishes.
     #[serde(default = "default_stream_maxlen")]
     pub stream_maxlen: usize,
+    /// Interval of PINGs on every connection; no answer within it means the connection is lost.
+    #[serde(default = "default_keepalive", with = "humantime_serde")]
+    pub keepalive: Duration,
 }
 
 const fn default_stream_maxlen() -> usize {
     10_000
+}
+
+const fn default_keepalive() -> Duration {
+    Duration::from_secs(10)
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -52,11 +67,10 @@ pub struct RedisBroker {
     name: Arc<str>,
     mode: RedisMode,
     stream_maxlen: usize,
-    client: redis::Client,
     stats: Arc<BrokerStats>,
     commands: Commands,
-    /// The connection publishes go through, made on first use and again after it breaks.
-    publisher: Mutex<Option<redis::aio::MultiplexedConnection>>,
+    /// The command connection of the session in progress: publishes and history reads.
+    commander: Current<MultiplexedConnection>,
 }
 
 impl RedisConfig {
@@ -72,6 +86,12 @@ impl RedisConfig {
                 reason: "must be at least 1".into(),
             });
         }
+        if self.keepalive < Duration::from_millis(100) {
+            return Err(BrokerError::Config {
+                key: format!("brokers.{name}.keepalive"),
+                reason: "must be at least 100ms".into(),
+            });
+        }
         Ok(client)
     }
 }
@@ -83,38 +103,65 @@ impl RedisBroker {
         let name: Arc<str> = name.into();
         let stats = Arc::new(BrokerStats::default());
         let (commands, receiver) = mpsc::unbounded_channel();
-        let task = (client.clone(), name.clone(), stats.clone(), receiver);
-        match config.mode {
-            RedisMode::Pubsub => tokio::spawn(pubsub::run(task.0, task.1, task.2, task.3)),
-            RedisMode::Streams => tokio::spawn(streams::run(task.0, task.1, task.2, task.3)),
-        };
-        Ok(RedisBroker {
-            name,
-            mode: config.mode,
-            stream_maxlen: config.stream_maxlen,
+        let commander = Current::default();
+        let common = Common {
             client,
-            stats,
-            commands,
-            publisher: Mutex::new(None),
-        })
+            link: Link::new(name.clone(), stats.clone()),
+            topics: SessionTopics::default(),
+            commander: commander.clone(),
+            keepalive: config.keepalive,
+        };
+        match config.mode {
+            RedisMode::Pubsub => tokio::spawn(pubsub::run(common, receiver)),
+            RedisMode::Streams => tokio::spawn(streams::run(common, receiver)),
+        };
+        Ok(RedisBroker { name, mode: config.mode, stream_maxlen: config.stream_maxlen, stats, commands, commander })
     }
 
-    async fn publisher(&self) -> Result<redis::aio::MultiplexedConnection, BrokerError> {
-        let mut publisher = self.publisher.lock().await;
-        if let Some(connection) = publisher.as_ref() {
-            return Ok(connection.clone());
-        }
-        let connection = self.client.get_multiplexed_async_connection().await.map_err(|error| {
-            tracing::warn!(broker = %self.name, %error, "cannot connect to Redis to publish");
-            BrokerError::Unavailable(self.name.to_string())
-        })?;
-        *publisher = Some(connection.clone());
-        Ok(connection)
+    /// The command connection, or at once `Unavailable` while the session is down.
+    async fn commander(&self) -> Result<MultiplexedConnection, BrokerError> {
+        self.commander.get(REQUEST_TIMEOUT).await.ok_or_else(|| BrokerError::Unavailable(self.name.to_string()))
+    }
+}
+
+/// What both modes' sessions hold.
+struct Common {
+    client: redis::Client,
+    link: Link,
+    topics: SessionTopics,
+    commander: Current<MultiplexedConnection>,
+    keepalive: Duration,
+}
+
+impl Common {
+    /// The command connection; the session publishes it once every topic is restored.
+    async fn command_connection(&self) -> redis::RedisResult<MultiplexedConnection> {
+        self.client.get_multiplexed_async_connection().await
     }
 
-    async fn forget_publisher(&self) {
-        *self.publisher.lock().await = None;
+    /// A connection attempt failed: publishes waiting for the first one are answered.
+    fn failed(&self, error: redis::RedisError) -> subhub_core::ConnectError<redis::RedisError> {
+        self.commander.clear();
+        subhub_core::ConnectError::Retry(error)
     }
+
+    /// The session is up with `command` as its command connection.
+    fn up(&mut self, command: &MultiplexedConnection) {
+        self.commander.set(command.clone());
+        self.link.up(&mut self.topics);
+    }
+
+    /// The session ended: publishes are refused until the next one is up.
+    fn down(&self) {
+        self.commander.clear();
+        self.link.down();
+    }
+}
+
+/// PINGs a command connection; false when no answer came within the heartbeat's deadline.
+async fn answers(heartbeat: &Heartbeat, connection: &mut MultiplexedConnection) -> bool {
+    let ping = redis::cmd("PING");
+    matches!(heartbeat.within(ping.query_async::<redis::Value>(connection)).await, Ok(Ok(_)))
 }
 
 #[async_trait]
@@ -152,7 +199,7 @@ impl Broker for RedisBroker {
     }
 
     async fn publish(&self, message: Publish) -> Result<PublishAck, BrokerError> {
-        let mut connection = self.publisher().await?;
+        let mut connection = self.commander().await?;
         let result = match self.mode {
             RedisMode::Pubsub => redis::cmd("PUBLISH")
                 .arg(&message.topic)
@@ -172,7 +219,7 @@ impl Broker for RedisBroker {
         };
         match result {
             Ok(ack) => Ok(ack),
-            Err(error) => Err(self.failed(&error, "publish to Redis").await),
+            Err(error) => Err(self.failed(&error, "publish to Redis")),
         }
     }
 
@@ -185,7 +232,7 @@ impl Broker for RedisBroker {
         if !streams::is_entry_id(cursor) {
             return Ok(History::Lost);
         }
-        let mut connection = self.publisher().await?;
+        let mut connection = self.commander().await?;
         let info: redis::RedisResult<redis::Value> =
             redis::cmd("XINFO").arg("STREAM").arg(topic).query_async(&mut connection).await;
         match info {
@@ -196,7 +243,7 @@ impl Broker for RedisBroker {
             }
             // No such stream (yet): nothing follows the cursor.
             Err(error) if error.code() == Some("ERR") => return Ok(History::Events(Vec::new())),
-            Err(error) => return Err(self.failed(&error, "read Redis stream history").await),
+            Err(error) => return Err(self.failed(&error, "read Redis stream history")),
         }
         let range: redis::RedisResult<redis::streams::StreamRangeReply> = redis::cmd("XRANGE")
             .arg(topic)
@@ -210,18 +257,16 @@ impl Broker for RedisBroker {
             Ok(range) => Ok(History::Events(
                 range.ids.into_iter().map(|entry| streams::event(&self.name, topic, entry)).collect(),
             )),
-            Err(error) => Err(self.failed(&error, "read Redis stream history").await),
+            Err(error) => Err(self.failed(&error, "read Redis stream history")),
         }
     }
 }
 
 impl RedisBroker {
-    /// Logs a failed command; a broken connection is made again next time.
-    async fn failed(&self, error: &redis::RedisError, what: &str) -> BrokerError {
+    /// Logs a failed command. A broken connection is the session's to notice (its PINGs go
+    /// unanswered), and it connects again.
+    fn failed(&self, error: &redis::RedisError, what: &str) -> BrokerError {
         tracing::warn!(broker = %self.name, %error, "{what} failed");
-        if error.is_io_error() || error.is_connection_dropped() || error.is_timeout() {
-            self.forget_publisher().await;
-        }
         BrokerError::Unavailable(self.name.to_string())
     }
 }

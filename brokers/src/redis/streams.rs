@@ -1,7 +1,8 @@
-//! The streams reader: one blocking XREAD over every subscribed key, on its own connection (with
-//! no response timeout: redis 1.x would otherwise give up on a blocking read after 500 ms), and
-//! a control connection that resolves where a new key starts and wakes the reader with
-//! CLIENT UNBLOCK so the next XREAD includes it.
+//! The streams reader: one blocking XREAD over every subscribed key, on its own connection, and
+//! a control connection (the session's command connection) that resolves where a new key starts
+//! and wakes the reader with CLIENT UNBLOCK so the next XREAD includes it. The reader's answer
+//! is due within the XREAD's own block time plus the keepalive; the control connection is
+//! PINGed each keepalive.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,11 +12,12 @@ use bytes::Bytes;
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamRangeReply, StreamReadReply};
 use redis::{AsyncConnectionConfig, Value};
+use subhub_core::{ConnectError, Heartbeat, Reconnect, SessionEnd};
 use tokio::sync::mpsc;
 
+use super::{answers, Common};
 use crate::event::Event;
-use crate::session::{Command, Link, SessionEnd, Topics};
-use crate::sink::BrokerStats;
+use crate::session::{Command, SessionTopics};
 
 /// How long one XREAD blocks; new keys interrupt it with CLIENT UNBLOCK.
 const BLOCK: Duration = Duration::from_secs(5);
@@ -25,106 +27,140 @@ const COUNT: usize = 512;
 /// The id after which each key's next entry is read, kept across reconnects.
 type Positions = HashMap<String, String>;
 
-struct Connections {
+pub struct Connections {
     reader: MultiplexedConnection,
     reader_id: i64,
     control: MultiplexedConnection,
 }
 
-async fn connect(client: &redis::Client) -> redis::RedisResult<Connections> {
-    let blocking = AsyncConnectionConfig::new().set_response_timeout(None);
-    let mut reader = client.get_multiplexed_async_connection_with_config(&blocking).await?;
-    let reader_id: i64 = redis::cmd("CLIENT").arg("ID").query_async(&mut reader).await?;
-    let control = client.get_multiplexed_async_connection().await?;
-    Ok(Connections { reader, reader_id, control })
+pub async fn run(common: Common, mut commands: mpsc::UnboundedReceiver<Command>) {
+    let mut session = Streams { common, positions: Positions::new() };
+    subhub_core::run(&mut session, &mut commands, Reconnect::default()).await;
 }
 
-pub async fn run(
-    client: redis::Client,
-    name: Arc<str>,
-    stats: Arc<BrokerStats>,
-    mut commands: mpsc::UnboundedReceiver<Command>,
-) {
-    let mut topics = Topics::default();
-    let mut positions = Positions::new();
-    let mut link = Link::new(name, stats, "Redis");
-    loop {
-        let end = match connect(&client).await {
-            Ok(connections) => session(connections, &mut link, &mut commands, &mut topics, &mut positions).await,
-            Err(error) => {
-                link.unreachable(&error);
-                SessionEnd::Disconnected
-            }
+struct Streams {
+    common: Common,
+    positions: Positions,
+}
+
+impl subhub_core::Session for Streams {
+    type Request = Command;
+    type Connection = Connections;
+    type Error = redis::RedisError;
+    const KIND: &'static str = "Redis";
+
+    fn name(&self) -> &str {
+        self.common.link.name()
+    }
+
+    async fn connect(&mut self) -> Result<Connections, ConnectError<redis::RedisError>> {
+        // redis 1.x gives up on a reply after 500 ms by default: the reader's blocking read may
+        // take the block time, and then its reply is due within the keepalive.
+        let blocking = AsyncConnectionConfig::new().set_response_timeout(Some(BLOCK + self.common.keepalive));
+        let connect = async {
+            let mut reader = self.common.client.get_multiplexed_async_connection_with_config(&blocking).await?;
+            let reader_id: i64 = redis::cmd("CLIENT").arg("ID").query_async(&mut reader).await?;
+            let control = self.common.command_connection().await?;
+            Ok(Connections { reader, reader_id, control })
         };
-        if !link.down(end, &mut commands, &mut topics).await {
-            return;
-        }
-        positions.retain(|key, _| topics.active.contains_key(key));
+        connect.await.map_err(|error| self.common.failed(error))
+    }
+
+    async fn serve(&mut self, connections: Connections, commands: &mut mpsc::UnboundedReceiver<Command>) -> SessionEnd {
+        let end = self.session(connections, commands).await;
+        self.common.down();
+        self.positions.retain(|key, _| self.common.topics.active.contains_key(key));
+        end
+    }
+
+    fn offline(&mut self, command: Command) {
+        self.common.topics.apply_offline(command);
     }
 }
 
-async fn session(
-    mut connections: Connections,
-    link: &mut Link,
-    commands: &mut mpsc::UnboundedReceiver<Command>,
-    topics: &mut Topics,
-    positions: &mut Positions,
-) -> SessionEnd {
-    // Keys subscribed while disconnected start where their stream ends now.
-    for (key, _) in &topics.waiting {
-        if !positions.contains_key(key) {
-            match last_id(&mut connections.control, key).await {
-                Ok(id) => positions.insert(key.clone(), id),
-                Err(_) => return SessionEnd::Disconnected,
-            };
-        }
-    }
-    link.up(topics);
-    loop {
-        link.held(topics);
-        if topics.active.is_empty() {
-            match commands.recv().await {
-                None => return SessionEnd::Shutdown,
-                Some(command) => {
-                    if let Err(end) = handle(command, &mut connections, topics, positions).await {
-                        return end;
-                    }
-                    continue;
-                }
+impl Streams {
+    async fn session(
+        &mut self,
+        mut connections: Connections,
+        commands: &mut mpsc::UnboundedReceiver<Command>,
+    ) -> SessionEnd {
+        let mut heartbeat = Heartbeat::new(self.common.keepalive);
+        let positions = &mut self.positions;
+        // Keys subscribed while disconnected start where their stream ends now.
+        for (key, _) in &self.common.topics.waiting {
+            if !positions.contains_key(key) {
+                match last_id(&mut connections.control, key).await {
+                    Ok(id) => positions.insert(key.clone(), id),
+                    Err(_) => return SessionEnd::Disconnected,
+                };
             }
         }
-        let keys: Vec<String> = topics.active.keys().cloned().collect();
-        let ids: Vec<String> = keys.iter().map(|k| positions.get(k).cloned().unwrap_or_else(|| "$".into())).collect();
-        let mut xread = redis::cmd("XREAD");
-        xread.arg("COUNT").arg(COUNT).arg("BLOCK").arg(BLOCK.as_millis() as u64).arg("STREAMS").arg(&keys).arg(&ids);
-        let read = xread.query_async::<Option<StreamReadReply>>(&mut connections.reader);
-        tokio::pin!(read);
+        self.common.up(&connections.control);
+        let Common { link, topics, .. } = &mut self.common;
         loop {
-            tokio::select! {
-                reply = &mut read => {
-                    match reply {
-                        Ok(Some(reply)) => deliver(link.name(), topics, positions, reply),
-                        Ok(None) => {}
-                        Err(error) => {
-                            tracing::warn!(broker = %link.name(), %error, "Redis streams connection lost; reconnecting");
-                            return SessionEnd::Disconnected;
+            link.held(topics);
+            if topics.active.is_empty() {
+                tokio::select! {
+                    command = commands.recv() => {
+                        let Some(command) = command else { return SessionEnd::Shutdown };
+                        if let Err(end) = handle(command, &mut connections.control, topics, positions).await {
+                            return end;
                         }
                     }
-                    break;
-                }
-                command = commands.recv() => {
-                    let Some(command) = command else { return SessionEnd::Shutdown };
-                    let new_key = matches!(&command, Command::Subscribe { topic, .. } if !keys.contains(topic));
-                    let mut control = connections.control.clone();
-                    if let Err(end) = handle_on(command, &mut control, topics, positions).await {
-                        return end;
+                    () = heartbeat.due() => {
+                        if !answers(&heartbeat, &mut connections.control).await {
+                            return silent(link.name(), &heartbeat);
+                        }
                     }
-                    link.held(topics);
-                    if new_key {
-                        // Wake the blocked XREAD so the next one includes the new key.
-                        let unblock = redis::cmd("CLIENT").arg("UNBLOCK").arg(connections.reader_id).query_async::<i64>(&mut control).await;
-                        if unblock.is_err() {
-                            return SessionEnd::Disconnected;
+                }
+                continue;
+            }
+            let keys: Vec<String> = topics.active.keys().cloned().collect();
+            let ids: Vec<String> =
+                keys.iter().map(|k| positions.get(k).cloned().unwrap_or_else(|| "$".into())).collect();
+            let mut xread = redis::cmd("XREAD");
+            xread
+                .arg("COUNT")
+                .arg(COUNT)
+                .arg("BLOCK")
+                .arg(BLOCK.as_millis() as u64)
+                .arg("STREAMS")
+                .arg(&keys)
+                .arg(&ids);
+            let read = xread.query_async::<Option<StreamReadReply>>(&mut connections.reader);
+            tokio::pin!(read);
+            loop {
+                tokio::select! {
+                    reply = &mut read => {
+                        match reply {
+                            Ok(Some(reply)) => deliver(link.name(), topics, positions, reply),
+                            Ok(None) => {}
+                            Err(error) => {
+                                tracing::warn!(broker = %link.name(), %error, "Redis streams connection lost; reconnecting");
+                                return SessionEnd::Disconnected;
+                            }
+                        }
+                        break;
+                    }
+                    command = commands.recv() => {
+                        let Some(command) = command else { return SessionEnd::Shutdown };
+                        let new_key = matches!(&command, Command::Subscribe { topic, .. } if !keys.contains(topic));
+                        let mut control = connections.control.clone();
+                        if let Err(end) = handle(command, &mut control, topics, positions).await {
+                            return end;
+                        }
+                        link.held(topics);
+                        if new_key {
+                            // Wake the blocked XREAD so the next one includes the new key.
+                            let unblock = redis::cmd("CLIENT").arg("UNBLOCK").arg(connections.reader_id).query_async::<i64>(&mut control).await;
+                            if unblock.is_err() {
+                                return SessionEnd::Disconnected;
+                            }
+                        }
+                    }
+                    () = heartbeat.due() => {
+                        if !answers(&heartbeat, &mut connections.control.clone()).await {
+                            return silent(link.name(), &heartbeat);
                         }
                     }
                 }
@@ -133,41 +169,34 @@ async fn session(
     }
 }
 
-async fn handle(
-    command: Command,
-    connections: &mut Connections,
-    topics: &mut Topics,
-    positions: &mut Positions,
-) -> Result<(), SessionEnd> {
-    handle_on(command, &mut connections.control, topics, positions).await
+fn silent(name: &Arc<str>, heartbeat: &Heartbeat) -> SessionEnd {
+    tracing::warn!(broker = %name, deadline = ?heartbeat.every(), "Redis did not answer PING in time; reconnecting");
+    SessionEnd::Disconnected
 }
 
 /// Subscribing resolves where the key starts (its last entry now) before confirming: an entry
 /// added after the confirmation is always read.
-async fn handle_on(
+async fn handle(
     command: Command,
     control: &mut MultiplexedConnection,
-    topics: &mut Topics,
+    topics: &mut SessionTopics,
     positions: &mut Positions,
 ) -> Result<(), SessionEnd> {
     match command {
-        Command::Subscribe { topic, sink, live } if topics.superseded(&topic, &sink) => {
-            let _ = live.send(Ok(()));
-            Ok(())
+        Command::Subscribe { topic, sink, live } => {
+            let Some(live) = topics.accept(&topic, sink, live) else { return Ok(()) };
+            match last_id(control, &topic).await {
+                Ok(id) => {
+                    positions.insert(topic, id);
+                    let _ = live.send(Ok(()));
+                    Ok(())
+                }
+                Err(_) => {
+                    topics.waiting.push((topic, live));
+                    Err(SessionEnd::Disconnected)
+                }
+            }
         }
-        Command::Subscribe { topic, sink, live } => match last_id(control, &topic).await {
-            Ok(id) => {
-                positions.insert(topic.clone(), id);
-                topics.active.insert(topic, sink);
-                let _ = live.send(Ok(()));
-                Ok(())
-            }
-            Err(_) => {
-                topics.active.insert(topic.clone(), sink);
-                topics.waiting.push((topic, live));
-                Err(SessionEnd::Disconnected)
-            }
-        },
         Command::Unsubscribe { topic, sink } => {
             if topics.remove(&topic, &sink) {
                 positions.remove(&topic);
@@ -184,7 +213,7 @@ async fn last_id(control: &mut MultiplexedConnection, key: &str) -> redis::Redis
     Ok(reply.ids.into_iter().next().map_or_else(|| "0-0".to_owned(), |entry| entry.id))
 }
 
-fn deliver(name: &Arc<str>, topics: &Topics, positions: &mut Positions, reply: StreamReadReply) {
+fn deliver(name: &Arc<str>, topics: &SessionTopics, positions: &mut Positions, reply: StreamReadReply) {
     for stream in reply.keys {
         let Some(events) = topics.active.get(&stream.key) else { continue };
         for entry in stream.ids {

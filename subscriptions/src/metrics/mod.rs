@@ -85,6 +85,8 @@ pub struct Metrics {
     resumes: [Counter; 2],
     /// Events sent to resumed subscriptions from their broker's history.
     pub replayed: Counter,
+    /// Sources that could not be opened (an unknown topic, a broker or upstream down).
+    pub source_errors: Counter,
     /// Lookups in the cache of parsed documents.
     pub document_cache: Lookups,
     clocks: Arc<Clocks>,
@@ -220,6 +222,7 @@ impl Metrics {
                 "subhub_replayed_total",
                 "Events sent to resumed subscriptions from their broker's history.",
             ),
+            source_errors: families.counter("subhub_source_errors_total", "Sources that could not be opened."),
             refused: families.counters(
                 "subhub_refused_total",
                 "Requests refused, by reason.",
