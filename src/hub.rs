@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use subhub_brokers::{BrokerError, Brokers, BuildContext};
 use subhub_subscriptions::{
-    Executions, ForwardedSources, Metrics, OutboxConfig, Refusal, SlowConsumerPolicy, SourceLimits, Sources, UpstreamNumbers,
+    Executions, ForwardedSources, Metrics, OutboxConfig, Refusal, SlowConsumerPolicy, SourceLimits, Sources,
+    UpstreamNumbers,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
