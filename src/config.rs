@@ -448,8 +448,20 @@ const MIN_CONNECTION_BUFFER_BYTES: usize = 64 * 1024;
 
 /// The keys at the top of the config file: a variable whose first part names one of them is
 /// meant for the hub, and one that then names no key is worth a warning (a typo), not silence.
-const TOP_LEVEL_KEYS: [&str; 10] =
-    ["listen", "default_broker", "generic_api", "schema", "brokers", "limits", "auth", "authz", "upstreams", "http"];
+const TOP_LEVEL_KEYS: [&str; 12] = [
+    "listen",
+    "default_broker",
+    "generic_api",
+    "schema",
+    "brokers",
+    "limits",
+    "auth",
+    "authz",
+    "upstreams",
+    "http",
+    "federation",
+    "subgraphs",
+];
 
 /// Whether the variable `name` names a config key: applied alone to the file, it must not be
 /// an unknown field. Other mistakes in it (a wrong type) are errors naming the variable.
