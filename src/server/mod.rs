@@ -1,20 +1,31 @@
 //! Binding the listener and serving until shutdown: stop accepting, `complete` every
 //! subscription and close 1001 (the sessions do that when the hub's token is cancelled), then
 //! wait for the sessions to drain under `limits.shutdown_timeout`.
+//!
+//! The accept loop never waits: a connection the hub cannot serve is answered at once (429 for
+//! an address over its limits, 503 when every place among `limits.max_http_connections` is
+//! taken) and closed, so no client can stop the hub accepting the others.
+//!
+//! ## Layout
+//! - this file: binding, the accept loop, shutdown.
+//! - `connection`: one TCP connection: its refusals, its HTTP, and for a trusted proxy the
+//!   per-address limits of each request.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio_util::sync::CancellationToken;
+mod connection;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
+use crate::address::{AddressLimits, OverLimit, TrustedProxies};
 use crate::config::Config;
 use crate::hub::{Hub, StartError};
-use crate::rate::PerAddress;
+use crate::session::ConnectionPlaces;
+use connection::{Refused, Served};
 use subhub_subscriptions::Refusal;
 
 /// How long accepting pauses after a failure that is not the client's, such as running out of
@@ -30,6 +41,8 @@ pub enum ServeError {
     Start(#[from] StartError),
     #[error("server failed: {0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Config(String),
 }
 
 /// A hub bound to its address, ready to serve.
@@ -70,30 +83,51 @@ impl Server {
     pub async fn run(self, signal: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
         let Server { hub, listener, local_addr } = self;
         tracing::info!(%local_addr, "subhub serving: GraphQL at /graphql, GraphiQL at /graphiql");
-        let router = crate::http::router(hub.clone());
+        let routes = crate::http::routes().merge(crate::pages::routes(&hub));
+        let router = crate::http::serve(routes, hub.clone());
         let connections = TaskTracker::new();
-        // HTTP connections not (yet) sessions: while `max_http_connections` are open, the hub
-        // accepts no more and new ones wait in the listen backlog. An upgraded connection gives
-        // its permit back and counts as a session instead.
-        let http_permits = Arc::new(Semaphore::new(hub.config.limits.max_http_connections));
-        let connects = PerAddress::per_second(hub.config.limits.connect_rate_per_ip);
+        // HTTP connections not (yet) sessions: a place each among `max_http_connections`; a
+        // connection that becomes a session gives its place back and counts as a session.
+        let http_places = Arc::new(Semaphore::new(hub.config.limits.max_http_connections));
+        let limits = &hub.config.limits;
+        let addresses = AddressLimits::new(limits.connect_rate_per_ip, limits.connections_per_ip);
+        let proxies = TrustedProxies::new(hub.config.http.proxies().map_err(ServeError::Config)?);
+        let served = Served { router, hub: hub.clone(), addresses: addresses.clone(), proxies: proxies.clone() };
         tokio::pin!(signal);
         loop {
-            let (stream, peer, permit) = tokio::select! {
+            let (stream, peer) = tokio::select! {
                 () = &mut signal => break,
-                accepted = accept(&listener, &http_permits, &hub) => match accepted {
-                    Some(accepted) => accepted,
-                    None => continue,
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        accept_failed(error).await;
+                        continue;
+                    }
                 },
             };
-            if !connects.admit(peer.ip()) {
-                hub.metrics.refuse(Refusal::Rate);
-                connections.spawn(too_many_connects(stream));
+            // A trusted proxy's clients are known from each request's head; any other peer
+            // is the client itself, held to its address's limits from here.
+            let address = if proxies.contains(peer.ip()) {
+                None
+            } else {
+                match addresses.connect(peer.ip()) {
+                    Ok(slot) => Some(slot),
+                    Err(over) => {
+                        hub.metrics.refuse(refusal(over));
+                        connections.spawn(connection::refuse(stream, hub.clone(), Refused::Address(over)));
+                        continue;
+                    }
+                }
+            };
+            let Ok(http_place) = http_places.clone().try_acquire_owned() else {
+                hub.metrics.refuse(Refusal::Limit);
+                connections.spawn(connection::refuse(stream, hub.clone(), Refused::Full));
                 continue;
-            }
+            };
             // Frames are small and already batched per socket: no Nagle delay.
             let _ = stream.set_nodelay(true);
-            connections.spawn(serve_connection(stream, permit, router.clone(), hub.shutdown.clone()));
+            let places = ConnectionPlaces::new(http_place, address);
+            connections.spawn(served.clone().serve(stream, peer, places));
         }
         tracing::info!("shutting down: completing subscriptions and closing connections");
         drop(listener);
@@ -112,90 +146,12 @@ impl Server {
     }
 }
 
-/// Waits for a free place, then accepts a connection into it; `None` when accepting failed.
-async fn accept(
-    listener: &TcpListener,
-    permits: &Arc<Semaphore>,
-    hub: &Hub,
-) -> Option<(TcpStream, SocketAddr, OwnedSemaphorePermit)> {
-    let permit = match permits.clone().try_acquire_owned() {
-        Ok(permit) => permit,
-        Err(_) => {
-            hub.metrics.accept_waits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            permits.clone().acquire_owned().await.ok()?
-        }
-    };
-    match listener.accept().await {
-        Ok((stream, peer)) => Some((stream, peer, permit)),
-        Err(error) => {
-            accept_failed(error).await;
-            None
-        }
+/// The refusal an address over one of its limits is counted as.
+fn refusal(over: OverLimit) -> Refusal {
+    match over {
+        OverLimit::Rate => Refusal::Rate,
+        OverLimit::Open => Refusal::Limit,
     }
-}
-
-/// Serves one HTTP/1.1 connection, which may become a WebSocket: the upgrade hands the TCP
-/// stream itself to the session (see `ws::socket`), and the connection's place among the HTTP
-/// connections is given back. A request that becomes a long stream (SSE, multipart) gives the
-/// place back too, through the [`HttpPlace`] each request carries. On shutdown, a request in flight finishes and the connection
-/// then closes. hyper closes a connection that sends no complete request head for 30 s, idle
-/// keep-alive connections included.
-async fn serve_connection(
-    stream: TcpStream,
-    permit: OwnedSemaphorePermit,
-    router: axum::Router,
-    shutdown: CancellationToken,
-) {
-    let place = HttpPlace(Arc::new(std::sync::Mutex::new(Some(permit))));
-    let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-        request.extensions_mut().insert(place.clone());
-        tower_service::Service::call(&mut router.clone(), request)
-    });
-    let connection = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .serve_connection(TokioIo::new(stream), service)
-        .with_upgrades();
-    tokio::pin!(connection);
-    tokio::select! {
-        result = connection.as_mut() => {
-            if let Err(error) = result {
-                tracing::debug!(%error, "HTTP connection ended with an error");
-            }
-            return;
-        }
-        () = shutdown.cancelled() => {}
-    }
-    connection.as_mut().graceful_shutdown();
-    let _ = connection.await;
-}
-
-/// A connection's place among `limits.max_http_connections`, in every request's extensions.
-#[derive(Clone)]
-pub struct HttpPlace(Arc<std::sync::Mutex<Option<OwnedSemaphorePermit>>>);
-
-impl HttpPlace {
-    /// Gives the place back: the connection now carries a stream, which counts as a session.
-    pub fn release(&self) {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-    }
-}
-
-/// Answers a client address over `connect_rate_per_ip` with 429 and closes, parsing nothing it
-/// sent: what it sent is read and discarded for a moment, so the answer is not lost under a
-/// reset.
-async fn too_many_connects(mut stream: TcpStream) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    const TOO_MANY: &[u8] =
-        b"HTTP/1.1 429 Too Many Requests\r\nretry-after: 1\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
-    const DRAIN: std::time::Duration = std::time::Duration::from_millis(500);
-    let answer = async {
-        stream.write_all(TOO_MANY).await?;
-        stream.shutdown().await?;
-        let mut discard = [0u8; 2048];
-        while stream.read(&mut discard).await? > 0 {}
-        std::io::Result::Ok(())
-    };
-    let _ = tokio::time::timeout(DRAIN, answer).await;
 }
 
 /// A failed `accept` is the client's problem when the connection broke on the way in; anything
