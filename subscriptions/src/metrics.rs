@@ -31,8 +31,6 @@ pub struct Metrics {
     pub event_errors: AtomicU64,
     /// Times a connection's reading was paused for sending faster than its message rate.
     pub throttled: AtomicU64,
-    /// Times the accept loop waited for a place among `max_http_connections`.
-    pub accept_waits: AtomicU64,
     /// Requests refused, by [`Refusal`].
     refused: [AtomicU64; Refusal::ALL.len()],
     /// Resumed subscriptions that missed nothing, and those told to reload.
@@ -257,11 +255,6 @@ impl Metrics {
             out,
             "# HELP subhub_event_errors_total Events that did not fit their typed field.\n# TYPE subhub_event_errors_total counter\nsubhub_event_errors_total {}",
             self.event_errors.load(Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP subhub_accept_waits_total Times the hub stopped accepting until one of limits.max_http_connections closed.\n# TYPE subhub_accept_waits_total counter\nsubhub_accept_waits_total {}",
-            self.accept_waits.load(Relaxed)
         );
         let _ = writeln!(
             out,
