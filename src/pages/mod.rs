@@ -19,6 +19,7 @@ pub mod status;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -73,6 +74,51 @@ pub fn routes(hub: &Arc<Hub>) -> Router<Arc<Hub>> {
         .route("/assets/{*name}", get(asset))
         .route("/status", get(status_stream))
         .layer(Extension(status))
+        .layer(Extension(Arc::new(Framed::default())))
+}
+
+/// The latest snapshot's `status` event, framed once for all the viewers who see the same: the
+/// anonymous, and (without `[authz]`) every authenticated viewer. A thousand anonymous viewers
+/// cost one serialization a second, not a thousand at once.
+#[derive(Default)]
+struct Framed(std::sync::Mutex<Option<FramedSnapshot>>);
+
+struct FramedSnapshot {
+    of: Arc<Snapshot>,
+    /// By [`Framed::shared_view`].
+    views: [Option<Bytes>; 2],
+}
+
+impl Framed {
+    /// The view `viewer` shares with others, if it shares one.
+    fn shared_view(hub: &Hub, viewer: Option<&Identity>) -> Option<usize> {
+        match viewer {
+            None => Some(0),
+            Some(_) if hub.config.authz.is_none() => Some(1),
+            Some(_) => None,
+        }
+    }
+
+    /// The `status` event of `snapshot` as `viewer` may see it.
+    fn event(&self, hub: &Hub, snapshot: &Arc<Snapshot>, viewer: Option<&Identity>) -> Option<Bytes> {
+        let frame = || {
+            let json = serde_json::to_string(&snapshot.for_viewer(hub, viewer)).ok()?;
+            let mut out = Vec::new();
+            sse_event(&mut out, "status", None, &json);
+            Some(Bytes::from(out))
+        };
+        let Some(view) = Self::shared_view(hub, viewer) else { return frame() };
+        // Framed under the lock: the other viewers of this view wait for it instead of framing it too.
+        let mut framed = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !framed.as_ref().is_some_and(|framed| Arc::ptr_eq(&framed.of, snapshot)) {
+            *framed = Some(FramedSnapshot { of: snapshot.clone(), views: [None, None] });
+        }
+        let views = &mut framed.as_mut()?.views;
+        if views[view].is_none() {
+            views[view] = frame();
+        }
+        views[view].clone()
+    }
 }
 
 async fn page(html: &'static str) -> Response {
@@ -102,6 +148,7 @@ async fn asset(Path(name): Path<String>) -> Response {
 async fn status_stream(
     State(hub): State<Arc<Hub>>,
     Extension(status): Extension<Arc<Status>>,
+    Extension(framed): Extension<Arc<Framed>>,
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
     places: Option<Extension<ConnectionPlaces>>,
@@ -118,7 +165,7 @@ async fn status_stream(
     if let Some(viewer) = &viewer {
         session.expires_with(viewer);
     }
-    hub.sessions.spawn(watch_status(session, body, status.watch(), viewer));
+    hub.sessions.spawn(watch_status(session, body, (status.watch(), framed), viewer));
     session_response(Framing::Sse, response_body)
 }
 
@@ -127,7 +174,7 @@ async fn status_stream(
 async fn watch_status(
     session: ClientSession,
     mut body: BodyWriter,
-    mut snapshots: watch::Receiver<Option<Arc<Snapshot>>>,
+    (mut snapshots, framed): (watch::Receiver<Option<Arc<Snapshot>>>, Arc<Framed>),
     viewer: Option<Identity>,
 ) {
     let hub = session.hub().clone();
@@ -150,9 +197,8 @@ async fn watch_status(
                     break;
                 }
                 let Some(snapshot) = snapshots.borrow_and_update().clone() else { continue };
-                let seen = snapshot.for_viewer(&hub, viewer.as_ref());
-                let Ok(json) = serde_json::to_string(&seen) else { continue };
-                sse_event(&mut body.out, "status", None, &json);
+                let Some(event) = framed.event(&hub, &snapshot, viewer.as_ref()) else { continue };
+                body.out.extend_from_slice(&event);
                 if body.flush().await.is_err() {
                     return;
                 }

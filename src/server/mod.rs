@@ -31,6 +31,9 @@ use subhub_subscriptions::Refusal;
 /// How long accepting pauses after a failure that is not the client's, such as running out of
 /// file descriptors.
 const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
+/// Refused connections being answered at once at most (each for up to half a second); past
+/// this, in a flood, a refused connection is closed without an answer.
+const REFUSALS_IN_FLIGHT: usize = 1024;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +96,16 @@ impl Server {
         let addresses = AddressLimits::new(limits.connect_rate_per_ip, limits.connections_per_ip);
         let proxies = TrustedProxies::new(hub.config.http.proxies().map_err(ServeError::Config)?);
         let served = Served { router, hub: hub.clone(), addresses: addresses.clone(), proxies: proxies.clone() };
+        let refusals = Arc::new(Semaphore::new(REFUSALS_IN_FLIGHT));
+        let refuse = |stream, refused| {
+            if let Ok(answering) = refusals.clone().try_acquire_owned() {
+                let answer = connection::refuse(stream, hub.clone(), refused);
+                connections.spawn(async move {
+                    answer.await;
+                    drop(answering);
+                });
+            }
+        };
         tokio::pin!(signal);
         loop {
             let (stream, peer) = tokio::select! {
@@ -114,14 +127,14 @@ impl Server {
                     Ok(slot) => Some(slot),
                     Err(over) => {
                         hub.metrics.refuse(refusal(over));
-                        connections.spawn(connection::refuse(stream, hub.clone(), Refused::Address(over)));
+                        refuse(stream, Refused::Address(over));
                         continue;
                     }
                 }
             };
             let Ok(http_place) = http_places.clone().try_acquire_owned() else {
                 hub.metrics.refuse(Refusal::Limit);
-                connections.spawn(connection::refuse(stream, hub.clone(), Refused::Full));
+                refuse(stream, Refused::Full);
                 continue;
             };
             // Frames are small and already batched per socket: no Nagle delay.
