@@ -8,7 +8,7 @@ use subhub_subscriptions::{
     Executions, ForwardedSources, Metrics, OutboxConfig, Refusal, SlowConsumerPolicy, SourceLimits, Sources,
     UpstreamNumbers,
 };
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -17,7 +17,6 @@ use crate::authz::{Access, Authz};
 use crate::config::{Config, SlowConsumer};
 use crate::documents::{CostLimits, Documents, Prepared, Refused};
 use crate::execute::ExecModel;
-use crate::pages::status::Status;
 use crate::publish::Publisher;
 use crate::schema;
 use crate::upstreams::Upstreams;
@@ -44,15 +43,13 @@ pub struct Hub {
     pub documents: Documents,
     /// Cancelled when the hub starts shutting down.
     pub shutdown: CancellationToken,
-    /// Every WebSocket session, so shutdown can wait for them to drain.
+    /// Every client session (see `session`), so shutdown can wait for them to drain.
     pub sessions: TaskTracker,
     /// One permit per client session (`limits.max_connections`), taken before the upgrade is
     /// answered, so a burst of connects cannot overshoot the limit.
     pub session_permits: Arc<Semaphore>,
     /// Pings every WebSocket session each `limits.keepalive`.
     pub keepalive: Arc<Keepalive>,
-    /// The dashboard's samples, taken once a second.
-    pub status: Arc<Status>,
     /// One permit per replay running (`limits.max_replays`).
     pub replays: Arc<Semaphore>,
 }
@@ -143,10 +140,8 @@ impl Hub {
             sessions: TaskTracker::new(),
             session_permits,
             keepalive,
-            status: Status::new(),
             replays,
         });
-        tokio::spawn(crate::pages::status::sample(Arc::downgrade(&hub), hub.status.clone()));
         Ok(hub)
     }
 
@@ -172,16 +167,6 @@ impl Hub {
             self.metrics.refuse(Refusal::Limit);
         }
         prepared
-    }
-
-    /// A place for one more client session, or `None` (counted) when `limits.max_connections`
-    /// are open. The session holds it until it ends.
-    pub fn admit_session(&self) -> Option<OwnedSemaphorePermit> {
-        let permit = self.session_permits.clone().try_acquire_owned().ok();
-        if permit.is_none() {
-            self.metrics.refuse(Refusal::Limit);
-        }
-        permit
     }
 
     /// Who a client presenting `token` is.

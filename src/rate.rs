@@ -3,18 +3,10 @@
 //! subscribe and complete cannot turn into broker subscribe and unsubscribe traffic at line
 //! rate, and one for every message it sends (`limits.message_rate`), so no client can keep the
 //! hub busy reading it. Each client address has one for its connects
-//! (`limits.connect_rate_per_ip`, [`PerAddress`]), so no client can keep the hub busy opening
-//! sessions.
+//! (`limits.connect_rate_per_ip`, see `address::limits`), so no client can keep the hub busy
+//! opening sessions.
 
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
-
-/// Addresses whose connects are counted at once at most. Beyond that (a flood from more
-/// addresses than this), buckets that are full again are forgotten, and an address that finds
-/// no room is not counted: a limit per address cannot stop an attack from that many anyway.
-const MAX_ADDRESSES: usize = 65_536;
 
 pub struct RateLimit {
     rate: f64,
@@ -52,7 +44,13 @@ impl RateLimit {
         self.refilled = now;
     }
 
-    fn admit_at(&mut self, now: Instant) -> bool {
+    /// Whether the bucket has refilled to its burst by `now`: it remembers nothing.
+    pub fn is_full_at(&mut self, now: Instant) -> bool {
+        self.refill(now);
+        self.tokens >= self.rate
+    }
+
+    pub fn admit_at(&mut self, now: Instant) -> bool {
         self.refill(now);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -60,34 +58,6 @@ impl RateLimit {
         } else {
             false
         }
-    }
-}
-
-/// One bucket per client address.
-pub struct PerAddress {
-    rate: u32,
-    buckets: Mutex<HashMap<IpAddr, RateLimit>>,
-}
-
-impl PerAddress {
-    pub fn per_second(rate: u32) -> Self {
-        PerAddress { rate, buckets: Mutex::default() }
-    }
-
-    /// Takes a token for `address`; false when it has none left.
-    pub fn admit(&self, address: IpAddr) -> bool {
-        let now = Instant::now();
-        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
-        if !buckets.contains_key(&address) && buckets.len() >= MAX_ADDRESSES {
-            buckets.retain(|_, bucket| {
-                bucket.refill(now);
-                bucket.tokens < bucket.rate
-            });
-            if buckets.len() >= MAX_ADDRESSES {
-                return true;
-            }
-        }
-        buckets.entry(address).or_insert_with(|| RateLimit::per_second(self.rate)).admit_at(now)
     }
 }
 
@@ -105,14 +75,6 @@ mod tests {
         assert!(limit.admit_at(start + Duration::from_millis(200)));
         assert!(!limit.admit_at(start + Duration::from_millis(200)));
         assert_eq!((0..20).filter(|_| limit.admit_at(start + Duration::from_secs(60))).count(), 5);
-    }
-
-    #[test]
-    fn each_address_has_its_own_bucket() {
-        let limits = PerAddress::per_second(3);
-        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
-        assert_eq!((0..10).filter(|_| limits.admit(a)).count(), 3);
-        assert_eq!((0..10).filter(|_| limits.admit(b)).count(), 3);
     }
 
     #[test]

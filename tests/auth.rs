@@ -178,6 +178,62 @@ async fn a_session_ends_when_its_token_expires() {
     assert_eq!(legacy.recv_close().await, (4403, "Token expired".to_owned()));
 }
 
+/// DESIGN §11 holds for every stream, not only WebSocket: an SSE stream ends with a `next`
+/// carrying `Token expired` and then `complete`, a multipart stream with an error part and the
+/// closing boundary, the dashboard's status stream with the same SSE end; each session is
+/// released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_stream_ends_when_its_token_expires() {
+    use common::streams::{MultipartStream, Part, Sse, SseStream, APOLLO_ACCEPT};
+    let hub = TestHub::with_config(CONFIG).await;
+    let expiring = token("ada", 2);
+    let query = "subscription { events(topic: \"expiry\") { payload } }";
+    let mut sse = SseStream::open(
+        hub.http()
+            .post(hub.url("/graphql"))
+            .bearer_auth(&expiring)
+            .header("accept", "text/event-stream")
+            .json(&json!({"query": query})),
+    )
+    .await;
+    let response = hub
+        .http()
+        .post(hub.url("/graphql"))
+        .bearer_auth(&expiring)
+        .header("accept", APOLLO_ACCEPT)
+        .json(&json!({"query": query}))
+        .send()
+        .await
+        .expect("multipart");
+    let mut multipart = MultipartStream::from_response(response);
+    let mut status = SseStream::open(hub.http().get(hub.url("/status")).bearer_auth(&expiring)).await;
+    hub.wait_metric("subhub_subscriptions", 2.0).await;
+    hub.wait_metric("subhub_connections", 3.0).await;
+
+    let (event, _, data) = sse.event().await;
+    assert_eq!((event.as_str(), data.as_str()), ("next", r#"{"errors":[{"message":"Token expired"}]}"#));
+    assert_eq!(sse.event().await.0, "complete");
+    assert_eq!(sse.next().await, None, "the stream ends");
+    assert_eq!(
+        multipart.payload().await,
+        Part::Json(json!({"payload": null, "errors": [{"message": "Token expired"}]}))
+    );
+    assert_eq!(multipart.payload().await, Part::End);
+    loop {
+        match status.next().await.expect("the status stream ends after its expiry") {
+            Sse::Event { event, data, .. } if event == "next" => {
+                assert_eq!(data, r#"{"errors":[{"message":"Token expired"}]}"#);
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(status.event().await.0, "complete");
+    assert_eq!(status.next().await, None);
+    hub.wait_metric("subhub_connections", 0.0).await;
+    hub.wait_metric("subhub_subscriptions", 0.0).await;
+}
+
 /// Under `required = false`, an anonymous client never shares an execution with a token, not
 /// even one without `sub` (which once ran in the anonymous scope).
 #[tokio::test]

@@ -36,7 +36,8 @@ async fn the_status_stream_sends_history_then_snapshots_that_follow_the_hub() {
     let mut stream = SseStream::get(&hub, EVENTS_QUERY, json!({"topic": "dash.prices"})).await;
     let snapshot = snapshot_where(&mut status, |s| s["sample"]["subscriptions"] == 2).await;
     assert_eq!(snapshot["connections"]["graphql-transport-ws"], 1);
-    assert_eq!(snapshot["connections"]["sse"], 1);
+    // The SSE subscriber, and this status stream itself: a session like every stream.
+    assert_eq!(snapshot["connections"]["sse"], 2);
     assert_eq!(snapshot["sample"]["executions"], 1);
     assert_eq!(snapshot["sample"]["sources"], 1);
     assert_eq!(

@@ -219,6 +219,85 @@ async fn pages_on_other_sites_cannot_publish_or_open_sessions() {
     assert!(tokio_tungstenite::connect_async(request).await.is_ok());
 }
 
+/// DNS rebinding: a page on `http://evil.example:PORT` whose name the attacker makes resolve
+/// to 127.0.0.1 sends its own origin and `Host: evil.example:PORT`, equal as on the hub's own
+/// pages. It is refused over every way in (a WebSocket upgrade, an SSE POST, `POST /publish`,
+/// and its own GETs, which browsers mark same-origin and send without `Origin`), unless
+/// `[http] hosts` names it; the hub's own pages by address or `localhost` go on working.
+#[tokio::test]
+async fn a_page_whose_name_was_rebound_to_the_hub_is_not_its_own() {
+    let hub = TestHub::start().await;
+    let port = hub.addr.port();
+    let forged = |host: &str| (format!("{host}:{port}"), format!("http://{host}:{port}"));
+    let (evil_host, evil_origin) = forged("evil.example");
+    let sse_post = |host: &str, origin: &str| {
+        hub.http()
+            .post(hub.url("/graphql"))
+            .header("host", host)
+            .header("origin", origin)
+            .header("accept", "text/event-stream")
+            .json(&json!({"query": "subscription { events(topic: \"rebind\") { payload } }"}))
+            .send()
+    };
+    let publish = |host: &str, origin: &str| {
+        hub.http()
+            .post(hub.url("/publish/rebind"))
+            .header("host", host)
+            .header("origin", origin)
+            .header("content-type", "text/plain")
+            .body("1")
+            .send()
+    };
+    let same_origin_get = |host: &str| {
+        hub.http()
+            .get(hub.url("/graphql"))
+            .query(&[("query", "subscription { events(topic: \"rebind\") { payload } }")])
+            .header("host", host)
+            .header("sec-fetch-site", "same-origin")
+            .header("accept", "text/event-stream")
+            .send()
+    };
+    let upgrade = |host: &str, origin: &str| {
+        let mut request = hub.ws_url().into_client_request().expect("request");
+        request.headers_mut().insert("host", host.parse().expect("header"));
+        request.headers_mut().insert("origin", origin.parse().expect("header"));
+        request.headers_mut().insert("sec-websocket-protocol", TRANSPORT_WS.parse().expect("header"));
+        tokio_tungstenite::connect_async(request)
+    };
+    assert_eq!(sse_post(&evil_host, &evil_origin).await.expect("post").status(), StatusCode::FORBIDDEN);
+    assert_eq!(publish(&evil_host, &evil_origin).await.expect("post").status(), StatusCode::FORBIDDEN);
+    let response = same_origin_get(&evil_host).await.expect("get");
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert!(body["errors"][0]["message"].as_str().unwrap_or_default().contains("[http] hosts"), "{body}");
+    match upgrade(&evil_host, &evil_origin).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 403),
+        other => panic!("expected 403, got {:?}", other.map(|_| "a session")),
+    }
+    assert_eq!(hub.metric("subhub_refused_total{reason=\"forbidden\"}").await, 4.0);
+    assert_eq!(hub.metric("subhub_connections").await, 0.0);
+
+    // The hub's own pages, by name or address.
+    for host in ["localhost", "127.0.0.1"] {
+        let (host, origin) = forged(host);
+        assert_eq!(publish(&host, &origin).await.expect("post").status(), StatusCode::OK, "{host}");
+        assert_eq!(same_origin_get(&host).await.expect("get").status(), StatusCode::OK, "{host}");
+        assert!(upgrade(&host, &origin).await.is_ok(), "{host}");
+    }
+    // A name the hub is configured to be known by.
+    let named = TestHub::with_config("[http]\nhosts = [\"hub.example\"]\n").await;
+    let response = named
+        .http()
+        .post(named.url("/publish/rebind"))
+        .header("host", format!("hub.example:{}", named.addr.port()))
+        .header("origin", format!("http://hub.example:{}", named.addr.port()))
+        .body("1")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
 /// `[http] cors_origins` lets the pages it names in: preflights are answered for them, and
 /// their requests carry the CORS headers; other origins still get nothing.
 #[tokio::test]

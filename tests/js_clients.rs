@@ -132,6 +132,22 @@ async fn the_graphql_sse_client_receives_a_hundred_events_in_order_and_ids_are_c
     assert!(out.contains("are the cursors"), "{out}");
 }
 
+/// DESIGN §11: a session ends when its token expires, over SSE as over WebSocket. The npm
+/// graphql-sse client sees the expiry as the stream's last result, then its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_graphql_sse_client_is_ended_when_its_token_expires() {
+    if !node_ready() {
+        return;
+    }
+    let secret = "js-expiry-secret-0123456789";
+    // Anonymous publishes (the harness sends no token); the client's token is checked all the same.
+    let hub = TestHub::with_config(&format!("[auth]\nhs256_secret = \"{secret}\"\nrequired = false\n")).await;
+    let token =
+        subhub::auth::sign_hs256(secret.as_bytes(), &serde_json::json!({"sub": "ada", "exp": subhub::auth::now() + 3}));
+    let out = run_node_with("sse-expiry.mjs", &hub, &[&token], &[]).await;
+    assert!(out.contains("ended with Token expired"), "{out}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apollo_clients_http_link_subscribes_over_multipart() {
     if !node_ready() {

@@ -189,31 +189,6 @@ async fn subscribes_are_rate_limited_and_counted_per_connection() {
     assert_eq!(hub.metric("subhub_refused_total{reason=\"rate\"}").await, f64::from(refused));
 }
 
-/// While `max_http_connections` are open the hub accepts no more; a place given back is taken
-/// by the connection that waited.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_accept_loop_holds_at_max_http_connections() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let hub = TestHub::with_config("[limits]\nmax_http_connections = 4\n").await;
-    let mut held = Vec::new();
-    for _ in 0..4 {
-        let mut stream = tokio::net::TcpStream::connect(hub.addr).await.expect("connect");
-        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: hub\r\n\r\n").await.expect("write");
-        let mut answer = [0u8; 17];
-        stream.read_exact(&mut answer).await.expect("answered");
-        assert_eq!(&answer, b"HTTP/1.1 200 OK\r\n");
-        held.push(stream);
-    }
-    let mut waiting = tokio::spawn(reqwest::get(hub.url("/healthz")));
-    // Never answered while every place is held (this waits for a reply that must not come).
-    let early = tokio::time::timeout(std::time::Duration::from_millis(500), &mut waiting).await;
-    assert!(early.is_err(), "answered beyond max_http_connections: {early:?}");
-    drop(held.pop());
-    let answer = tokio::time::timeout(PATIENCE, waiting).await.expect("answered").expect("join").expect("get");
-    assert_eq!(answer.status(), StatusCode::OK);
-    assert!(hub.metric("subhub_accept_waits_total").await >= 1.0);
-}
-
 /// A client sending faster than `message_rate` is read more slowly: nothing it sent is lost,
 /// it just takes as long as the rate says, and the hub spends on it no more than that.
 #[tokio::test]

@@ -26,8 +26,10 @@ async fn idle_subscribed_connections_cost_a_few_kib_each() {
         eprintln!("SKIPPED: memory per connection is read from /proc, which this system lacks");
         return;
     }
-    // Two thousand connections from one address in a moment: more than its connect rate allows.
-    let (mut child, addr) = start_binary_with(&[], &[("SUBHUB_LIMITS__CONNECT_RATE_PER_IP", "1000000")]);
+    // Two thousand connections from one address in a moment: more than its connect rate and its
+    // open connections allow.
+    let env = [("SUBHUB_LIMITS__CONNECT_RATE_PER_IP", "1000000"), ("SUBHUB_LIMITS__CONNECTIONS_PER_IP", "1000000")];
+    let (mut child, addr) = start_binary_with(&[], &env);
     let url = format!("ws://{addr}/graphql");
 
     // Warm up: the first connection and subscription allocate what every later one shares.

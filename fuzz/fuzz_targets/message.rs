@@ -3,12 +3,12 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use subhub_protocol::{FramePrefix, Protocol, Session, Step};
+use subhub_protocol::{FramePrefix, Protocol, ProtocolState, Step};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     for protocol in [Protocol::TransportWs, Protocol::LegacyWs] {
-        let mut session = Session::new(protocol);
+        let mut session = ProtocolState::new(protocol);
         session.receive(r#"{"type":"connection_init"}"#);
         session.acknowledge();
         if let Step::Subscribe { id, .. } = session.receive(&text) {

@@ -3,13 +3,13 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use subhub_protocol::{Protocol, Session, Step};
+use subhub_protocol::{Protocol, ProtocolState, Step};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&first, rest)) = data.split_first() else { return };
     let protocol = if first & 1 == 0 { Protocol::TransportWs } else { Protocol::LegacyWs };
     let accept = first & 2 == 0;
-    let mut session = Session::new(protocol);
+    let mut session = ProtocolState::new(protocol);
     for line in rest.split(|byte| *byte == b'\n') {
         match session.receive(&String::from_utf8_lossy(line)) {
             Step::Close(_) => return,

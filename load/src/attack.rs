@@ -41,6 +41,18 @@ pub enum Attack {
     AmqpPattern,
     /// Subscribes to Kafka topics that do not exist, one after another, from ten connections.
     KafkaLookups,
+    /// TCP connections that send nothing, as many as the hub takes, opened again as it closes
+    /// them (`--connections` at most).
+    IdleSockets,
+    /// `POST /publish` requests whose body comes a byte every `--trickle`, as many as the hub
+    /// takes, opened again as it answers them.
+    TrickledBodies,
+    /// `GET /status` streams (the dashboard's feed), as many as the hub takes, held open and
+    /// read.
+    StatusStreams,
+    /// `POST /publish/{topic}?broker=BROKER` with a body of `--body-bytes` (11 KiB: over
+    /// rumqttc's default packet limit), every 50 ms.
+    MqttOversized,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -62,6 +74,15 @@ pub struct AttackOptions {
     /// Connections per burst (connect-burst).
     #[arg(long, default_value_t = 500)]
     pub burst: usize,
+    /// Connections held at most (idle-sockets, trickled-bodies, status-streams).
+    #[arg(long, default_value_t = 2048)]
+    pub connections: usize,
+    /// How often a trickled body gets its next byte.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub trickle: Duration,
+    /// Body size of the oversized publish (mqtt-oversized).
+    #[arg(long, default_value_t = 11 * 1024)]
+    pub body_bytes: usize,
 }
 
 /// What an attack did: attempts, and the hub's answers by kind.
@@ -96,6 +117,10 @@ pub async fn attack(options: AttackOptions) -> anyhow::Result<AttackTally> {
             Attack::Topics => topics(&options, &target, &mut tally).await,
             Attack::AmqpPattern => amqp_pattern(&options, &target, &mut tally).await,
             Attack::KafkaLookups => kafka_lookups(&options, &target, &mut tally).await,
+            Attack::IdleSockets => hold(&options, &target, &mut tally, Held::Idle).await,
+            Attack::TrickledBodies => hold(&options, &target, &mut tally, Held::Trickle).await,
+            Attack::StatusStreams => hold(&options, &target, &mut tally, Held::Status).await,
+            Attack::MqttOversized => mqtt_oversized(&options, &mut tally).await,
         }
     };
     match tokio::time::timeout_at(deadline.into(), attack).await {
@@ -312,4 +337,136 @@ async fn kafka_lookups(options: &AttackOptions, target: &Target, tally: &mut Att
         }
     });
     futures_util::future::join_all(lookups).await.into_iter().collect::<Result<Vec<()>, _>>().map(drop)
+}
+
+/// What each connection of a lock-out attack does with its place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Held {
+    Idle,
+    Trickle,
+    Status,
+}
+
+/// What became of one held connection.
+enum Outcome {
+    /// The hub answered it with this status line's code, or closed it (`None`).
+    Answered(Option<String>),
+    /// Could not connect.
+    Failed(String),
+}
+
+/// Keeps up to `--connections` connections of one kind open from the attacker's address,
+/// opening a new one whenever one ends, and tallies how the hub ended each.
+async fn hold(options: &AttackOptions, target: &Target, tally: &mut AttackTally, held: Held) -> anyhow::Result<()> {
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+    let (ended, mut outcomes) = tokio::sync::mpsc::unbounded_channel::<Outcome>();
+    let open = std::sync::Arc::new(AtomicUsize::new(0));
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    // Runs until the attack's time is up.
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                // A few new connections a tick, up to the cap: a steady pressure, as an attacker
+                // re-opening what the hub closes.
+                for _ in 0..8 {
+                    if open.load(Relaxed) >= options.connections {
+                        break;
+                    }
+                    open.fetch_add(1, Relaxed);
+                    tally.attempts += 1;
+                    let (ended, open) = (ended.clone(), open.clone());
+                    let (addr, source, trickle) = (target.addr(), target.is_loopback().then_some(SOURCE), options.trickle);
+                    tokio::spawn(async move {
+                        let outcome = held_connection(addr, source, held, trickle).await;
+                        open.fetch_sub(1, Relaxed);
+                        let _ = ended.send(outcome);
+                    });
+                }
+            }
+            Some(outcome) = outcomes.recv() => match outcome {
+                Outcome::Answered(Some(status)) => tally.answer(status),
+                Outcome::Answered(None) => tally.answer("closed"),
+                Outcome::Failed(error) => tally.answer(format!("failed: {error}")),
+            },
+        }
+    }
+}
+
+async fn held_connection(
+    addr: std::net::SocketAddr,
+    source: Option<std::net::Ipv4Addr>,
+    held: Held,
+    trickle: Duration,
+) -> Outcome {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = match tokio::net::TcpSocket::new_v4() {
+        Ok(socket) => socket,
+        Err(error) => return Outcome::Failed(error.kind().to_string()),
+    };
+    if let Some(source) = source {
+        if let Err(error) = socket.bind(std::net::SocketAddr::new(source.into(), 0)) {
+            return Outcome::Failed(error.kind().to_string());
+        }
+    }
+    let mut stream = match socket.connect(addr).await {
+        Ok(stream) => stream,
+        Err(error) => return Outcome::Failed(error.kind().to_string()),
+    };
+    let head: &[u8] = match held {
+        Held::Idle => b"",
+        Held::Trickle => b"POST /publish/attack HTTP/1.1\r\nhost: hub\r\ncontent-length: 1048576\r\n\r\n",
+        Held::Status => b"GET /status HTTP/1.1\r\nhost: hub\r\n\r\n",
+    };
+    if stream.write_all(head).await.is_err() {
+        return Outcome::Answered(None);
+    }
+    let (mut read, mut write) = stream.into_split();
+    let trickling = async {
+        if held != Held::Trickle {
+            return std::future::pending().await;
+        }
+        loop {
+            tokio::time::sleep(trickle).await;
+            if write.write_all(b" ").await.is_err() {
+                return;
+            }
+        }
+    };
+    // The status line the hub answers with, then whatever follows (a status stream's
+    // snapshots), until it closes.
+    let reading = async {
+        let mut buffer = vec![0u8; 16 * 1024];
+        let mut first = Vec::new();
+        loop {
+            match read.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) if first.len() < 12 => first.extend_from_slice(&buffer[..n]),
+                Ok(_) => {}
+            }
+        }
+        let line = String::from_utf8_lossy(&first).lines().next().unwrap_or_default().to_owned();
+        line.split(' ').nth(1).map(str::to_owned)
+    };
+    tokio::select! {
+        status = reading => Outcome::Answered(status),
+        () = trickling => Outcome::Answered(None),
+    }
+}
+
+async fn mqtt_oversized(options: &AttackOptions, tally: &mut AttackTally) -> anyhow::Result<()> {
+    let broker = options.broker.clone().context("--broker names the MQTT broker")?;
+    let http = reqwest::Client::builder().local_address(Some(std::net::IpAddr::V4(SOURCE))).build()?;
+    let base = options.url.replacen("ws://", "http://", 1);
+    let base = base.strip_suffix("/graphql").unwrap_or(&base).to_owned();
+    let url = format!("{base}/publish/attack?broker={broker}");
+    let body = format!("\"{}\"", "x".repeat(options.body_bytes.saturating_sub(2)));
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        tick.tick().await;
+        tally.attempts += 1;
+        match http.post(&url).body(body.clone()).send().await {
+            Ok(response) => tally.answer(format!("publish {}", response.status().as_u16())),
+            Err(_) => tally.answer("publish failed"),
+        }
+    }
 }

@@ -23,7 +23,7 @@ pub mod session;
 pub use close::CloseFrame;
 pub use message::{ClientMessage, InvalidMessage, OperationPayload};
 pub use server::FramePrefix;
-pub use session::{Session, Step};
+pub use session::{ProtocolState, Step};
 
 /// The WebSocket sub-protocol a connection negotiated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -24,7 +24,7 @@ pub enum Step {
     /// Close the connection with this code and reason.
     Close(CloseFrame),
     /// The client asked to connect: authorise the payload, then call
-    /// [`Session::acknowledge`] or [`Session::reject`].
+    /// [`ProtocolState::acknowledge`] or [`ProtocolState::reject`].
     Init(Option<Object>),
     /// Start an operation. `replaces` is set when a graphql-ws client reused an active id: the
     /// old operation must be stopped first, as the reference server does.
@@ -35,17 +35,17 @@ pub enum Step {
     Ignore,
 }
 
-/// One client's protocol session.
+/// One client's protocol state: the phase of its connection and the ids it has running.
 #[derive(Debug)]
-pub struct Session {
+pub struct ProtocolState {
     protocol: Protocol,
     phase: Phase,
     active: HashSet<String>,
 }
 
-impl Session {
+impl ProtocolState {
     pub fn new(protocol: Protocol) -> Self {
-        Session { protocol, phase: Phase::AwaitingInit, active: HashSet::new() }
+        ProtocolState { protocol, phase: Phase::AwaitingInit, active: HashSet::new() }
     }
 
     pub fn protocol(&self) -> Protocol {
@@ -165,8 +165,8 @@ mod tests {
 
     const SUB: &str = r#"{"type":"subscribe","id":"1","payload":{"query":"subscription{x}"}}"#;
 
-    fn acked(protocol: Protocol) -> Session {
-        let mut session = Session::new(protocol);
+    fn acked(protocol: Protocol) -> ProtocolState {
+        let mut session = ProtocolState::new(protocol);
         assert!(matches!(session.receive(r#"{"type":"connection_init"}"#), Step::Init(None)));
         session.acknowledge();
         session
@@ -181,7 +181,7 @@ mod tests {
 
     #[test]
     fn transport_ws_rules() {
-        let mut session = Session::new(Protocol::TransportWs);
+        let mut session = ProtocolState::new(Protocol::TransportWs);
         assert_eq!(close_code(session.receive(SUB)), close::UNAUTHORIZED);
         assert!(matches!(session.receive(r#"{"type":"ping"}"#), Step::Reply(_)));
         assert_eq!(close_code(session.receive("not json")), close::BAD_REQUEST);
@@ -208,7 +208,7 @@ mod tests {
     #[test]
     fn legacy_rules_answer_instead_of_closing() {
         let start = r#"{"type":"start","id":"1","payload":{"query":"subscription{x}"}}"#;
-        let mut session = Session::new(Protocol::LegacyWs);
+        let mut session = ProtocolState::new(Protocol::LegacyWs);
         assert!(matches!(session.receive(start), Step::Reply(text) if text.contains(r#""type":"error""#)));
         assert!(matches!(session.receive("not json"), Step::Reply(text) if text.contains("connection_error")));
         let mut session = acked(Protocol::LegacyWs);

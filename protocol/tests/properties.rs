@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use subhub_protocol::close::MAX_REASON_BYTES;
-use subhub_protocol::{ClientMessage, FramePrefix, Protocol, Session, Step};
+use subhub_protocol::{ClientMessage, FramePrefix, Protocol, ProtocolState, Step};
 
 fn protocol() -> impl Strategy<Value = Protocol> {
     prop_oneof![Just(Protocol::TransportWs), Just(Protocol::LegacyWs)]
@@ -67,7 +67,7 @@ proptest! {
     /// exactly the ids a model says are active, and cuts every close reason to fit a frame.
     #[test]
     fn the_session_follows_its_model(protocol in protocol(), messages in prop::collection::vec(message(), 0..40), accept in any::<bool>()) {
-        let mut session = Session::new(protocol);
+        let mut session = ProtocolState::new(protocol);
         let mut active: HashSet<String> = HashSet::new();
         let mut acknowledged = false;
         for text in &messages {

@@ -25,7 +25,7 @@ use crate::authz::FORBIDDEN;
 use crate::documents::{Kind, Refused};
 use crate::hub::Hub;
 use crate::operation;
-use crate::server::HttpPlace;
+use crate::session::ConnectionPlaces;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json; charset=utf-8";
 const JSON: &str = "application/json; charset=utf-8";
@@ -101,10 +101,10 @@ pub async fn get(
     upgrade: Result<crate::ws::handshake::Upgrade, crate::ws::handshake::NotAnUpgrade>,
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
-    place: Option<Extension<HttpPlace>>,
+    places: Option<Extension<ConnectionPlaces>>,
 ) -> Response {
     if let Ok(ws) = upgrade {
-        return crate::ws::upgrade(ws, hub);
+        return crate::ws::upgrade(ws, hub, places.as_ref().map(|p| &p.0));
     }
     let stream = stream_framing(&headers);
     let identity = match identify_caller(&hub, &headers, stream, &params) {
@@ -132,7 +132,7 @@ pub async fn get(
         }
     }
     resume_from_last_event_id(&headers, stream, &mut payload);
-    let call = Call { stream, via_get: true, identity, place: place.map(|p| p.0) };
+    let call = Call { stream, via_get: true, identity, places: places.map(|p| p.0) };
     execute(&hub, media, payload, call).await
 }
 
@@ -141,7 +141,7 @@ pub async fn post(
     State(hub): State<Arc<Hub>>,
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
-    place: Option<Extension<HttpPlace>>,
+    places: Option<Extension<ConnectionPlaces>>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
     let stream = stream_framing(&headers);
@@ -174,7 +174,7 @@ pub async fn post(
     match payload_from(params) {
         Ok(mut payload) => {
             resume_from_last_event_id(&headers, stream, &mut payload);
-            let call = Call { stream, via_get: false, identity, place: place.map(|p| p.0) };
+            let call = Call { stream, via_get: false, identity, places: places.map(|p| p.0) };
             execute(&hub, media, payload, call).await
         }
         Err(message) => media.bad_request(&errors(&message)),
@@ -219,12 +219,12 @@ struct Call {
     stream: Option<Framing>,
     via_get: bool,
     identity: Identity,
-    /// The connection's place among the HTTP connections, given back when it becomes a stream.
-    place: Option<HttpPlace>,
+    /// The connection's places, which a stream takes over.
+    places: Option<ConnectionPlaces>,
 }
 
 async fn execute(hub: &Arc<Hub>, media: MediaType, payload: OperationPayload, call: Call) -> Response {
-    let Call { stream, via_get, identity, place } = call;
+    let Call { stream, via_get, identity, places } = call;
     let prepared = match (hub.prepare(&payload), stream) {
         (Ok(prepared), _) => prepared,
         // A stream reports every refusal inside it, as graphql-sse asks.
@@ -244,7 +244,7 @@ async fn execute(hub: &Arc<Hub>, media: MediaType, payload: OperationPayload, ca
         // graphql-sse streams every operation; a multipart client (Apollo's HttpLink) asks for
         // a stream of subscriptions and takes plain JSON for the rest.
         (Kind::Subscription(_), Some(framing)) | (Kind::Single(_), Some(framing @ Framing::Sse)) => {
-            return stream::serve(hub, framing, &payload, &prepared, &identity, place.as_ref());
+            return stream::serve(hub, framing, &payload, &prepared, &identity, places.as_ref());
         }
         (Kind::Subscription(_), None) => {
             return media.request_error(&errors(

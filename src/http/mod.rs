@@ -1,4 +1,15 @@
-//! The HTTP surface (DESIGN §3): one router over the hub.
+//! The HTTP surface (DESIGN §3): the API's routes, and the layers every route is served
+//! under (body limit, request timeout, which pages may call, compression, CORS). The server
+//! assembles them with the pages' routes.
+//!
+//! ## Layout
+//! - `graphql`: GraphQL over HTTP, and the streams and upgrades asked for on `/graphql`.
+//! - [`stream`]: SSE and multipart streams.
+//! - `publish`: `POST /publish/{topic}`.
+//! - `ops`: health, readiness, metrics.
+//! - [`origin`]: which pages may use the hub from a browser.
+//! - this file: routes, layers, and what handlers share (the caller's identity, the body,
+//!   error bodies).
 
 mod graphql;
 mod ops;
@@ -8,23 +19,36 @@ pub mod stream;
 
 use std::sync::Arc;
 
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
+use subhub_subscriptions::Refusal;
 
 use crate::hub::Hub;
 
-pub fn router(hub: Arc<Hub>) -> Router {
-    let cors = origin::cors(&hub.config.http.cors_origins);
-    let router = Router::new()
+/// The API's routes.
+pub fn routes() -> Router<Arc<Hub>> {
+    Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/publish/{topic}", post(publish::publish))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
-        .merge(crate::pages::routes())
+}
+
+/// `routes` served under the layers every request passes.
+pub fn serve(routes: Router<Arc<Hub>>, hub: Arc<Hub>) -> Router {
+    let limits = &hub.config.limits;
+    let cors = origin::cors(&hub.config.http.cors_origins);
+    let router = routes
         // A request body is read up to `max_message_bytes` (and its one byte more, so a body
         // over the limit is told so by the handler: 413 with a JSON reason).
-        .layer(axum::extract::DefaultBodyLimit::max(hub.config.limits.max_message_bytes.saturating_add(1)))
+        .layer(axum::extract::DefaultBodyLimit::max(limits.max_message_bytes.saturating_add(1)))
+        // The whole request, body included, is read and answered within `request_timeout`: a
+        // client trickling its body holds its place no longer. A stream or an upgrade is
+        // answered at once, and its session runs on.
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout))
+        .layer(axum::middleware::map_response_with_state(hub.clone(), count_timeouts))
         .layer(axum::middleware::from_fn_with_state(hub.clone(), origin::check))
         .layer(compression())
         .with_state(hub);
@@ -33,6 +57,20 @@ pub fn router(hub: Arc<Hub>) -> Router {
         Some(cors) => router.layer(cors),
         None => router,
     }
+}
+
+/// A request cut by `request_timeout` is a refusal at a limit, and is told which.
+async fn count_timeouts(
+    axum::extract::State(hub): axum::extract::State<Arc<Hub>>,
+    response: axum::response::Response,
+) -> axum::response::Response {
+    if response.status() != StatusCode::REQUEST_TIMEOUT {
+        return response;
+    }
+    hub.metrics.refuse(Refusal::Limit);
+    let seconds = hub.config.limits.request_timeout.as_secs_f64();
+    let message = format!("the request was not received and answered within {seconds}s (limits.request_timeout)");
+    error_response(StatusCode::REQUEST_TIMEOUT, &message)
 }
 
 /// Responses are compressed as `Accept-Encoding` asks (gzip, brotli), except streams: an SSE

@@ -15,7 +15,7 @@ mod running;
 mod shared;
 mod upstream;
 
-pub use running::{start, Caller, Running};
+pub use running::{start, Caller, OperationHandle};
 pub use shared::{replay_results, shared_results, Subscribed, SubscribedSlot};
 pub use upstream::upstream_results;
 

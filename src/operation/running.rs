@@ -14,9 +14,9 @@ use crate::auth::Identity;
 use crate::documents::{Kind, Prepared};
 use crate::hub::Hub;
 
-/// A running operation. Dropping it stops it: a subscription leaves its shared execution, a
+/// A client's running operation. Dropping it stops it: a subscription leaves its shared execution, a
 /// query or mutation is aborted.
-pub enum Running {
+pub enum OperationHandle {
     /// A subscription, and the replay of a resumed one while it runs.
     Subscription {
         attachment: Attachment,
@@ -29,24 +29,24 @@ pub enum Running {
     },
 }
 
-impl Running {
+impl OperationHandle {
     pub fn slot(&self) -> &Arc<Slot> {
         match self {
-            Running::Subscription { attachment, .. } => attachment.slot(),
-            Running::Single { slot, .. } => slot,
+            OperationHandle::Subscription { attachment, .. } => attachment.slot(),
+            OperationHandle::Single { slot, .. } => slot,
         }
     }
 }
 
-impl Drop for Running {
+impl Drop for OperationHandle {
     fn drop(&mut self) {
         match self {
-            Running::Single { slot, outbox, task } => {
+            OperationHandle::Single { slot, outbox, task } => {
                 outbox.deactivate(slot);
                 task.abort();
             }
-            Running::Subscription { replay: Some(replay), .. } => replay.abort(),
-            Running::Subscription { replay: None, .. } => {}
+            OperationHandle::Subscription { replay: Some(replay), .. } => replay.abort(),
+            OperationHandle::Subscription { replay: None, .. } => {}
         }
     }
 }
@@ -68,7 +68,7 @@ pub fn start(
     caller: Caller<'_>,
     outbox: &Arc<Outbox>,
     slot: Arc<Slot>,
-) -> Result<Running, TooManyExecutions> {
+) -> Result<OperationHandle, TooManyExecutions> {
     let schema = hub.schema.clone();
     let resume = resume_cursor(payload);
     // Built only when a new execution starts: joining one costs no request.
@@ -97,7 +97,7 @@ pub fn start(
                         );
                         tokio::spawn(resume::run(hub.clone(), &attached, outbox.clone(), replay))
                     });
-                    return Ok(Running::Subscription { attachment: attached, replay });
+                    return Ok(OperationHandle::Subscription { attachment: attached, replay });
                 }
                 Some(entry) => {
                     // An upstream's results carry no position: a resumed client reloads, told so
@@ -121,7 +121,7 @@ pub fn start(
                     })
                 }
             };
-            attachment.map(|attachment| Running::Subscription { attachment, replay: None })
+            attachment.map(|attachment| OperationHandle::Subscription { attachment, replay: None })
         }
         Kind::Single(_) => {
             let (task_outbox, task_slot, request) = (outbox.clone(), slot.clone(), request());
@@ -135,7 +135,7 @@ pub fn start(
                     ExecutionItem::Error(errors) => task_outbox.push(Outbound::Error { slot: task_slot, errors }),
                 }
             });
-            Ok(Running::Single { slot, outbox: outbox.clone(), task })
+            Ok(OperationHandle::Single { slot, outbox: outbox.clone(), task })
         }
     }
 }

@@ -105,7 +105,7 @@ async fn start(
 }
 
 /// What a live execution holds between events.
-type Running = (Events, Plan, Vec<Filter>, Arc<Hub>);
+type LiveExecution = (Events, Plan, Vec<Filter>, Arc<Hub>);
 
 /// The results of a shared execution, each serialized once: `Live` once its sources are live,
 /// then one `Next` per event. An operation that fails before its first result (validation, an
@@ -130,7 +130,7 @@ pub fn shared_results(
                     })
                     .collect();
                 let events = futures_util::stream::select_all(leases.into_iter().map(events));
-                let running: Running = (events, plan, filters, hub);
+                let running: LiveExecution = (events, plan, filters, hub);
                 Some((ExecutionItem::Live(sources), Some(running)))
             }
             Err(item) => item.map(|item| (item, None)),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures_util::future::OptionFuture;
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use subhub_protocol::{server, CloseFrame, OperationPayload, Protocol, Session, Step};
+use subhub_protocol::{server, CloseFrame, OperationPayload, Protocol, ProtocolState, Step};
 use subhub_subscriptions::{Outbound, Outbox, Refusal, Slot, Transport};
 use tokio::time::{sleep, timeout};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -22,6 +22,7 @@ use crate::auth::{Auth, Identity};
 use crate::hub::Hub;
 use crate::operation::{self, Caller};
 use crate::rate::RateLimit;
+use crate::session::{Admission, ClientSession, SessionEnd};
 
 /// Queued messages written per batch at most, so one busy socket cannot starve its reads.
 const MAX_BATCH: usize = 256;
@@ -46,18 +47,20 @@ enum Exit {
 
 type WebSocket = WebSocketStream<SessionSocket>;
 
-pub async fn serve(mut socket: WebSocket, writer: Arc<SocketWriter>, protocol: Option<Protocol>, hub: Arc<Hub>) {
+pub async fn serve(mut socket: WebSocket, writer: Arc<SocketWriter>, protocol: Option<Protocol>, admission: Admission) {
     let Some(protocol) = protocol else {
         close(&mut socket, CloseFrame::subprotocol_not_acceptable(), Input::Frames).await;
         return;
     };
-    hub.metrics.connection_opened(Transport::Ws(protocol));
+    let session = admission.open(Transport::Ws(protocol));
+    let hub = session.hub().clone();
     let outbox = Outbox::new(hub.outbox_config(), hub.metrics.clone());
     let liveness = hub.keepalive.enroll(writer.clone());
     outbox.write_through(writer.clone());
     let mut connection = Connection {
         socket,
-        session: Session::new(protocol),
+        session,
+        protocol: ProtocolState::new(protocol),
         operations: Operations::default(),
         outbox,
         batch: Vec::with_capacity(0),
@@ -71,12 +74,14 @@ pub async fn serve(mut socket: WebSocket, writer: Arc<SocketWriter>, protocol: O
     };
     let exit = connection.run().await;
     connection.finish(exit).await;
-    hub.metrics.connection_closed(Transport::Ws(protocol));
 }
 
 struct Connection {
     socket: WebSocket,
-    session: Session,
+    /// Its place among the hub's sessions, and when its time is up.
+    session: ClientSession,
+    /// What the client's messages mean in the connection's phase.
+    protocol: ProtocolState,
     operations: Operations,
     outbox: Arc<Outbox>,
     batch: Vec<Outbound>,
@@ -101,38 +106,34 @@ impl Connection {
         // Dropped once the client is acknowledged: a timer left in the wheel would still wake
         // the session when it ran out, one wake-up per connection for nothing.
         let mut init_deadline = std::pin::pin!(Some(sleep(limits.connection_init_timeout)));
-        // Armed once the client is acknowledged with a token that expires.
-        let mut expiry = std::pin::pin!(None::<tokio::time::Sleep>);
+        // The hub's shutdown, and once the client is acknowledged its token's expiry.
+        let mut ending = self.session.ending();
         // Armed while the client has sent faster than `limits.message_rate`: the hub reads
         // nothing from it until then, and TCP slows the client down.
         let mut throttled = std::pin::pin!(None::<tokio::time::Sleep>);
-        let shutdown = self.hub.shutdown.clone();
         let outbox = self.outbox.clone();
         // The waits live across iterations: re-registering them on every wake-up costs more
         // than the delivery itself. Only `ready` is armed again, after it fires.
-        let cancelled = shutdown.cancelled();
         let too_slow = outbox.too_slow();
         let ready = outbox.ready();
         let liveness = self.liveness.clone();
         let silent = liveness.silent();
-        tokio::pin!(cancelled, too_slow, ready, silent);
+        tokio::pin!(too_slow, ready, silent);
         loop {
-            if init_deadline.is_some() && self.session.is_acknowledged() {
+            if init_deadline.is_some() && self.protocol.is_acknowledged() {
                 init_deadline.set(None);
-                if let Some(expires) = self.identity.expires {
-                    let left = expires.duration_since(std::time::SystemTime::now()).unwrap_or_default();
-                    expiry.set(Some(sleep(left)));
-                }
+                self.session.expires_with(&self.identity);
+                ending = self.session.ending();
             }
             tokio::select! {
                 biased;
-                () = &mut cancelled => return self.shutdown().await,
+                end = &mut ending => match end {
+                    SessionEnd::Shutdown => return self.shutdown().await,
+                    SessionEnd::TokenExpired => return Exit::Close(CloseFrame::token_expired()),
+                },
                 () = &mut too_slow => return self.too_slow(),
                 Some(()) = OptionFuture::from(init_deadline.as_mut().as_pin_mut()), if init_deadline.is_some() => {
                     return Exit::Close(CloseFrame::init_timeout());
-                }
-                Some(()) = OptionFuture::from(expiry.as_mut().as_pin_mut()), if expiry.is_some() => {
-                    return Exit::Close(CloseFrame::token_expired());
                 }
                 message = self.socket.next(), if throttled.is_none() => {
                     self.liveness.heard();
@@ -185,7 +186,7 @@ impl Connection {
     }
 
     async fn on_text(&mut self, text: &str) -> Option<Exit> {
-        match self.session.receive(text) {
+        match self.protocol.receive(text) {
             Step::Ignore => None,
             Step::Reply(reply) => self.send(reply).await.err(),
             Step::Close(frame) => Some(Exit::Close(frame)),
@@ -199,19 +200,19 @@ impl Connection {
                     Err(error) => {
                         tracing::debug!(%error, "connection_init refused");
                         self.hub.metrics.refuse(Refusal::Auth);
-                        let (reply, frame) = self.session.reject(&error.to_string());
+                        let (reply, frame) = self.protocol.reject(&error.to_string());
                         if let Some(reply) = reply {
                             let _ = self.send(reply).await;
                         }
                         return Some(Exit::Close(frame));
                     }
                 }
-                for message in self.session.acknowledge() {
+                for message in self.protocol.acknowledge() {
                     if let Err(exit) = self.send(message.to_owned()).await {
                         return Some(exit);
                     }
                 }
-                if self.session.protocol() == Protocol::LegacyWs {
+                if self.protocol.protocol() == Protocol::LegacyWs {
                     self.liveness.send_ka();
                 }
                 None
@@ -256,7 +257,7 @@ impl Connection {
             Ok(prepared) => prepared,
             Err(refused) => return self.refuse(id, refused.errors_json()).await,
         };
-        let slot = Slot::new(self.session.protocol(), id);
+        let slot = Slot::new(self.protocol.protocol(), id);
         let caller = Caller { identity: &self.identity, init_payload: self.init_payload.as_ref() };
         let running = match operation::start(&self.hub, payload, &prepared, caller, &self.outbox, slot) {
             Ok(running) => running,
@@ -268,7 +269,7 @@ impl Connection {
 
     /// Ends an operation before it started: an `error` for its id.
     async fn refuse(&mut self, id: &str, errors_json: &str) -> Result<(), Exit> {
-        self.session.operation_ended(id);
+        self.protocol.operation_ended(id);
         self.send(server::error(id, errors_json)).await
     }
 
@@ -318,7 +319,7 @@ impl Connection {
 
     fn ended(&mut self, slot: &Arc<Slot>) {
         if self.operations.ended(slot) {
-            self.session.operation_ended(&slot.id);
+            self.protocol.operation_ended(&slot.id);
         }
     }
 
@@ -372,7 +373,7 @@ impl Connection {
     /// The hub is going away: `complete` every operation, then close 1001.
     async fn shutdown(&mut self) -> Exit {
         self.operations.clear();
-        let (completes, frame) = self.session.shutdown();
+        let (completes, frame) = self.protocol.shutdown();
         let write = async {
             for text in completes {
                 self.socket.feed(Message::Text(text.into())).await?;

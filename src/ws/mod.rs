@@ -17,14 +17,14 @@ mod socket;
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::response::Response;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 
 use crate::hub::Hub;
+use crate::session::{Admission, ConnectionPlaces};
 use handshake::Upgrade;
 use socket::SessionSocket;
 
@@ -35,19 +35,13 @@ const READ_BUFFER_BYTES: usize = 1024;
 /// Queued frames are written once this much is buffered, or at the end of a batch.
 const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 
-pub fn upgrade(upgrade: Upgrade, hub: Arc<Hub>) -> Response {
+/// Answers a WebSocket upgrade: 101 and a session, once the hub admits one more (see
+/// `session`); 503 when it does not.
+pub fn upgrade(upgrade: Upgrade, hub: Arc<Hub>, places: Option<&ConnectionPlaces>) -> Response {
     let limits = &hub.config.limits;
-    if hub.shutdown.is_cancelled() {
-        let body = serde_json::json!({"errors": [{"message": "the hub is shutting down"}]});
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
-    }
-    let Some(permit) = hub.admit_session() else {
-        let message = format!(
-            "the hub serves {} connections, its limit (limits.max_connections); retry later",
-            limits.max_connections
-        );
-        let body = serde_json::json!({"errors": [{"message": message}]});
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    let admission = match Admission::new(&hub, places) {
+        Ok(admission) => admission,
+        Err(refused) => return crate::http::error_response(StatusCode::SERVICE_UNAVAILABLE, &refused.to_string()),
     };
     let response = upgrade.accept();
     let Upgrade { protocol, on_upgrade, .. } = upgrade;
@@ -63,7 +57,6 @@ pub fn upgrade(upgrade: Upgrade, hub: Arc<Hub>) -> Response {
         .max_frame_size(Some(max_message));
     let sessions = hub.sessions.clone();
     tokio::spawn(sessions.track_future(async move {
-        let _permit = permit;
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
             Err(error) => return tracing::debug!(%error, "WebSocket upgrade failed"),
@@ -78,7 +71,7 @@ pub fn upgrade(upgrade: Upgrade, hub: Arc<Hub>) -> Response {
         let socket = SessionSocket::new(io.into_inner(), max_pending);
         let writer = socket.writer();
         let stream = WebSocketStream::from_partially_read(socket, read_ahead, Role::Server, Some(config)).await;
-        connection::serve(stream, writer, protocol, hub).await;
+        connection::serve(stream, writer, protocol, admission).await;
     }));
     response
 }

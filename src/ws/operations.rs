@@ -5,17 +5,17 @@ use std::sync::Arc;
 
 use subhub_subscriptions::Slot;
 
-pub use crate::operation::Running;
+pub use crate::operation::OperationHandle;
 
 #[derive(Default)]
-pub struct Operations(HashMap<Box<str>, Running>);
+pub struct Operations(HashMap<Box<str>, OperationHandle>);
 
 impl Operations {
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
-    pub fn insert(&mut self, id: &str, running: Running) {
+    pub fn insert(&mut self, id: &str, running: OperationHandle) {
         self.0.insert(id.into(), running);
     }
 

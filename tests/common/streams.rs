@@ -120,7 +120,11 @@ impl MultipartStream {
             .post(hub.url("/graphql"))
             .header("accept", APOLLO_ACCEPT)
             .json(&serde_json::json!({ "query": query, "variables": variables }));
-        let response = request.send().await.expect("multipart request");
+        Self::from_response(request.send().await.expect("multipart request"))
+    }
+
+    /// Reads a multipart answer; panics unless it is one.
+    pub fn from_response(response: reqwest::Response) -> Self {
         assert_eq!(response.status(), 200, "multipart answered {}", response.status());
         let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
         assert_eq!(content_type, "multipart/mixed;boundary=\"graphql\";subscriptionSpec=1.0");

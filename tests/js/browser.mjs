@@ -52,7 +52,8 @@ try {
   // ---- the dashboard follows the hub
   const dashboard = await open('/');
   await waitText(dashboard, 'live', 'live');
-  await waitText(dashboard, 'connections-total', '0');
+  // The dashboard's own status stream is a session, counted as SSE.
+  await waitText(dashboard, 'connections-total', '1');
   await waitText(dashboard, 'subscriptions', '0');
 
   const clients = [1, 2].map(() => createClient({ url: wsUrl, webSocketImpl: WebSocket, lazy: false }));
@@ -60,7 +61,7 @@ try {
     client.subscribe({ query: 'subscription { events(topic: "board") { payload } }' }, { next() {}, error() {}, complete() {} }),
   );
   await waitMetric('subhub_subscriptions', 2);
-  await waitText(dashboard, 'connections-total', '2');
+  await waitText(dashboard, 'connections-total', '3');
   await waitText(dashboard, 'subscriptions', '2');
   await waitText(dashboard, 'executions', '1');
   await waitText(dashboard, 'sources-open', '1');

@@ -9,26 +9,30 @@
 //! (SSE `complete`, the closing boundary), when the client stays behind its queue past the
 //! slow-consumer policy, or when the body takes no bytes for `limits.write_timeout`.
 //!
+//! The stream is a client session (see `session`): admitted against `limits.max_connections`,
+//! counted in `subhub_connections`, and ended by the hub's shutdown (SSE `complete`, the
+//! closing boundary) or by its token's expiry (the transport's error framing, then its end).
+//!
 //! Bytes are bounded as for WebSocket: `connection_queue` and `connection_buffer_bytes` in the
 //! outbox, one chunk of at most [`CHUNK_BYTES`] (or one result) waiting for the body, and
 //! hyper's own write buffer.
 //!
 //! ## Layout
 //! - [`framing`]: the bytes of each transport.
+//! - [`body`]: the streamed body a session's task writes, under `write_timeout`.
 //! - this file: starting a stream, and the task that writes it.
 
+pub mod body;
 pub mod framing;
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use subhub_protocol::{OperationPayload, Protocol};
 use subhub_subscriptions::{Outbound, Outbox, Slot};
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 pub use framing::Framing;
 
@@ -36,13 +40,12 @@ use super::error_response;
 use crate::auth::Identity;
 use crate::documents::Prepared;
 use crate::hub::Hub;
-use crate::operation::{self, Caller, Running};
-use crate::server::HttpPlace;
+use crate::operation::{self, Caller, OperationHandle};
+use crate::session::{Admission, ClientSession, ConnectionPlaces, SessionEnd, TOKEN_EXPIRED};
+use body::{BodyWriter, Gone};
 
 /// Framed bytes are handed to the body once this many are ready (or the outbox is empty).
 pub const CHUNK_BYTES: usize = 64 * 1024;
-/// How long the last bytes of a stream ended by shutdown may take to go out.
-const CLOSING_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Starts a prepared operation and answers with its stream. Refusals that come before any
 /// result (the hub shutting down, no place for one more session) are HTTP errors.
@@ -52,39 +55,32 @@ pub fn serve(
     payload: &OperationPayload,
     prepared: &Prepared,
     identity: &Identity,
-    place: Option<&HttpPlace>,
+    places: Option<&ConnectionPlaces>,
 ) -> Response {
-    if hub.shutdown.is_cancelled() {
-        return error_response(StatusCode::SERVICE_UNAVAILABLE, "the hub is shutting down");
-    }
-    let Some(permit) = hub.admit_session() else {
-        let most = hub.config.limits.max_connections;
-        let message = format!("the hub serves {most} connections, its limit (limits.max_connections); retry later");
-        return error_response(StatusCode::SERVICE_UNAVAILABLE, &message);
+    let admission = match Admission::new(hub, places) {
+        Ok(admission) => admission,
+        Err(refused) => return error_response(StatusCode::SERVICE_UNAVAILABLE, &refused.to_string()),
     };
     let outbox = Outbox::new(hub.outbox_config(), hub.metrics.clone());
     // Streams frame results themselves; the slot's WebSocket prefix is never used.
     let slot = Slot::new(Protocol::TransportWs, "");
     let caller = Caller { identity, init_payload: None };
-    let running = match operation::start(hub, payload, prepared, caller, &outbox, slot.clone()) {
-        Ok(running) => running,
+    let operation = match operation::start(hub, payload, prepared, caller, &outbox, slot.clone()) {
+        Ok(operation) => operation,
         Err(full) => return ended(framing, &subhub_protocol::server::error_list(&full.to_string())),
     };
-    let (body, chunks) = mpsc::channel::<Bytes>(1);
-    let writer = StreamWriter { hub: hub.clone(), framing, outbox, slot, body, out: Vec::new() };
-    hub.sessions.spawn(writer.run(running, permit));
-    // The stream counts as a session from here, not as one of the HTTP connections; the
-    // connection closes when the stream ends, so it never serves a request uncounted.
-    if let Some(place) = place {
-        place.release();
-    }
-    let mut response = streaming(
-        framing,
-        Body::from_stream(futures_util::stream::unfold(chunks, |mut chunks| async move {
-            let chunk = chunks.recv().await?;
-            Some((Ok::<_, std::convert::Infallible>(chunk), chunks))
-        })),
-    );
+    let (body, response_body) = body::channel(hub);
+    let mut session = admission.open(framing.transport());
+    session.expires_with(identity);
+    let writer = StreamWriter { session, framing, outbox, slot, body };
+    hub.sessions.spawn(writer.run(operation));
+    session_response(framing, response_body)
+}
+
+/// The response that carries a session's stream. The connection closes when the stream ends,
+/// so it never serves a request uncounted once its HTTP place went to the session.
+pub fn session_response(framing: Framing, body: Body) -> Response {
+    let mut response = streaming(framing, body);
     response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }
@@ -111,70 +107,75 @@ fn streaming(framing: Framing, body: Body) -> Response {
 
 /// How a stream ended.
 enum End {
-    /// The operation completed or failed, or the hub is shutting down: the last bytes are framed.
+    /// The operation completed or failed, or the session's time is up: the last bytes are framed.
     Finished,
     /// The client went away, or took nothing for `write_timeout`.
     Gone,
 }
 
+impl From<Gone> for End {
+    fn from(Gone: Gone) -> Self {
+        End::Gone
+    }
+}
+
 struct StreamWriter {
-    hub: Arc<Hub>,
+    session: ClientSession,
     framing: Framing,
     outbox: Arc<Outbox>,
     slot: Arc<Slot>,
-    body: mpsc::Sender<Bytes>,
-    /// Framed bytes not yet handed to the body.
-    out: Vec<u8>,
+    body: BodyWriter,
 }
 
 impl StreamWriter {
-    async fn run(mut self, running: Running, _permit: OwnedSemaphorePermit) {
-        let transport = self.framing.transport();
-        self.hub.metrics.connection_opened(transport);
+    async fn run(mut self, operation: OperationHandle) {
         let end = self.write().await;
         // The subscription is released before the last bytes wait for a slow client.
-        drop(running);
+        drop(operation);
         self.outbox.close();
         if let End::Finished = end {
-            let _ =
-                tokio::time::timeout(CLOSING_WRITE_TIMEOUT, self.body.send(std::mem::take(&mut self.out).into())).await;
+            self.body.finish().await;
         }
-        self.hub.metrics.connection_closed(transport);
     }
 
     async fn write(&mut self) -> End {
-        let limits = &self.hub.config.limits;
+        let hub = self.session.hub().clone();
+        let limits = &hub.config.limits;
         let period = match self.framing {
             Framing::Sse => limits.keepalive,
             Framing::Multipart => limits.multipart_heartbeat,
         };
-        self.framing.opening(&mut self.out);
-        if let Err(end) = self.flush().await {
-            return end;
+        self.framing.opening(&mut self.body.out);
+        if let Err(gone) = self.body.flush().await {
+            return gone.into();
         }
         let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let (hub, outbox) = (self.hub.clone(), self.outbox.clone());
+        let outbox = self.outbox.clone();
         let ready = outbox.ready();
+        let mut ending = self.session.ending();
         tokio::pin!(ready);
         let mut batch = Vec::new();
         loop {
             tokio::select! {
                 biased;
-                () = hub.shutdown.cancelled() => {
-                    self.framing.complete(&mut self.out);
+                end = &mut ending => {
+                    match end {
+                        SessionEnd::Shutdown => self.framing.complete(&mut self.body.out),
+                        SessionEnd::TokenExpired => self.framing.transport_error(&mut self.body.out, TOKEN_EXPIRED),
+                    }
                     return End::Finished;
                 }
                 () = outbox.too_slow() => {
                     hub.metrics.slow_consumer_closes.fetch_add(1, Relaxed);
-                    self.framing.transport_error(&mut self.out, "the client stayed behind its queue for too long");
+                    self.framing.transport_error(&mut self.body.out, "the client stayed behind its queue for too long");
                     return End::Finished;
                 }
                 () = self.body.closed() => return End::Gone,
                 _ = beat.tick() => {
-                    self.framing.heartbeat(&mut self.out);
-                    if let Err(end) = self.flush().await {
-                        return end;
+                    self.framing.heartbeat(&mut self.body.out);
+                    if let Err(gone) = self.body.flush().await {
+                        return gone.into();
                     }
                 }
                 () = &mut ready => {
@@ -186,15 +187,15 @@ impl StreamWriter {
                         if self.frame(message) {
                             return End::Finished;
                         }
-                        if self.out.len() >= CHUNK_BYTES {
-                            if let Err(end) = self.flush().await {
-                                return end;
+                        if self.body.out.len() >= CHUNK_BYTES {
+                            if let Err(gone) = self.body.flush().await {
+                                return gone.into();
                             }
                         }
                     }
                     outbox.finish_writing();
-                    if let Err(end) = self.flush().await {
-                        return end;
+                    if let Err(gone) = self.body.flush().await {
+                        return gone.into();
                     }
                 }
             }
@@ -206,41 +207,21 @@ impl StreamWriter {
         if !self.slot.is_active() {
             return false;
         }
+        let out = &mut self.body.out;
         match message {
             Outbound::Next { payload, .. } => {
-                self.framing.next(&mut self.out, &payload);
-                self.hub.metrics.deliveries.fetch_add(1, Relaxed);
+                self.framing.next(out, &payload);
+                self.session.hub().metrics.deliveries.fetch_add(1, Relaxed);
                 false
             }
             Outbound::Error { errors, .. } => {
-                self.framing.errors(&mut self.out, &errors);
+                self.framing.errors(out, &errors);
                 true
             }
             Outbound::Complete { .. } => {
-                self.framing.complete(&mut self.out);
+                self.framing.complete(out);
                 true
             }
-        }
-    }
-
-    /// Hands the framed bytes to the body, waiting while the client reads, at most
-    /// `write_timeout` without progress.
-    async fn flush(&mut self) -> Result<(), End> {
-        if self.out.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::take(&mut self.out));
-        let write_timeout = self.hub.config.limits.write_timeout;
-        // Biased: bytes the body can take at once go out even when the hub is shutting down.
-        tokio::select! {
-            biased;
-            sent = self.body.send(chunk) => sent.map_err(|_| End::Gone),
-            () = tokio::time::sleep(write_timeout) => {
-                self.hub.metrics.stalled_closes.fetch_add(1, Relaxed);
-                Err(End::Gone)
-            }
-            // A client that does not read holds no one up past shutdown.
-            () = self.hub.shutdown.cancelled() => Err(End::Gone),
         }
     }
 }

@@ -77,8 +77,6 @@ pub struct Metrics {
     pub event_errors: Counter,
     /// Times a connection's reading was paused for sending faster than its message rate.
     pub throttled: Counter,
-    /// Times the accept loop waited for a place among `max_http_connections`.
-    pub accept_waits: Counter,
     /// Requests refused, by [`Refusal`].
     refused: [Counter; Refusal::ALL.len()],
     /// Resumed subscriptions that missed nothing, and those told to reload.
@@ -208,10 +206,6 @@ impl Metrics {
             filter_passed,
             filter_dropped,
             event_errors: families.counter("subhub_event_errors_total", "Events that did not fit their typed field."),
-            accept_waits: families.counter(
-                "subhub_accept_waits_total",
-                "Times the hub stopped accepting until one of limits.max_http_connections closed.",
-            ),
             resumes: families.counters(
                 "subhub_resumes_total",
                 "Resumed subscriptions, by whether they missed nothing.",
