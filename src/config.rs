@@ -15,7 +15,7 @@ use crate::authz::AuthzConfig;
 use crate::schema::typed::TypedSchema;
 use subhub_brokers::memory::MemoryConfig;
 use subhub_brokers::BrokerConfig;
-use subhub_federation::{FederationConfig, SubgraphConfig};
+use subhub_federation::{FederationConfig, SubgraphConfig, Supergraph};
 use subhub_upstream_ws::UpstreamConfig;
 
 /// The most connections any limit may allow (far beyond what one process can hold open).
@@ -58,6 +58,9 @@ pub struct Config {
     pub http: HttpConfig,
     /// The supergraph served as a federation gateway; absent means no federation.
     pub federation: Option<FederationConfig>,
+    /// The supergraph `[federation]` names, read and checked when the config is loaded.
+    #[serde(skip)]
+    pub supergraph: Option<Arc<Supergraph>>,
     /// Settings of subgraphs, by their names in the supergraph (and for `subhub compose`).
     #[serde(default)]
     pub subgraphs: BTreeMap<String, SubgraphConfig>,
@@ -231,6 +234,7 @@ impl Default for Config {
             upstreams: BTreeMap::new(),
             http: HttpConfig::default(),
             federation: None,
+            supergraph: None,
             subgraphs: BTreeMap::new(),
         };
         config.fill_defaults();
@@ -252,6 +256,8 @@ pub enum ConfigError {
     /// Every problem of a typed schema, a line each with file, line and column.
     #[error("{0}")]
     Schema(String),
+    #[error("{0}")]
+    Supergraph(#[from] subhub_federation::SupergraphError),
 }
 
 impl Config {
@@ -312,6 +318,9 @@ impl Config {
             let brokers = config.brokers.keys().map(String::as_str).collect();
             let typed = TypedSchema::load(schema, brokers, config.generic_api).map_err(ConfigError::Schema)?;
             config.typed = Some(Arc::new(typed));
+        }
+        if let Some(federation) = &config.federation {
+            config.supergraph = Some(Arc::new(Supergraph::load(&federation.supergraph, federation.plan_timeout)?));
         }
         Ok(config)
     }

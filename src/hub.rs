@@ -54,6 +54,8 @@ pub struct Hub {
     pub status: Arc<Status>,
     /// One permit per replay running (`limits.max_replays`).
     pub replays: Arc<Semaphore>,
+    /// The federation gateway of `[federation]`: queries and mutations on the supergraph.
+    pub gateway: Option<Arc<subhub_federation::Gateway>>,
 }
 
 /// Why the hub could not start.
@@ -67,6 +69,8 @@ pub enum StartError {
     Auth(String),
     #[error(transparent)]
     Upstream(#[from] subhub_upstream_ws::UpstreamError),
+    #[error("federation: {0}")]
+    Federation(#[from] subhub_federation::StartError),
 }
 
 impl Hub {
@@ -99,6 +103,15 @@ impl Hub {
             generic_api: config.generic_api,
         };
         let (schema, exec_model) = schema::build(parts).map_err(|e| StartError::Schema(e.0))?;
+        let gateway = match (&config.federation, &config.supergraph) {
+            (Some(federation), Some(supergraph)) => Some(Arc::new(subhub_federation::Gateway::new(
+                supergraph.clone(),
+                &schema.sdl(),
+                federation,
+                &config.subgraphs,
+            )?)),
+            _ => None,
+        };
         let auth = config.auth.as_ref().map(Auth::from_config).transpose().map_err(StartError::Auth)?;
         let shutdown = CancellationToken::new();
         if let Some(auth) = &auth {
@@ -133,6 +146,7 @@ impl Hub {
             keepalive,
             status: Status::new(),
             replays,
+            gateway,
         });
         tokio::spawn(crate::pages::status::sample(Arc::downgrade(&hub), hub.status.clone()));
         Ok(hub)

@@ -68,5 +68,8 @@ pub async fn metrics(State(hub): State<Arc<Hub>>) -> Response {
         documents.hits.load(Relaxed),
         documents.misses.load(Relaxed),
     );
+    if let Some(gateway) = &hub.gateway {
+        body.push_str(&gateway.metrics().render());
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }
