@@ -313,14 +313,18 @@ impl Config {
                 .as_ref()
                 .and_then(|var| env.iter().find(|(name, _)| name == var).map(|(_, value)| value.clone()));
         }
-        config.validate().map_err(|message| ConfigError::Invalid { path: source, message })?;
+        config.validate().map_err(|message| ConfigError::Invalid { path: source.clone(), message })?;
         if let Some(schema) = &config.schema {
             let brokers = config.brokers.keys().map(String::as_str).collect();
             let typed = TypedSchema::load(schema, brokers, config.generic_api).map_err(ConfigError::Schema)?;
             config.typed = Some(Arc::new(typed));
         }
         if let Some(federation) = &config.federation {
-            config.supergraph = Some(Arc::new(Supergraph::load(&federation.supergraph, federation.plan_timeout)?));
+            let supergraph = Supergraph::load(&federation.supergraph, federation.plan_timeout)?;
+            if let Some(message) = supergraph.unknown_subgraph(config.subgraphs.keys()) {
+                return Err(ConfigError::Invalid { path: source, message });
+            }
+            config.supergraph = Some(Arc::new(supergraph));
         }
         Ok(config)
     }
@@ -457,8 +461,20 @@ const MIN_CONNECTION_BUFFER_BYTES: usize = 64 * 1024;
 
 /// The keys at the top of the config file: a variable whose first part names one of them is
 /// meant for the hub, and one that then names no key is worth a warning (a typo), not silence.
-const TOP_LEVEL_KEYS: [&str; 10] =
-    ["listen", "default_broker", "generic_api", "schema", "brokers", "limits", "auth", "authz", "upstreams", "http"];
+const TOP_LEVEL_KEYS: [&str; 12] = [
+    "listen",
+    "default_broker",
+    "generic_api",
+    "schema",
+    "brokers",
+    "limits",
+    "auth",
+    "authz",
+    "upstreams",
+    "http",
+    "federation",
+    "subgraphs",
+];
 
 /// Whether the variable `name` names a config key: applied alone to the file, it must not be
 /// an unknown field. Other mistakes in it (a wrong type) are errors naming the variable.
@@ -557,6 +573,28 @@ mod tests {
         assert_eq!(config.limits.linger, Duration::from_millis(250));
         assert_eq!(config.limits.connection_queue, 8);
         assert_eq!(config.limits.slow_consumer, SlowConsumer::Close);
+    }
+
+    #[test]
+    fn a_supergraph_is_read_with_the_config_and_its_subgraphs_checked() {
+        let supergraph = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/federation/supergraph.graphql");
+        let federation = format!("[federation]\nsupergraph = {:?}\n", supergraph.display().to_string());
+        let f = file(&format!("{federation}[subgraphs.accounts]\ntimeout = \"2s\"\n"));
+        let config = Config::load(Some(&f.0), no_env()).unwrap();
+        assert!(config.supergraph.is_some());
+        let f = file(&format!("{federation}[subgraphs.acounts]\ntimeout = \"2s\"\n"));
+        let message = Config::load(Some(&f.0), no_env()).unwrap_err().to_string();
+        assert!(
+            message.contains("subgraphs.acounts names no subgraph") && message.contains("accounts, inventory"),
+            "{message}"
+        );
+        let not_a_supergraph = file("type Query { a: Int }");
+        let f = file(&format!("[federation]\nsupergraph = {:?}\n", not_a_supergraph.0.display().to_string()));
+        let message = Config::load(Some(&f.0), no_env()).unwrap_err().to_string();
+        assert!(message.contains("not a Federation v2 supergraph"), "{message}");
+        let f = file(&format!("{federation}claims_header = \"bad header\"\n"));
+        let message = Config::load(Some(&f.0), no_env()).unwrap_err().to_string();
+        assert!(message.contains("federation.claims_header"), "{message}");
     }
 
     #[test]

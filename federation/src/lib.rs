@@ -65,8 +65,8 @@ pub enum StartError {
     Served(String),
     #[error(transparent)]
     Subgraph(#[from] subgraph::SetupError),
-    #[error("subgraphs.{0} names no subgraph of the supergraph (its subgraphs: {1})")]
-    UnknownSubgraph(String, String),
+    #[error("{0}")]
+    UnknownSubgraph(String),
 }
 
 /// The part of a mixed operation the hub resolves itself: its root fields' values by response
@@ -112,12 +112,10 @@ impl Gateway {
         config: &FederationConfig,
         subgraph_configs: &BTreeMap<String, SubgraphConfig>,
     ) -> Result<Self, StartError> {
-        let urls = supergraph.planner.subgraph_urls();
-        if let Some(unknown) = subgraph_configs.keys().find(|name| !urls.contains_key(*name)) {
-            let mut names: Vec<&str> = urls.keys().map(String::as_str).collect();
-            names.sort_unstable();
-            return Err(StartError::UnknownSubgraph(unknown.clone(), names.join(", ")));
+        if let Some(unknown) = supergraph.unknown_subgraph(subgraph_configs.keys()) {
+            return Err(StartError::UnknownSubgraph(unknown));
         }
+        let urls = supergraph.planner.subgraph_urls();
         let served_document = served::merge(supergraph.planner.api_schema(), own_sdl).map_err(StartError::Served)?;
         let served = schema::Schema::from_document(&served_document);
         let introspection = introspection::Introspection::new(served_document.clone());
@@ -181,18 +179,32 @@ impl Gateway {
 
     /// Runs a prepared operation: the serialized GraphQL response, or why it was not run.
     pub async fn execute(&self, prepared: &Prepared, request: Request<'_>) -> Result<String, Refusal> {
-        let (supergraph, served) = (&self.shared.supergraph, &self.shared.served);
+        self.complete(prepared, prepared.plan.root.as_ref(), Map::new(), request).await
+    }
+
+    /// Completes `root`, the data an operation has so far, with the fetches of `node`, and
+    /// writes the answer in `prepared`'s shape. A query starts from nothing and its plan's root;
+    /// a subscription's event is the data its subgraph sent, completed with the nodes after the
+    /// plan's subscription ([`plan::Plan::root`]), once per event for every subscriber of it.
+    pub async fn complete(
+        &self,
+        prepared: &Prepared,
+        node: Option<&plan::Node>,
+        root: Map<String, Json>,
+        request: Request<'_>,
+    ) -> Result<String, Refusal> {
+        let served = &self.shared.served;
         let variables = prepared.variables(request.variables, served)?;
         let projection = prepared.projection(&variables, served)?;
         let outgoing = Outgoing { client_headers: request.headers, claims: self.claims(request.claims) };
         let context = execute::Context {
-            schema: &supergraph.types,
+            schema: &self.shared.supergraph.types,
             subgraphs: &self.subgraphs,
             variables: &variables,
             outgoing: &outgoing,
-            share: prepared.kind == OperationKind::Query,
+            share: prepared.kind != OperationKind::Mutation,
         };
-        let plan = execute::run(&context, prepared.plan.root.as_ref(), Map::new());
+        let plan = execute::run(&context, node, root);
         let (state, mut local) = match request.local {
             Some(local) => futures_util::future::join(plan, local).await,
             None => (plan.await, Local::default()),

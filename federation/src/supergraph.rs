@@ -51,6 +51,16 @@ impl Supergraph {
         Ok(Supergraph { planner, api, types })
     }
 
+    /// A message naming the first of `configured` (the `[subgraphs.NAME]` tables) that is not a
+    /// subgraph of this supergraph.
+    pub fn unknown_subgraph<'a>(&self, configured: impl IntoIterator<Item = &'a String>) -> Option<String> {
+        let urls = self.planner.subgraph_urls();
+        let unknown = configured.into_iter().find(|name| !urls.contains_key(*name))?;
+        let mut names: Vec<&str> = urls.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        Some(format!("subgraphs.{unknown} names no subgraph of the supergraph (its subgraphs: {})", names.join(", ")))
+    }
+
     /// The root fields of the supergraph: `(query fields, mutation fields)`.
     pub fn root_fields(&self) -> (Vec<String>, Vec<String>) {
         let fields = |root: Option<&String>| {
