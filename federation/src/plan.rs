@@ -10,9 +10,12 @@
 use std::fmt::{self, Display, Formatter, Write as _};
 use std::sync::Arc;
 
-/// A plan: nothing to fetch (an operation of `__typename` alone), or its root node.
+/// A plan: nothing to fetch (an operation of `__typename` alone), or its root node. A
+/// subscription's plan starts with the subscription it opens at a subgraph; `root` then holds
+/// what completes each of its events.
 #[derive(Clone, Debug, Default)]
 pub struct Plan {
+    pub subscription: Option<Arc<Fetch>>,
     pub root: Option<Node>,
 }
 
@@ -36,6 +39,7 @@ pub enum Node {
 pub enum OperationKind {
     Query,
     Mutation,
+    Subscription,
 }
 
 /// One request to a subgraph.
@@ -205,6 +209,7 @@ impl Node {
                 let kind = match fetch.kind {
                     OperationKind::Query => "",
                     OperationKind::Mutation => " mutation",
+                    OperationKind::Subscription => " subscription",
                 };
                 if fetch.path.is_empty() {
                     writeln!(f, "{indent}Fetch({}{kind})", fetch.subgraph)?;
@@ -260,8 +265,15 @@ impl Node {
 
 impl Display for Plan {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        if let Some(subscription) = &self.subscription {
+            Node::Fetch(subscription.clone()).print(0, f)?;
+            if self.root.is_some() {
+                writeln!(f, "then for each event")?;
+            }
+        }
         match &self.root {
-            None => writeln!(f, "Nothing to fetch"),
+            None if self.subscription.is_none() => writeln!(f, "Nothing to fetch"),
+            None => Ok(()),
             Some(node) => node.print(0, f),
         }
     }

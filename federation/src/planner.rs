@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 use std::time::Duration;
 
 use graphql_tools::parser::query as query_ast;
@@ -105,7 +106,20 @@ impl Planner {
 }
 
 fn convert_plan(plan: hive::QueryPlan) -> Result<Plan, PlanError> {
-    Ok(Plan { root: plan.node.map(|node| convert_node(node, Vec::new())).transpose()? })
+    // A subscription opens at one subgraph, and the rest of the plan completes each event.
+    let (subscription, rest) = match plan.node {
+        Some(PlanNode::Subscription(subscription)) => (Some(subscription.primary), None),
+        Some(PlanNode::Sequence(sequence)) if matches!(sequence.nodes.first(), Some(PlanNode::Subscription(_))) => {
+            let mut nodes = sequence.nodes.into_iter();
+            let Some(PlanNode::Subscription(subscription)) = nodes.next() else { unreachable!("matched above") };
+            (Some(subscription.primary), Some(PlanNode::sequence(nodes.collect())))
+        }
+        other => (None, other),
+    };
+    Ok(Plan {
+        subscription: subscription.map(|fetch| convert_fetch(fetch, Vec::new()).map(Arc::new)).transpose()?,
+        root: rest.map(|node| convert_node(node, Vec::new())).transpose()?,
+    })
 }
 
 fn convert_node(node: PlanNode, path: Vec<PathSegment>) -> Result<Node, PlanError> {
@@ -134,17 +148,17 @@ fn convert_node(node: PlanNode, path: Vec<PathSegment>) -> Result<Node, PlanErro
             then: condition.if_clause.map(|n| convert_node(*n, path.clone()).map(Box::new)).transpose()?,
             otherwise: condition.else_clause.map(|n| convert_node(*n, path.clone()).map(Box::new)).transpose()?,
         },
-        PlanNode::Subscription(_) => return Err(PlanError::Unsupported("a subscription".into())),
+        PlanNode::Subscription(_) => return Err(PlanError::Unsupported("a subscription inside a plan".into())),
         PlanNode::Defer(_) => return Err(PlanError::Unsupported("@defer".into())),
     })
 }
 
 fn kind(kind: Option<&HiveKind>) -> Result<OperationKind, PlanError> {
-    match kind {
-        None | Some(HiveKind::Query) => Ok(OperationKind::Query),
-        Some(HiveKind::Mutation) => Ok(OperationKind::Mutation),
-        Some(HiveKind::Subscription) => Err(PlanError::Unsupported("a subscription fetch".into())),
-    }
+    Ok(match kind {
+        None | Some(HiveKind::Query) => OperationKind::Query,
+        Some(HiveKind::Mutation) => OperationKind::Mutation,
+        Some(HiveKind::Subscription) => OperationKind::Subscription,
+    })
 }
 
 fn convert_fetch(fetch: hive::FetchNode, path: Vec<PathSegment>) -> Result<Fetch, PlanError> {

@@ -69,6 +69,7 @@ pub struct Schema {
     possible: HashMap<String, HashSet<String>>,
     pub query: String,
     pub mutation: Option<String>,
+    pub subscription: Option<String>,
 }
 
 /// Names of the supergraph's machinery, which no client selects.
@@ -82,6 +83,7 @@ impl Schema {
         let mut schema = Schema {
             query: document.query_type_name().cloned().unwrap_or_else(|| "Query".to_owned()),
             mutation: document.mutation_type_name().cloned(),
+            subscription: document.subscription_type_name().cloned(),
             ..Schema::default()
         };
         let mut unions: Vec<(String, Vec<String>)> = Vec::new();

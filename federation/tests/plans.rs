@@ -21,6 +21,7 @@ fn plans_of(dir: &Path) -> String {
         let name = match definition {
             Definition::Operation(OperationDefinition::Query(q)) => q.name.clone(),
             Definition::Operation(OperationDefinition::Mutation(m)) => m.name.clone(),
+            Definition::Operation(OperationDefinition::Subscription(s)) => s.name.clone(),
             _ => continue,
         };
         let name = name.expect("fixture operations are named");
@@ -44,8 +45,21 @@ fn plans_are_the_stored_ones() {
             continue;
         }
         let stored = std::fs::read_to_string(&stored_path).unwrap_or_default();
-        if stored != plans {
-            changed.push(format!("{}:\n--- stored\n{stored}\n--- now\n{plans}", dir.display()));
+        let sections =
+            |text: &str| -> Vec<String> { text.split("## ").filter(|s| !s.is_empty()).map(str::to_owned).collect() };
+        let (stored, now) = (sections(&stored), sections(&plans));
+        for section in &now {
+            let name = section.lines().next().unwrap_or_default();
+            match stored.iter().find(|s| s.lines().next() == Some(name)) {
+                Some(before) if before == section => {}
+                Some(before) => {
+                    changed.push(format!("{}: {name}\n--- stored\n{before}--- now\n{section}", dir.display()))
+                }
+                None => changed.push(format!("{}: {name} is new\n{section}", dir.display())),
+            }
+        }
+        for section in stored.iter().filter(|s| !now.iter().any(|n| n.lines().next() == s.lines().next())) {
+            changed.push(format!("{}: {} is gone", dir.display(), section.lines().next().unwrap_or_default()));
         }
     }
     assert!(changed.is_empty(), "plans changed:\n{}", changed.join("\n"));

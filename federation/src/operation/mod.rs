@@ -201,6 +201,7 @@ impl Prepared {
         let root_type = match self.kind {
             OperationKind::Query => served.query.clone(),
             OperationKind::Mutation => served.mutation.clone().unwrap_or_default(),
+            OperationKind::Subscription => served.subscription.clone().unwrap_or_default(),
         };
         let local = |name: &str| is_introspection(name) || (!name.starts_with("__") && !self.federated.contains(name));
         let projection =
