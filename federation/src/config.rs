@@ -17,6 +17,9 @@ pub struct FederationConfig {
     /// Query plans kept, by (document hash, operation name).
     #[serde(default = "defaults::plan_cache")]
     pub plan_cache: usize,
+    /// Bytes of document text the cached plans may stand for (a plan grows with its document).
+    #[serde(default = "defaults::plan_cache_bytes")]
+    pub plan_cache_bytes: usize,
     /// Longest time one operation may take to plan; over it the operation fails, not the hub.
     #[serde(default = "defaults::plan_timeout", with = "humantime_serde")]
     pub plan_timeout: Duration,
@@ -58,6 +61,10 @@ mod defaults {
         1024
     }
 
+    pub const fn plan_cache_bytes() -> usize {
+        16 * 1024 * 1024
+    }
+
     pub const fn plan_timeout() -> Duration {
         Duration::from_secs(10)
     }
@@ -76,6 +83,9 @@ impl FederationConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.plan_cache == 0 {
             return Err("federation.plan_cache must be at least 1".to_owned());
+        }
+        if self.plan_cache_bytes == 0 {
+            return Err("federation.plan_cache_bytes must be at least 1".to_owned());
         }
         if self.self_name.is_empty() {
             return Err("federation.self must name a subgraph".to_owned());

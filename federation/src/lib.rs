@@ -127,7 +127,7 @@ impl Gateway {
         Ok(Gateway {
             shared: Arc::new(Shared { supergraph, validation, served, introspection }),
             subgraphs,
-            cache: PlanCache::new(config.plan_cache, metrics.clone()),
+            cache: PlanCache::new(config.plan_cache, config.plan_cache_bytes, metrics.clone()),
             metrics,
             claims_header,
         })
