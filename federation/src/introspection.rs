@@ -4,13 +4,14 @@
 
 use std::collections::{HashMap, HashSet};
 
-use graphql_tools::parser::query::{Field as QueryField, Selection, SelectionSet, TypeCondition};
+use graphql_tools::parser::query::{Field as QueryField, SelectionSet};
 use graphql_tools::parser::schema::{
     Definition, Directive, DirectiveDefinition, EnumValue, Field, InputValue, Type, TypeDefinition,
 };
 use serde_json::{Map, Value as Json};
 
-use crate::operation::split::{fragment, Ast};
+use crate::operation::collect::{Collect, Grouped};
+use crate::operation::split::Ast;
 use crate::served::{type_name, SchemaAst};
 use crate::values::to_json;
 
@@ -113,7 +114,7 @@ impl Introspection {
     ) -> Map<String, Json> {
         let query = Query { document, variables };
         let mut fields = Vec::new();
-        query.collect(root_type, set, &mut fields, &mut HashSet::new());
+        query.collect(root_type, set, &mut fields);
         let mut values = Map::new();
         for (key, occurrences) in fields {
             if matches!(occurrences[0].name.as_str(), "__schema" | "__type") {
@@ -149,7 +150,7 @@ impl Introspection {
     fn object<'q>(&self, query: &Query<'q>, node: Node<'_>, sets: &[&'q SelectionSet<'static, String>]) -> Json {
         let mut fields: Vec<(String, Vec<&'q QueryField<'static, String>>)> = Vec::new();
         for set in sets {
-            query.collect(node.type_name(), set, &mut fields, &mut HashSet::new());
+            query.collect(node.type_name(), set, &mut fields);
         }
         let mut out = Map::with_capacity(fields.len());
         for (key, occurrences) in fields {
@@ -319,65 +320,11 @@ impl<'q> Query<'q> {
         to_json(value, &|variable| self.variables.get(variable).cloned())
     }
 
-    fn collect(
-        &self,
-        type_name: &str,
-        set: &'q SelectionSet<'static, String>,
-        fields: &mut Vec<(String, Vec<&'q QueryField<'static, String>>)>,
-        spread: &mut HashSet<String>,
-    ) {
-        for selection in &set.items {
-            match selection {
-                Selection::Field(field) => {
-                    if !self.included(&field.directives) {
-                        continue;
-                    }
-                    let key = field.alias.as_ref().unwrap_or(&field.name);
-                    match fields.iter_mut().find(|(existing, _)| existing == key) {
-                        Some((_, occurrences)) => occurrences.push(field),
-                        None => fields.push((key.clone(), vec![field])),
-                    }
-                }
-                Selection::InlineFragment(inline) => {
-                    let applies = match &inline.type_condition {
-                        None => true,
-                        Some(TypeCondition::On(condition)) => condition == type_name,
-                    };
-                    if applies && self.included(&inline.directives) {
-                        self.collect(type_name, &inline.selection_set, fields, spread);
-                    }
-                }
-                Selection::FragmentSpread(fragment_spread) => {
-                    if !self.included(&fragment_spread.directives)
-                        || !spread.insert(fragment_spread.fragment_name.clone())
-                    {
-                        continue;
-                    }
-                    if let Some(definition) = fragment(self.document, &fragment_spread.fragment_name) {
-                        let TypeCondition::On(condition) = &definition.type_condition;
-                        if condition == type_name {
-                            self.collect(type_name, &definition.selection_set, fields, spread);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    fn included(&self, directives: &[graphql_tools::parser::query::Directive<'static, String>]) -> bool {
-        directives.iter().all(|directive| {
-            let condition = directive
-                .arguments
-                .iter()
-                .find(|(name, _)| name == "if")
-                .and_then(|(_, value)| to_json(value, &|v| self.variables.get(v).cloned()))
-                .and_then(|v| v.as_bool());
-            match directive.name.as_str() {
-                "skip" => condition != Some(true),
-                "include" => condition != Some(false),
-                _ => true,
-            }
-        })
+    /// CollectFields for an introspection object of type `type_name`.
+    fn collect(&self, type_name: &str, set: &'q SelectionSet<'static, String>, fields: &mut Grouped<'q>) {
+        let applies = |condition: &str| condition == type_name;
+        let flag = |name: &str| self.variables.get(name).and_then(Json::as_bool).unwrap_or(false);
+        Collect { document: self.document, applies: &applies, flag: &flag }.fields(set, fields, &mut HashSet::new());
     }
 }
 

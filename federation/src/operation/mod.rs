@@ -5,8 +5,10 @@
 //! ## Layout
 //! - this file: preparing an operation; its projection per `@skip`/`@include` values.
 //! - [`split`]: the operation cut at its root, each part a document of its own.
+//! - [`collect`]: the fields a selection selects for an object (the spec's CollectFields).
 //! - [`variables`]: the request's variables coerced to the operation's definitions.
 
+pub mod collect;
 pub mod split;
 pub mod variables;
 

@@ -11,9 +11,10 @@ pub mod write;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use graphql_tools::parser::query::{Directive, Field, Selection, SelectionSet, TypeCondition, Value};
+use graphql_tools::parser::query::SelectionSet;
 
-use crate::operation::split::{fragment, Ast};
+use crate::operation::collect::{Collect, Grouped};
+use crate::operation::split::Ast;
 use crate::schema::{Schema, TypeDef, TypeRef};
 
 /// How many field plans one operation may compile to: abstract types multiply a selection by
@@ -115,9 +116,11 @@ impl<'a> Compiler<'a> {
         if let Some(plan) = self.memo.get(&key) {
             return Ok(plan.clone());
         }
-        let mut grouped: Vec<(String, Vec<&'a Field<'static, String>>)> = Vec::new();
+        let mut grouped: Grouped<'a> = Vec::new();
+        let applies = |condition: &str| self.schema.satisfies(type_name, condition);
+        let collect = Collect { document: self.document, applies: &applies, flag: self.flag };
         for set in sets {
-            self.collect(type_name, set, &mut grouped, &mut HashSet::new());
+            collect.fields(set, &mut grouped, &mut HashSet::new());
         }
         let mut fields = Vec::with_capacity(grouped.len());
         for (response_key, occurrences) in grouped {
@@ -172,65 +175,6 @@ impl<'a> Compiler<'a> {
                     _ => ValuePlan::Scalar,
                 };
                 (plan, false)
-            }
-        })
-    }
-
-    /// CollectFields for an object of type `object`: fields by response key in selection
-    /// order, fragments that apply expanded, `@skip`/`@include` decided.
-    fn collect(
-        &self,
-        object: &str,
-        set: &'a SelectionSet<'static, String>,
-        grouped: &mut Vec<(String, Vec<&'a Field<'static, String>>)>,
-        spread: &mut HashSet<&'a str>,
-    ) {
-        for selection in &set.items {
-            match selection {
-                Selection::Field(field) => {
-                    if !self.included(&field.directives) {
-                        continue;
-                    }
-                    let key = field.alias.as_ref().unwrap_or(&field.name);
-                    match grouped.iter_mut().find(|(existing, _)| existing == key) {
-                        Some((_, fields)) => fields.push(field),
-                        None => grouped.push((key.clone(), vec![field])),
-                    }
-                }
-                Selection::InlineFragment(inline) => {
-                    let applies = match &inline.type_condition {
-                        None => true,
-                        Some(TypeCondition::On(condition)) => self.schema.satisfies(object, condition),
-                    };
-                    if applies && self.included(&inline.directives) {
-                        self.collect(object, &inline.selection_set, grouped, spread);
-                    }
-                }
-                Selection::FragmentSpread(fragment_spread) => {
-                    if !self.included(&fragment_spread.directives) {
-                        continue;
-                    }
-                    let Some(definition) = fragment(self.document, &fragment_spread.fragment_name) else { continue };
-                    let TypeCondition::On(condition) = &definition.type_condition;
-                    if self.schema.satisfies(object, condition) && spread.insert(definition.name.as_str()) {
-                        self.collect(object, &definition.selection_set, grouped, spread);
-                    }
-                }
-            }
-        }
-    }
-
-    fn included(&self, directives: &[Directive<'static, String>]) -> bool {
-        directives.iter().all(|directive| {
-            let condition = directive.arguments.iter().find(|(name, _)| name == "if").map(|(_, value)| match value {
-                Value::Boolean(flag) => *flag,
-                Value::Variable(name) => (self.flag)(name),
-                _ => false,
-            });
-            match directive.name.as_str() {
-                "skip" => condition != Some(true),
-                "include" => condition != Some(false),
-                _ => true,
             }
         })
     }
