@@ -155,7 +155,7 @@ impl Gateway {
     }
 
     /// The header names some subgraph is sent from a client's.
-    pub fn forwarded_headers(&self) -> Vec<HeaderName> {
+    pub fn forwarded_headers(&self) -> &[HeaderName] {
         self.subgraphs.forwarded_names()
     }
 

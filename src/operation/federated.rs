@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use async_graphql::parser::types::OperationType;
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, Selection, SelectionSet};
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue};
 use futures_util::FutureExt;
 use serde_json::{Map, Value};
 use subhub_federation::{Gateway, Local, Refusal};
@@ -100,16 +100,12 @@ fn forwarded_headers(gateway: &Gateway, forwarded: Forwarded<'_>) -> HeaderMap {
     for name in gateway.forwarded_headers() {
         match &forwarded {
             Forwarded::Http(client) => {
-                for value in client.get_all(&name) {
+                for value in client.get_all(name) {
                     headers.append(name.clone(), value.clone());
                 }
             }
             Forwarded::Init(init) => {
-                let value = init.and_then(|init| {
-                    init.iter().find(|(key, _)| {
-                        HeaderName::from_bytes(key.to_ascii_lowercase().as_bytes()).ok() == Some(name.clone())
-                    })
-                });
+                let value = init.and_then(|init| init.iter().find(|(key, _)| key.eq_ignore_ascii_case(name.as_str())));
                 if let Some(value) = value.and_then(|(_, v)| v.as_str()).and_then(|v| HeaderValue::from_str(v).ok()) {
                     headers.append(name.clone(), value);
                 }

@@ -120,6 +120,8 @@ impl Subgraph {
 /// The subgraphs of a supergraph, by name.
 pub struct Subgraphs {
     by_name: HashMap<String, Arc<Subgraph>>,
+    /// Every header name some subgraph forwards.
+    forwarded: Vec<HeaderName>,
 }
 
 /// A subgraph could not be set up.
@@ -171,7 +173,10 @@ impl Subgraphs {
             metrics.add_subgraph(name);
             by_name.insert(name.clone(), Arc::new(subgraph));
         }
-        Ok(Subgraphs { by_name })
+        let mut forwarded: Vec<HeaderName> = by_name.values().flat_map(|s| s.forward_headers.iter().cloned()).collect();
+        forwarded.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        forwarded.dedup();
+        Ok(Subgraphs { by_name, forwarded })
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<Subgraph>> {
@@ -179,11 +184,7 @@ impl Subgraphs {
     }
 
     /// Every header name some subgraph forwards (what a transport must keep of a client's).
-    pub fn forwarded_names(&self) -> Vec<HeaderName> {
-        let mut names: Vec<HeaderName> =
-            self.by_name.values().flat_map(|s| s.forward_headers.iter().cloned()).collect();
-        names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-        names.dedup();
-        names
+    pub fn forwarded_names(&self) -> &[HeaderName] {
+        &self.forwarded
     }
 }
