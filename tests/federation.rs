@@ -193,6 +193,31 @@ async fn introspection_shows_the_composed_schema_without_the_supergraphs_machine
 }
 
 #[tokio::test]
+async fn graphiqls_introspection_query_gets_the_composed_schema() {
+    let subgraphs = Subgraphs::start().await;
+    let hub = TestHub::with_config(&subgraphs.config(&[], "")).await;
+    let response = post(&hub, include_str!("fixtures/introspection.graphql"), json!({})).await;
+    assert_eq!(response.get("errors"), None, "{response}");
+    let types = response["data"]["__schema"]["types"].as_array().expect("types");
+    let product = types.iter().find(|t| t["name"] == "Product").expect("Product");
+    let estimate = product["fields"].as_array().into_iter().flatten().find(|f| f["name"] == "shippingEstimate");
+    assert_eq!(
+        estimate.map(|f| (&f["description"], &f["type"]["kind"], &f["type"]["ofType"]["name"])),
+        Some((&json!("Free over 20, else half the weight."), &json!("NON_NULL"), &json!("Int")))
+    );
+    let first = types
+        .iter()
+        .find(|t| t["name"] == "Query")
+        .and_then(|q| q["fields"].as_array())
+        .and_then(|f| f.iter().find(|f| f["name"] == "topProducts").map(|f| f["args"][0].clone()));
+    assert_eq!(first.as_ref().map(|a| (&a["name"], &a["defaultValue"])), Some((&json!("first"), &json!("5"))));
+    assert!(response["data"]["__schema"]["directives"]
+        .as_array()
+        .is_some_and(|d| d.iter().any(|d| d["name"] == "include")));
+    hub.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_federated_query_runs_over_the_websocket_too() {
     let subgraphs = Subgraphs::start().await;
     let hub = TestHub::with_config(&subgraphs.config(&[], "")).await;
