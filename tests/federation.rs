@@ -6,9 +6,11 @@
 mod common;
 mod subgraphs;
 
+use std::sync::Arc;
+
 use common::{Client, TestHub, TRANSPORT_WS};
 use serde_json::{json, Value};
-use subgraphs::Subgraphs;
+use subgraphs::{Faults, Subgraphs};
 
 pub async fn post(hub: &TestHub, query: &str, variables: Value) -> Value {
     let response = hub
@@ -67,6 +69,33 @@ async fn a_list_of_entities_is_one_batched_request_per_subgraph() {
     assert_eq!(reviews["variables"]["representations"].as_array().map(Vec::len), Some(3), "{reviews}");
     let accounts = &subgraphs.accounts.seen()[0].body;
     assert_eq!(accounts["variables"]["representations"].as_array().map(Vec::len), Some(2), "{accounts}");
+    hub.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_subgraphs_errors_keep_their_place_in_the_clients_response() {
+    let subgraphs = Subgraphs::start().await;
+    // async-graphql leaves the entity's index out of `_entities` error paths; a subgraph that
+    // gives it answers `_entities.1.warehouse` for the second representation.
+    let with_index = |_: &Value, mut response: Value| {
+        let failed = response["data"]["_entities"].as_array().and_then(|e| e.iter().position(Value::is_null));
+        if let (Some(index), Some(errors)) = (failed, response["errors"].as_array_mut()) {
+            errors[0]["path"] = json!(["_entities", index, "warehouse"]);
+            response["data"]["_entities"][index] = json!({ "warehouse": null });
+        }
+        response
+    };
+    subgraphs.inventory.set_faults(Faults { answer: Some(Arc::new(with_index)), ..Faults::default() });
+    let hub = TestHub::with_config(&subgraphs.config(&[], "")).await;
+    let response = post(&hub, "{ hats: topProducts { name warehouse } }", json!({})).await;
+    let products = &response["data"]["hats"];
+    assert_eq!(products[1], json!({"name": "Fedora", "warehouse": null}), "{response}");
+    assert_eq!(products[2]["warehouse"], "north");
+    let errors = response["errors"].as_array().expect("errors");
+    assert_eq!(errors.len(), 1, "{response}");
+    assert_eq!(errors[0]["message"], "no warehouse holds the Fedora");
+    assert_eq!(errors[0]["path"], json!(["hats", 1, "warehouse"]), "{response}");
+    assert_eq!(errors[0].get("locations"), None, "locations in the subgraph's query mean nothing to the client");
     hub.shutdown().await;
 }
 
@@ -187,7 +216,10 @@ async fn introspection_shows_the_composed_schema_without_the_supergraphs_machine
     assert_eq!(names(&schema["mutationType"]["fields"]), ["createUser", "addReview", "publish"]);
     let product = &response["data"]["product"];
     assert_eq!(product["kind"], "OBJECT");
-    assert_eq!(names(&product["fields"]), ["upc", "price", "weight", "inStock", "shippingEstimate", "name", "reviews"]);
+    assert_eq!(
+        names(&product["fields"]),
+        ["upc", "price", "weight", "inStock", "warehouse", "shippingEstimate", "name", "reviews"]
+    );
     assert_eq!(subgraphs.products.requests(), 0, "introspection asks no subgraph");
     hub.shutdown().await;
 }

@@ -39,7 +39,12 @@ pub struct Faults {
     pub gate: Option<watch::Receiver<bool>>,
     /// Answer with this many bytes of padding in `extensions`.
     pub pad: usize,
+    /// Answer with this instead of the response.
+    pub answer: Option<Answer>,
 }
+
+/// Given the request's body and the subgraph's response, the response to send.
+pub type Answer = Arc<dyn Fn(&Value, Value) -> Value + Send + Sync>;
 
 pub struct Recorder {
     pub requests: AtomicUsize,
@@ -103,9 +108,9 @@ async fn handle(
         seen.push(Seen { body: body.clone(), headers, arrived: Instant::now(), answered: None });
         seen.len() - 1
     };
-    let (delay, gate, pad) = {
+    let (delay, gate, pad, answer) = {
         let faults = recorder.faults.lock().unwrap();
-        (faults.delay, faults.gate.clone(), faults.pad)
+        (faults.delay, faults.gate.clone(), faults.pad, faults.answer.clone())
     };
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
@@ -113,13 +118,16 @@ async fn handle(
     if let Some(mut gate) = gate {
         let _ = gate.wait_for(|open| *open).await;
     }
-    let request: async_graphql::Request = match serde_json::from_value(body) {
+    let request: async_graphql::Request = match serde_json::from_value(body.clone()) {
         Ok(request) => request,
         Err(_) => return (axum::http::StatusCode::BAD_REQUEST, "not a GraphQL request").into_response(),
     };
     let mut response = serde_json::to_value(execute(request).await).expect("a response");
     if pad > 0 {
         response["extensions"] = serde_json::json!({ "padding": "x".repeat(pad) });
+    }
+    if let Some(answer) = answer {
+        response = answer(&body, response);
     }
     recorder.seen.lock().unwrap()[index].answered = Some(Instant::now());
     Json(response).into_response()
@@ -398,6 +406,14 @@ pub mod inventory {
 
     #[ComplexObject]
     impl Product {
+        /// Where it is stored; the Fedora's warehouse is not known, an error.
+        async fn warehouse(&self) -> async_graphql::Result<Option<String>> {
+            match self.upc.as_str() {
+                "top-2" => Err("no warehouse holds the Fedora".into()),
+                _ => Ok(Some("north".into())),
+            }
+        }
+
         /// Free over 20, else half the weight.
         #[graphql(requires = "price weight")]
         async fn shipping_estimate(&self) -> i32 {
