@@ -19,7 +19,7 @@ use crate::authz::AuthzConfig;
 use crate::schema::typed::TypedSchema;
 use subhub_brokers::memory::MemoryConfig;
 use subhub_brokers::BrokerConfig;
-use subhub_federation::{FederationConfig, SubgraphConfig};
+use subhub_federation::{FederationConfig, SubgraphConfig, Supergraph};
 use subhub_upstream_ws::UpstreamConfig;
 
 mod http;
@@ -65,6 +65,9 @@ pub struct Config {
     pub http: HttpConfig,
     /// The supergraph served as a federation gateway; absent means no federation.
     pub federation: Option<FederationConfig>,
+    /// The supergraph `[federation]` names, read and checked when the config is loaded.
+    #[serde(skip)]
+    pub supergraph: Option<Arc<Supergraph>>,
     /// Settings of subgraphs, by their names in the supergraph (and for `subhub compose`).
     #[serde(default)]
     pub subgraphs: BTreeMap<String, SubgraphConfig>,
@@ -101,6 +104,7 @@ impl Default for Config {
             upstreams: BTreeMap::new(),
             http: HttpConfig::default(),
             federation: None,
+            supergraph: None,
             subgraphs: BTreeMap::new(),
         };
         config.fill_defaults();
@@ -122,6 +126,8 @@ pub enum ConfigError {
     /// Every problem of a typed schema, a line each with file, line and column.
     #[error("{0}")]
     Schema(String),
+    #[error("{0}")]
+    Supergraph(#[from] subhub_federation::SupergraphError),
 }
 
 impl Config {
@@ -177,11 +183,18 @@ impl Config {
                 .as_ref()
                 .and_then(|var| env.iter().find(|(name, _)| name == var).map(|(_, value)| value.clone()));
         }
-        config.validate().map_err(|message| ConfigError::Invalid { path: source, message })?;
+        config.validate().map_err(|message| ConfigError::Invalid { path: source.clone(), message })?;
         if let Some(schema) = &config.schema {
             let brokers = config.brokers.keys().map(String::as_str).collect();
             let typed = TypedSchema::load(schema, brokers, config.generic_api).map_err(ConfigError::Schema)?;
             config.typed = Some(Arc::new(typed));
+        }
+        if let Some(federation) = &config.federation {
+            let supergraph = Supergraph::load(&federation.supergraph, federation.plan_timeout)?;
+            if let Some(message) = supergraph.unknown_subgraph(config.subgraphs.keys()) {
+                return Err(ConfigError::Invalid { path: source, message });
+            }
+            config.supergraph = Some(Arc::new(supergraph));
         }
         Ok(config)
     }
@@ -382,6 +395,28 @@ mod tests {
         assert_eq!(config.limits.linger, Duration::from_millis(250));
         assert_eq!(config.limits.connection_queue, 8);
         assert_eq!(config.limits.slow_consumer, SlowConsumer::Close);
+    }
+
+    #[test]
+    fn a_supergraph_is_read_with_the_config_and_its_subgraphs_checked() {
+        let supergraph = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/federation/supergraph.graphql");
+        let federation = format!("[federation]\nsupergraph = {:?}\n", supergraph.display().to_string());
+        let f = file(&format!("{federation}[subgraphs.accounts]\ntimeout = \"2s\"\n"));
+        let config = Config::load(Some(&f.0), no_env()).unwrap();
+        assert!(config.supergraph.is_some());
+        let f = file(&format!("{federation}[subgraphs.acounts]\ntimeout = \"2s\"\n"));
+        let message = Config::load(Some(&f.0), no_env()).unwrap_err().to_string();
+        assert!(
+            message.contains("subgraphs.acounts names no subgraph") && message.contains("accounts, inventory"),
+            "{message}"
+        );
+        let not_a_supergraph = file("type Query { a: Int }");
+        let f = file(&format!("[federation]\nsupergraph = {:?}\n", not_a_supergraph.0.display().to_string()));
+        let message = Config::load(Some(&f.0), no_env()).unwrap_err().to_string();
+        assert!(message.contains("not a Federation v2 supergraph"), "{message}");
+        let f = file(&format!("{federation}claims_header = \"bad header\"\n"));
+        let message = Config::load(Some(&f.0), no_env()).unwrap_err().to_string();
+        assert!(message.contains("federation.claims_header"), "{message}");
     }
 
     #[test]

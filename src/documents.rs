@@ -195,6 +195,7 @@ impl Documents {
 }
 
 /// A request's document, ready to run.
+#[derive(Clone)]
 pub struct Prepared {
     pub document: Arc<Document>,
     pub kind: Kind,

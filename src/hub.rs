@@ -52,6 +52,8 @@ pub struct Hub {
     pub keepalive: Arc<Keepalive>,
     /// One permit per replay running (`limits.max_replays`).
     pub replays: Arc<Semaphore>,
+    /// The federation gateway of `[federation]`: queries and mutations on the supergraph.
+    pub gateway: Option<Arc<subhub_federation::Gateway>>,
 }
 
 /// Why the hub could not start.
@@ -65,6 +67,8 @@ pub enum StartError {
     Auth(String),
     #[error(transparent)]
     Upstream(#[from] subhub_upstream_ws::UpstreamError),
+    #[error("federation: {0}")]
+    Federation(#[from] subhub_federation::StartError),
 }
 
 impl Hub {
@@ -103,6 +107,15 @@ impl Hub {
             generic_api: config.generic_api,
         };
         let (schema, exec_model) = schema::build(parts).map_err(|e| StartError::Schema(e.0))?;
+        let gateway = match (&config.federation, &config.supergraph) {
+            (Some(federation), Some(supergraph)) => Some(Arc::new(subhub_federation::Gateway::new(
+                supergraph.clone(),
+                &schema.sdl(),
+                federation,
+                &config.subgraphs,
+            )?)),
+            _ => None,
+        };
         let auth = config.auth.as_ref().map(Auth::from_config).transpose().map_err(StartError::Auth)?;
         let shutdown = CancellationToken::new();
         if let Some(auth) = &auth {
@@ -141,6 +154,7 @@ impl Hub {
             session_permits,
             keepalive,
             replays,
+            gateway,
         });
         Ok(hub)
     }

@@ -17,6 +17,16 @@ pub struct FederationConfig {
     /// Query plans kept, by (document hash, operation name).
     #[serde(default = "defaults::plan_cache")]
     pub plan_cache: usize,
+    /// Bytes of document text the cached plans may stand for (a plan grows with its document).
+    #[serde(default = "defaults::plan_cache_bytes")]
+    pub plan_cache_bytes: usize,
+    /// Longest time one operation may take to plan; over it the operation fails, not the hub.
+    #[serde(default = "defaults::plan_timeout", with = "humantime_serde")]
+    pub plan_timeout: Duration,
+    /// A header every subgraph request carries the client's verified token claims in (as a
+    /// JSON object), so subgraphs need not verify the token again; none when unset. A
+    /// client's own header of that name is never passed on.
+    pub claims_header: Option<String>,
 }
 
 /// `[subgraphs.NAME]`: settings of one subgraph, by its name in the supergraph.
@@ -51,6 +61,14 @@ mod defaults {
         1024
     }
 
+    pub const fn plan_cache_bytes() -> usize {
+        16 * 1024 * 1024
+    }
+
+    pub const fn plan_timeout() -> Duration {
+        Duration::from_secs(10)
+    }
+
     pub const fn timeout() -> Duration {
         Duration::from_secs(10)
     }
@@ -66,8 +84,19 @@ impl FederationConfig {
         if self.plan_cache == 0 {
             return Err("federation.plan_cache must be at least 1".to_owned());
         }
+        if self.plan_cache_bytes == 0 {
+            return Err("federation.plan_cache_bytes must be at least 1".to_owned());
+        }
         if self.self_name.is_empty() {
             return Err("federation.self must name a subgraph".to_owned());
+        }
+        if self.plan_timeout.is_zero() {
+            return Err("federation.plan_timeout must be longer than 0s".to_owned());
+        }
+        if let Some(name) = &self.claims_header {
+            if !is_header_name(name) {
+                return Err(format!("federation.claims_header: `{name}` is not an HTTP header name"));
+            }
         }
         Ok(())
     }
@@ -92,6 +121,26 @@ impl SubgraphConfig {
         if self.max_response_bytes == 0 {
             return Err(format!("subgraphs.{name}.max_response_bytes must be at least 1"));
         }
+        if let Some(header) = self.forward_headers.iter().find(|header| !is_header_name(header)) {
+            return Err(format!("subgraphs.{name}.forward_headers: `{header}` is not an HTTP header name"));
+        }
         Ok(())
     }
+
+    /// The settings of a subgraph without a `[subgraphs.NAME]` table.
+    pub fn defaults() -> Self {
+        SubgraphConfig {
+            url: None,
+            subscriptions: None,
+            sdl: None,
+            forward_headers: Vec::new(),
+            timeout: defaults::timeout(),
+            max_response_bytes: defaults::max_response_bytes(),
+        }
+    }
+}
+
+/// An HTTP header name (RFC 9110 token characters).
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }

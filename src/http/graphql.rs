@@ -132,7 +132,7 @@ pub async fn get(
         }
     }
     resume_from_last_event_id(&headers, stream, &mut payload);
-    let call = Call { stream, via_get: true, identity, places: places.map(|p| p.0) };
+    let call = Call { stream, via_get: true, identity, places: places.map(|p| p.0), headers };
     execute(&hub, media, payload, call).await
 }
 
@@ -174,7 +174,7 @@ pub async fn post(
     match payload_from(params) {
         Ok(mut payload) => {
             resume_from_last_event_id(&headers, stream, &mut payload);
-            let call = Call { stream, via_get: false, identity, places: places.map(|p| p.0) };
+            let call = Call { stream, via_get: false, identity, places: places.map(|p| p.0), headers };
             execute(&hub, media, payload, call).await
         }
         Err(message) => media.bad_request(&errors(&message)),
@@ -221,10 +221,12 @@ struct Call {
     identity: Identity,
     /// The connection's places, which a stream takes over.
     places: Option<ConnectionPlaces>,
+    /// The request's headers, some of which subgraphs may be forwarded.
+    headers: HeaderMap,
 }
 
 async fn execute(hub: &Arc<Hub>, media: MediaType, payload: OperationPayload, call: Call) -> Response {
-    let Call { stream, via_get, identity, places } = call;
+    let Call { stream, via_get, identity, places, headers } = call;
     let prepared = match (hub.prepare(&payload), stream) {
         (Ok(prepared), _) => prepared,
         // A stream reports every refusal inside it, as graphql-sse asks.
@@ -252,6 +254,12 @@ async fn execute(hub: &Arc<Hub>, media: MediaType, payload: OperationPayload, ca
             ));
         }
         (Kind::Single(_), _) => {}
+    }
+    let forwarded = operation::federated::Forwarded::Http(&headers);
+    match operation::federated::run(hub, &payload, &prepared, &identity, forwarded).await {
+        Some(operation::federated::Outcome::Response(body)) => return media.body(StatusCode::OK, body),
+        Some(operation::federated::Outcome::Refused(refusal)) => return media.request_error(refusal.errors_json()),
+        None => {}
     }
     let response = hub.schema.execute(operation::request(&payload, &prepared).data(identity)).await;
     if refused_by_authz(&response) {

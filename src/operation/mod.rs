@@ -4,12 +4,14 @@
 //! ## Layout
 //! - this file: requests, operation keys, queries and mutations (results as JSON text are
 //!   [`crate::results`]'s).
+//! - [`federated`]: queries and mutations on the supergraph, run by the federation gateway.
 //! - [`resume`]: a resumed subscription: its replay, then its held live results.
 //! - [`running`]: an operation started for one client, on any transport.
 //! - [`shared`]: a subscription on the hub's sources, executed once per event for every
 //!   subscriber of its key.
 //! - [`upstream`]: a subscription forwarded to an upstream server, its results passed through.
 
+pub mod federated;
 mod resume;
 mod running;
 mod shared;

@@ -125,8 +125,16 @@ pub fn start(
         }
         Kind::Single(_) => {
             let (task_outbox, task_slot, request) = (outbox.clone(), slot.clone(), request());
+            let federated = (hub.clone(), payload.clone(), prepared.clone(), caller.identity.clone());
+            let init_payload = caller.init_payload.cloned();
             let task = tokio::spawn(async move {
-                match super::single_result(&schema, request).await {
+                let (hub, payload, prepared, identity) = federated;
+                let forwarded = super::federated::Forwarded::Init(init_payload.as_ref());
+                let item = match super::federated::run(&hub, &payload, &prepared, &identity, forwarded).await {
+                    Some(outcome) => outcome.into(),
+                    None => super::single_result(&schema, request).await,
+                };
+                match item {
                     ExecutionItem::Next(payload) => {
                         task_outbox.push(Outbound::Next { slot: task_slot.clone(), payload });
                         task_outbox.push(Outbound::Complete { slot: task_slot });
