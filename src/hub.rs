@@ -113,6 +113,7 @@ impl Hub {
                 &schema.sdl(),
                 federation,
                 &config.subgraphs,
+                Arc::new(crate::operation::federated::GatewayCounts(metrics.clone())),
             )?)),
             _ => None,
         };

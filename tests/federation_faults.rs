@@ -52,7 +52,7 @@ async fn a_subgraph_that_is_down_nulls_its_fields_and_names_itself_only() {
     assert_eq!(error["extensions"]["service"], "accounts");
     let message = error["message"].as_str().unwrap_or_default();
     assert!(message.contains("'accounts'") && !message.contains("127.0.0.1"), "{message}");
-    assert_eq!(hub.metric("subhub_subgraph_requests_total{subgraph=\"accounts\",result=\"error\"}").await, 1.0);
+    assert_eq!(hub.metric("subhub_subgraph_requests_total{result=\"error\",subgraph=\"accounts\"}").await, 1.0);
     hub.shutdown().await;
 }
 
@@ -70,7 +70,7 @@ async fn a_slow_subgraph_is_given_up_on_after_its_timeout() {
     let error = the_error(&response);
     assert_eq!(error["extensions"]["code"], "SUBREQUEST_TIMEOUT");
     assert_eq!(error["extensions"]["service"], "accounts");
-    assert_eq!(hub.metric("subhub_subgraph_requests_total{subgraph=\"accounts\",result=\"timeout\"}").await, 1.0);
+    assert_eq!(hub.metric("subhub_subgraph_requests_total{result=\"timeout\",subgraph=\"accounts\"}").await, 1.0);
     hub.shutdown().await;
 }
 

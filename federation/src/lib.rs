@@ -22,7 +22,8 @@
 //! - [`execute`]: a plan run: fetches, entities, merging, errors.
 //! - [`project`]: the client's answer written from the merged data.
 //! - [`subgraph`]: pooled HTTP clients of the subgraphs, shared in-flight requests.
-//! - [`metrics`]: `subhub_subgraph_*` and `subhub_plan_cache_total`.
+//! - [`metrics`]: what it counts (`subhub_subgraph_*`, `subhub_plan_cache_total`), told to
+//!   the hub's metrics.
 //! - [`values`]: GraphQL literals as JSON.
 
 pub mod compose;
@@ -49,7 +50,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value as Json};
 
 pub use config::{FederationConfig, SubgraphConfig};
-pub use metrics::FederationMetrics;
+pub use metrics::{GatewayMetrics, SubgraphMetrics, SubgraphResult};
 pub use operation::{Prepared, Refusal};
 pub use plan::OperationKind;
 pub use supergraph::{Supergraph, SupergraphError};
@@ -102,17 +103,18 @@ pub struct Gateway {
     shared: Arc<Shared>,
     subgraphs: Subgraphs,
     cache: PlanCache,
-    metrics: Arc<FederationMetrics>,
     claims_header: Option<HeaderName>,
 }
 
 impl Gateway {
-    /// The gateway of `supergraph`, served beside the hub's own schema (`own_sdl`).
+    /// The gateway of `supergraph`, served beside the hub's own schema (`own_sdl`), counting
+    /// into `metrics`.
     pub fn new(
         supergraph: Arc<Supergraph>,
         own_sdl: &str,
         config: &FederationConfig,
         subgraph_configs: &BTreeMap<String, SubgraphConfig>,
+        metrics: Arc<dyn GatewayMetrics>,
     ) -> Result<Self, StartError> {
         if let Some(unknown) = supergraph.unknown_subgraph(subgraph_configs.keys()) {
             return Err(StartError::UnknownSubgraph(unknown));
@@ -122,25 +124,19 @@ impl Gateway {
         let served = schema::Schema::from_document(&served_document);
         let introspection = introspection::Introspection::new(served_document.clone());
         let validation = Validation::new(served_document);
-        let metrics = Arc::new(FederationMetrics::default());
-        let subgraphs = Subgraphs::new(urls, subgraph_configs, metrics.clone())?;
+        let subgraphs = Subgraphs::new(urls, subgraph_configs, metrics.as_ref())?;
         let claims_header =
             config.claims_header.as_deref().and_then(|name| HeaderName::from_bytes(name.as_bytes()).ok());
         Ok(Gateway {
             shared: Arc::new(Shared { supergraph, validation, served, introspection }),
             subgraphs,
-            cache: PlanCache::new(config.plan_cache, config.plan_cache_bytes, metrics.clone()),
-            metrics,
+            cache: PlanCache::new(config.plan_cache, config.plan_cache_bytes, metrics),
             claims_header,
         })
     }
 
     pub fn supergraph(&self) -> &Supergraph {
         &self.shared.supergraph
-    }
-
-    pub fn metrics(&self) -> &FederationMetrics {
-        &self.metrics
     }
 
     /// Whether the gateway runs an operation with the root field `name`: one the supergraph

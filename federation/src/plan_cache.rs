@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use lru::LruCache;
 use tokio::sync::OnceCell;
 
-use crate::metrics::FederationMetrics;
+use crate::metrics::GatewayMetrics;
 use crate::operation::{Prepared, Refusal};
 
 pub type Planned = Result<Arc<Prepared>, Refusal>;
@@ -21,7 +21,7 @@ type Key = (u128, Option<String>);
 pub struct PlanCache {
     cache: Mutex<Entries>,
     max_bytes: usize,
-    metrics: Arc<FederationMetrics>,
+    metrics: Arc<dyn GatewayMetrics>,
 }
 
 struct Entries {
@@ -31,7 +31,7 @@ struct Entries {
 }
 
 impl PlanCache {
-    pub fn new(capacity: usize, max_bytes: usize, metrics: Arc<FederationMetrics>) -> Self {
+    pub fn new(capacity: usize, max_bytes: usize, metrics: Arc<dyn GatewayMetrics>) -> Self {
         let capacity = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
         PlanCache { cache: Mutex::new(Entries { entries: LruCache::new(capacity), bytes: 0 }), max_bytes, metrics }
     }
@@ -95,6 +95,28 @@ impl Entries {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::{SubgraphMetrics, Uncounted};
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+    /// Counts plan lookups: `[hits, misses]`.
+    #[derive(Default)]
+    struct Lookups([AtomicU64; 2]);
+
+    impl GatewayMetrics for Lookups {
+        fn subgraph(&self, _: &str) -> Arc<dyn SubgraphMetrics> {
+            Arc::new(Uncounted)
+        }
+
+        fn plan_lookup(&self, hit: bool) {
+            self.0[usize::from(!hit)].fetch_add(1, Relaxed);
+        }
+    }
+
+    impl Lookups {
+        fn plan_cache(&self, hit: bool) -> u64 {
+            self.0[usize::from(!hit)].load(Relaxed)
+        }
+    }
 
     fn refused() -> Planned {
         Err(Refusal::Invalid("[]".into()))
@@ -102,7 +124,7 @@ mod tests {
 
     #[tokio::test]
     async fn entries_and_bytes_are_bounded_and_lookups_counted() {
-        let metrics = Arc::new(FederationMetrics::default());
+        let metrics = Arc::new(Lookups::default());
         let cache = PlanCache::new(2, 10, metrics.clone());
         for text in ["{ a }", "{ b }", "{ a }"] {
             let _ = cache.get_or_prepare(text, None, refused).await;

@@ -12,8 +12,14 @@ fn gateway() -> Gateway {
         .expect("fixture");
     let supergraph = Arc::new(Supergraph::from_sdl(&sdl, Duration::from_secs(10)).expect("a supergraph"));
     let config: FederationConfig = serde_json::from_value(json!({ "supergraph": "unused.graphql" })).expect("config");
-    Gateway::new(supergraph, "scalar Local type Query { hello: String }", &config, &Default::default())
-        .expect("a gateway")
+    Gateway::new(
+        supergraph,
+        "scalar Local type Query { hello: String }",
+        &config,
+        &Default::default(),
+        std::sync::Arc::new(subhub_federation::metrics::Uncounted),
+    )
+    .expect("a gateway")
 }
 
 async fn run(gateway: &Gateway, query: &str) -> Value {

@@ -4,15 +4,19 @@
 //! validates and plans it once, and runs the hub's own root fields of a mixed query through the
 //! hub's schema beside its fetches.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_graphql::parser::types::OperationType;
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, Selection, SelectionSet};
 use axum::http::{HeaderMap, HeaderValue};
 use futures_util::FutureExt;
 use serde_json::{Map, Value};
-use subhub_federation::{Gateway, Local, Refusal};
+use subhub_federation::{Gateway, GatewayMetrics, Local, Refusal, SubgraphMetrics, SubgraphResult};
 use subhub_protocol::OperationPayload;
+use subhub_subscriptions::metrics::{Counter, Histogram};
+use subhub_subscriptions::Metrics;
 
 use crate::auth::Identity;
 use crate::documents::Prepared;
@@ -162,4 +166,44 @@ fn selects<'a>(
                 .is_some_and(|fragment| selects(gateway, document, &fragment.node.selection_set.node, mutation, seen))
         }
     })
+}
+
+/// The gateway's numbers (DESIGN §18), counted into the hub's one list of metrics.
+pub struct GatewayCounts(pub Arc<Metrics>);
+
+impl GatewayMetrics for GatewayCounts {
+    fn subgraph(&self, name: &str) -> Arc<dyn SubgraphMetrics> {
+        let metrics = &self.0;
+        Arc::new(SubgraphCounts {
+            results: SubgraphResult::ALL.map(|result| metrics.subgraph_requests.series(&[name, result.label()])),
+            seconds: metrics.subgraph_request_seconds.series(&[name]),
+            shared: metrics.subgraph_requests_shared.series(&[name]),
+        })
+    }
+
+    fn plan_lookup(&self, hit: bool) {
+        let lookups = &self.0.plan_cache;
+        if hit { &lookups.hits } else { &lookups.misses }.fetch_add(1, Relaxed);
+    }
+}
+
+/// One subgraph's series, resolved when the gateway is built.
+struct SubgraphCounts {
+    /// By [`SubgraphResult::ALL`]'s order.
+    results: [Counter; SubgraphResult::ALL.len()],
+    seconds: Histogram,
+    shared: Counter,
+}
+
+impl SubgraphMetrics for SubgraphCounts {
+    fn request(&self, result: SubgraphResult, took: Duration) {
+        if let Some(counter) = SubgraphResult::ALL.iter().position(|r| *r == result).map(|i| &self.results[i]) {
+            counter.fetch_add(1, Relaxed);
+        }
+        self.seconds.observe(took.as_secs_f64());
+    }
+
+    fn shared(&self) {
+        self.shared.fetch_add(1, Relaxed);
+    }
 }

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::config::SubgraphConfig;
-use crate::metrics::{FederationMetrics, SubgraphResult};
+use crate::metrics::{GatewayMetrics, SubgraphMetrics, SubgraphResult};
 
 /// Why a request to a subgraph gave no GraphQL response. The variants carry no URL and no
 /// library text: clients see a fixed message for each.
@@ -51,7 +51,7 @@ pub struct Subgraph {
     /// Client headers passed on, lowercase.
     forward_headers: Vec<HeaderName>,
     inflight: inflight::Inflight,
-    metrics: Arc<FederationMetrics>,
+    metrics: Arc<dyn SubgraphMetrics>,
 }
 
 /// What a request carries besides its body.
@@ -94,7 +94,7 @@ impl Subgraph {
         }
         let subgraph = self.clone();
         let send = move |key: inflight::Key| async move { subgraph.send(key.body, key.headers).await };
-        self.inflight.run(inflight::Key { body, headers }, send, || self.metrics.shared_request(&self.name)).await
+        self.inflight.run(inflight::Key { body, headers }, send, || self.metrics.shared()).await
     }
 
     async fn send(&self, body: Bytes, headers: Vec<(HeaderName, HeaderValue)>) -> Result<Bytes, SubgraphError> {
@@ -109,7 +109,7 @@ impl Subgraph {
             Err(SubgraphError::Timeout) => SubgraphResult::Timeout,
             Err(_) => SubgraphResult::Error,
         };
-        self.metrics.subgraph_request(&self.name, outcome, started.elapsed());
+        self.metrics.request(outcome, started.elapsed());
         if let Err(error) = &result {
             tracing::debug!(subgraph = %self.name, %error, "subgraph request failed");
         }
@@ -141,7 +141,7 @@ impl Subgraphs {
     pub fn new(
         urls: &HashMap<String, String>,
         configs: &std::collections::BTreeMap<String, SubgraphConfig>,
-        metrics: Arc<FederationMetrics>,
+        metrics: &dyn GatewayMetrics,
     ) -> Result<Self, SetupError> {
         let mut by_name = HashMap::new();
         for (name, supergraph_url) in urls {
@@ -168,9 +168,8 @@ impl Subgraphs {
                 max_response_bytes: config.max_response_bytes,
                 forward_headers,
                 inflight: inflight::Inflight::default(),
-                metrics: metrics.clone(),
+                metrics: metrics.subgraph(name),
             };
-            metrics.add_subgraph(name);
             by_name.insert(name.clone(), Arc::new(subgraph));
         }
         let mut forwarded: Vec<HeaderName> = by_name.values().flat_map(|s| s.forward_headers.iter().cloned()).collect();

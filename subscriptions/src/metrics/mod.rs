@@ -87,6 +87,12 @@ pub struct Metrics {
     pub source_errors: Counter,
     /// Lookups in the cache of parsed documents.
     pub document_cache: Lookups,
+    /// The federation gateway's subgraph requests (DESIGN §18), by subgraph and result.
+    pub subgraph_requests: CounterFamily,
+    pub subgraph_request_seconds: HistogramFamily,
+    pub subgraph_requests_shared: CounterFamily,
+    /// Lookups in the gateway's cache of query plans.
+    pub plan_cache: Lookups,
     clocks: Arc<Clocks>,
 }
 
@@ -177,7 +183,26 @@ impl Metrics {
             ["result"],
             [["hit"], ["miss"]],
         );
+        let [plan_hits, plan_misses] =
+            families.counters("subhub_plan_cache_total", "Query plan lookups.", ["result"], [["hit"], ["miss"]]);
         Metrics {
+            subgraph_requests: families.counter_family(
+                "subhub_subgraph_requests_total",
+                "Requests to subgraphs, by how they ended.",
+                &["subgraph", "result"],
+            ),
+            subgraph_request_seconds: families.histogram_family(
+                "subhub_subgraph_request_seconds",
+                "Seconds a subgraph request took.",
+                &["subgraph"],
+                &LATENCY_BUCKETS,
+            ),
+            subgraph_requests_shared: families.counter_family(
+                "subhub_subgraph_requests_shared_total",
+                "Subgraph requests answered by an identical one already in flight.",
+                &["subgraph"],
+            ),
+            plan_cache: Lookups { hits: plan_hits, misses: plan_misses },
             connections: families.gauges(
                 "subhub_connections",
                 "Open client connections.",
